@@ -1,0 +1,107 @@
+"""The ``doodlelab`` command line. Heavy imports happen inside the subcommands.
+
+Every user mistake (bad path, bad data, bad config value) ends as one line on stderr
+and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from doodlelab import __version__
+from doodlelab.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML file of settings")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="override one setting, e.g. optim.lr=0.05")
+
+
+def _add_data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR",
+                   help="course folder (default: $DOODLELAB_DATA, then ./data/quickdraw_subset_np)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand."""
+    parser = _Parser(prog="doodlelab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"doodlelab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a model and write a run folder")
+    train.add_argument("model", choices=["classifier"], help="which model to train")
+    train.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    _add_data_arg(train)
+    train.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
+                       help="run folder to write (default: runs/<model>-<backend>)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a finished run already in RUN_DIR")
+    _add_config_args(train)
+
+    ev = sub.add_parser("evaluate", help="test metrics of a trained run")
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _add_data_arg(ev)
+    ev.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics here")
+    return parser
+
+
+def _summary(metrics: dict) -> str:
+    keys = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_macro",
+            "pr_auc_macro")
+    return "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from doodlelab.config import load_config
+    from doodlelab.runs import train_classifier
+
+    cfg = load_config(args.config, args.overrides)
+    out = args.out or Path("runs") / f"{args.model}-{args.backend}"
+    metrics = train_classifier(data=args.data, out=out, cfg=cfg, backend=args.backend,
+                               overwrite=args.overwrite)
+    print(f"{args.model} ({args.backend}) -> {out}")
+    print(f"test: {_summary(metrics)}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from doodlelab.fileio import write_json
+    from doodlelab.runs import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, args.data)
+    if args.json:
+        write_json(args.json, metrics)
+    print(f"test: {_summary(metrics)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"doodlelab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("doodlelab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Run configuration: frozen dataclasses with defaults, loaded from TOML, overridden by ``--set``.
+
+Every value is checked in ``__post_init__``; a bad value raises :class:`ConfigError`
+whose message names the field (``optim.lr``) and the allowed range. The defaults are
+the configuration chosen on the validation split (see ``docs/hyperparameters.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doodlelab.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(UserError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+def _check(ok: bool, name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config: {name} must be {rule} (got {value!r})")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    _check(value in allowed, name, "one of " + ", ".join(allowed), value)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how validation is carved out of train."""
+
+    val_fraction: float = 0.1  # stratified share of train held out for validation
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.val_fraction < 0.5, "data.val_fraction", "in (0, 0.5)", self.val_fraction)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random affine distortion of training images (off at validation and test time)."""
+
+    enabled: bool = True
+    shift: float = 2.0  # max translation in pixels, uniform in [-shift, shift]
+    rotate: float = 10.0  # max rotation in degrees
+    scale: float = 0.1  # zoom uniform in [1 - scale, 1 + scale]
+    shear: float = 0.0  # max shear angle in degrees
+    flip: bool = False  # random horizontal flip with probability 1/2
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.shift <= 8.0, "augment.shift", "in [0, 8] pixels", self.shift)
+        _check(0.0 <= self.rotate <= 45.0, "augment.rotate", "in [0, 45] degrees", self.rotate)
+        _check(0.0 <= self.scale < 0.5, "augment.scale", "in [0, 0.5)", self.scale)
+        _check(0.0 <= self.shear <= 30.0, "augment.shear", "in [0, 30] degrees", self.shear)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The MLP: hidden widths, activation, dropout and weight initialisation."""
+
+    hidden: tuple[int, ...] = (512, 256)
+    activation: str = "relu"
+    dropout: float = 0.3  # after every hidden activation
+    input_dropout: float = 0.0  # on the 784 pixels
+    init: str = "he_normal"
+
+    def __post_init__(self) -> None:
+        from doodlelab.nn.init import SCHEMES
+        from doodlelab.nn.modules import ACTIVATIONS
+
+        _check(len(self.hidden) >= 1, "model.hidden", "a non-empty list of widths", self.hidden)
+        for h in self.hidden:
+            _check(isinstance(h, int) and 1 <= h <= 8192, "model.hidden", "widths in [1, 8192]", h)
+        _choice("model.activation", self.activation, tuple(ACTIVATIONS))
+        _check(0.0 <= self.dropout < 1.0, "model.dropout", "in [0, 1)", self.dropout)
+        _check(0.0 <= self.input_dropout < 1.0, "model.input_dropout", "in [0, 1)", self.input_dropout)
+        _choice("model.init", self.init, SCHEMES)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD with momentum, regularisation and the learning-rate schedule."""
+
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # torch-style coupled decay on every parameter
+    l2: float = 0.0  # explicit L2 penalty on weight matrices, added to the loss
+    schedule: str = "cosine"
+    step_size: int = 10  # epochs between decays (schedule = "step")
+    gamma: float = 0.1  # decay factor (schedule = "step")
+    min_lr: float = 0.0  # floor of the cosine schedule
+    warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        from doodlelab.nn.optim import LRSchedule
+
+        _check(0.0 < self.lr <= 10.0, "optim.lr", "in (0, 10]", self.lr)
+        _check(0.0 <= self.momentum < 1.0, "optim.momentum", "in [0, 1)", self.momentum)
+        _check(
+            not (self.nesterov and self.momentum == 0.0),
+            "optim.nesterov",
+            "false when optim.momentum is 0",
+            self.nesterov,
+        )
+        _check(0.0 <= self.weight_decay < 1.0, "optim.weight_decay", "in [0, 1)", self.weight_decay)
+        _check(0.0 <= self.l2 < 1.0, "optim.l2", "in [0, 1)", self.l2)
+        _choice("optim.schedule", self.schedule, LRSchedule.KINDS)
+        _check(self.step_size >= 1, "optim.step_size", ">= 1", self.step_size)
+        _check(0.0 < self.gamma <= 1.0, "optim.gamma", "in (0, 1]", self.gamma)
+        _check(0.0 <= self.min_lr <= self.lr, "optim.min_lr", "in [0, optim.lr]", self.min_lr)
+        _check(self.warmup_epochs >= 0, "optim.warmup_epochs", ">= 0", self.warmup_epochs)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The fit loop: epochs, batches, seed, loss options, early stopping."""
+
+    epochs: int = 60
+    batch_size: int = 64
+    seed: int = 0
+    label_smoothing: float = 0.0
+    patience: int = 0  # stop after this many epochs without a better val loss; 0 = never
+    min_delta: float = 0.0  # how much val loss must fall to count as better
+    restore_best: bool = True  # load the weights of the best validation epoch at the end
+    monitor: str = "val_accuracy"  # what "best" means for early stopping and restoring
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.epochs <= 10_000, "train.epochs", "in [1, 10000]", self.epochs)
+        _check(1 <= self.batch_size <= 65_536, "train.batch_size", "in [1, 65536]", self.batch_size)
+        _check(0 <= self.seed < 2**32, "train.seed", "in [0, 2**32)", self.seed)
+        _check(
+            0.0 <= self.label_smoothing < 1.0,
+            "train.label_smoothing",
+            "in [0, 1)",
+            self.label_smoothing,
+        )
+        _check(self.patience >= 0, "train.patience", ">= 0", self.patience)
+        _check(self.min_delta >= 0, "train.min_delta", ">= 0", self.min_delta)
+        _choice("train.monitor", self.monitor, ("val_loss", "val_accuracy"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: one field per TOML section."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the resolved configuration as plain JSON-able dicts."""
+        out: dict[str, dict[str, Any]] = {}
+        for f in dataclasses.fields(self):
+            section = dataclasses.asdict(getattr(self, f.name))
+            out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in section.items()}
+        return out
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Convert a TOML/JSON value to the field's declared type or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(name, typing.get_args(hint)[0], v) for v in value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value,)
+    type_name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"config: {name} must be of type {type_name} (got {value!r})")
+
+
+def build_config(values: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Return a Config from nested ``{section: {key: value}}``; unknown keys are errors."""
+    values = values or {}
+    sections = {}
+    for sname, cls in SECTIONS.items():
+        given = dict(values.get(sname, {}) or {})
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in given:
+            if key not in known:
+                raise ConfigError(
+                    f"config: unknown key {sname}.{key}; known keys: {', '.join(sorted(known))}"
+                )
+        kwargs = {k: _coerce(f"{sname}.{k}", hints[k], v) for k, v in given.items()}
+        sections[sname] = cls(**kwargs)
+    for sname in values:
+        if sname not in SECTIONS:
+            raise ConfigError(
+                f"config: unknown section [{sname}]; known sections: {', '.join(SECTIONS)}"
+            )
+    return Config(**sections)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value`` (value in TOML syntax, bare words as strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. optim.lr=0.05")
+    dotted, raw = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. optim.lr=0.05")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as relu or cosine
+    return parts[0], parts[1], value
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Return the Config from defaults, then the TOML file at ``path``, then ``overrides``."""
+    values: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                values = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        for sname, section in values.items():
+            if not isinstance(section, dict):
+                raise ConfigError(f"config file {path}: {sname} must be a [section] table")
+    for text in overrides or []:
+        sname, key, value = parse_override(text)
+        values.setdefault(sname, {})[key] = value
+    return build_config(values)
+
+
+def config_from_dict(d: dict[str, dict[str, Any]]) -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's config.json)."""
+    return build_config(d)

@@ -1,0 +1,18 @@
+"""The data layer: course-folder loader and validation, split, batches, augmentation."""
+
+from doodlelab.data.batches import iterate_minibatches, n_batches
+from doodlelab.data.course import CLASSES, DataError, Split, load_split, resolve_data_dir
+from doodlelab.data.split import load_split_file, save_split, stratified_split
+
+__all__ = [
+    "CLASSES",
+    "DataError",
+    "Split",
+    "iterate_minibatches",
+    "load_split",
+    "load_split_file",
+    "n_batches",
+    "resolve_data_dir",
+    "save_split",
+    "stratified_split",
+]

@@ -1,0 +1,74 @@
+"""Random affine distortions of a batch of 28x28 images, vectorised in numpy.
+
+Each image gets its own rotation, zoom, shear, translation (and optional mirror).
+We compute, for every *output* pixel, where it comes from in the input (the inverse
+map) and read the input there with bilinear interpolation; pixels that come from
+outside the canvas are black. One batched gather per corner, no Python loop over
+images, so an epoch of augmentation costs a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from doodlelab.config import AugmentConfig
+
+SIDE = 28
+_CENTER = (SIDE - 1) / 2.0
+# (784, 2) output pixel coordinates (row, col), centred on the image middle.
+_GRID = (np.stack(np.meshgrid(np.arange(SIDE), np.arange(SIDE), indexing="ij"), -1)
+         .reshape(-1, 2).astype(np.float32) - _CENTER)
+
+
+def sample_inverse_maps(
+    n: int, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(M, t)``: (n, 2, 2) matrices and (n, 2) offsets mapping output to input coords."""
+    angle = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate, n))
+    zoom = rng.uniform(1.0 - cfg.scale, 1.0 + cfg.scale, n)
+    shear = np.deg2rad(rng.uniform(-cfg.shear, cfg.shear, n))
+    shift = rng.uniform(-cfg.shift, cfg.shift, (n, 2))
+    mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0) if cfg.flip else np.ones(n)
+    cos, sin = np.cos(angle), np.sin(angle)
+    # Forward map (row, col): mirror columns, shear, rotate, zoom; we need its inverse.
+    fwd = np.empty((n, 2, 2))
+    fwd[:, 0, 0] = cos
+    fwd[:, 0, 1] = -sin + cos * np.tan(shear)
+    fwd[:, 1, 0] = sin
+    fwd[:, 1, 1] = cos + sin * np.tan(shear)
+    fwd *= zoom[:, None, None]
+    fwd[:, :, 1] *= mirror[:, None]
+    inv = np.linalg.inv(fwd)
+    return inv.astype(np.float32), shift.astype(np.float32)
+
+
+def warp(x: np.ndarray, inv: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Return images (B, 784) resampled at ``inv @ (p - shift)`` with bilinear interpolation."""
+    b = x.shape[0]
+    off = np.einsum("nij,nj->ni", inv, shift)  # (B, 2)
+    gr, gc = _GRID[:, 0], _GRID[:, 1]
+    # (B, 784) source row and column of every output pixel, plus 1 for the zero border.
+    rows = inv[:, 0, 0, None] * gr + inv[:, 0, 1, None] * gc + (_CENTER + 1 - off[:, 0, None])
+    cols = inv[:, 1, 0, None] * gr + inv[:, 1, 1, None] * gc + (_CENTER + 1 - off[:, 1, None])
+    np.clip(rows, 0.0, SIDE + 0.5, out=rows)  # anything further out reads the zero border
+    np.clip(cols, 0.0, SIDE + 0.5, out=cols)
+    r0, c0 = np.floor(rows), np.floor(cols)
+    fr, fc = rows - r0, cols - c0
+    width = SIDE + 2
+    padded = np.zeros((b, width, width), dtype=x.dtype)
+    padded[:, 1:-1, 1:-1] = x.reshape(b, SIDE, SIDE)
+    flat = padded.reshape(-1)
+    i00 = (r0.astype(np.intp) * width + c0.astype(np.intp)) + (np.arange(b) * width * width)[:, None]
+    v00, v01 = flat.take(i00), flat.take(i00 + 1)
+    v10, v11 = flat.take(i00 + width), flat.take(i00 + width + 1)
+    top = v00 + fc * (v01 - v00)
+    bot = v10 + fc * (v11 - v10)
+    return (top + fr * (bot - top)).astype(x.dtype, copy=False)
+
+
+def random_affine(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Return a randomly distorted copy of images ``x`` (B, 784); ``x`` is not modified."""
+    if not cfg.enabled or x.shape[0] == 0:
+        return x
+    inv, shift = sample_inverse_maps(x.shape[0], cfg, rng)
+    return warp(x, inv, shift)

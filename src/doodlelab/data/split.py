@@ -1,0 +1,51 @@
+"""The train/validation split: seeded, stratified, saved as ``split.npz`` in a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from doodlelab.errors import UserError
+from doodlelab.fileio import write_npz
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return sorted ``(train_idx, val_idx)``: ``round(val_fraction * n_c)`` of each class c.
+
+    Depends only on the labels, the fraction and the seed, so every model and backend
+    trained with one seed on one data set sees the same split. Classes with at least
+    two examples keep at least one on each side.
+    """
+    rng = np.random.default_rng([seed, 0x5EED])  # own stream, independent of training
+    val = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = int(round(val_fraction * members.size))
+        if members.size >= 2:
+            k = min(max(k, 1), members.size - 1)
+        val.append(rng.permutation(members)[:k])
+    val_idx = np.sort(np.concatenate(val)).astype(np.int64)
+    mask = np.ones(labels.shape[0], dtype=bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask).astype(np.int64), val_idx
+
+
+def save_split(path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
+    """Atomically write the indices to ``path`` (keys ``train`` and ``val``)."""
+    return write_npz(path, train=train_idx, val=val_idx)
+
+
+def load_split_file(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read a split.npz and check it partitions ``range(n)``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            train_idx, val_idx = z["train"], z["val"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path} is not a readable split file ({exc})") from None
+    both = np.concatenate([train_idx, val_idx])
+    if both.size != n or not np.array_equal(np.sort(both), np.arange(n)):
+        raise UserError(f"{path} does not partition the {n} training images; was it made for other data?")
+    return train_idx.astype(np.int64), val_idx.astype(np.int64)

@@ -1,0 +1,128 @@
+"""Figures of a run, each written as a PNG together with the CSV of the numbers behind it.
+
+Tests assert on the CSVs, never on pixels. matplotlib is imported inside the
+functions (with the non-interactive Agg backend), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from doodlelab.fileio import write_bytes, write_csv
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+    return write_bytes(path, buf.getvalue())
+
+
+def plot_curves(
+    runs: Mapping[str, Sequence[Mapping[str, float]]], out_dir: Path, stem: str = ""
+) -> list[Path]:
+    """Plot loss and accuracy per epoch for one or more labelled histories.
+
+    Writes ``{stem}loss.png``/``.csv`` (train and validation loss) and
+    ``{stem}accuracy.png``/``.csv`` (train and validation accuracy). With several runs
+    (e.g. numpy and torch) the curves are overlaid and the CSV has a ``run`` column.
+    """
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    written = []
+    for metric, ylabel in (("loss", "cross-entropy"), ("accuracy", "accuracy")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        rows = []
+        styles = ["-", "--", ":", "-."]
+        for i, (label, history) in enumerate(runs.items()):
+            epochs = [h["epoch"] for h in history]
+            for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
+                key = f"{split}_{metric}"
+                values = [h[key] for h in history]
+                name = f"{label} {split}" if len(runs) > 1 else split
+                ax.plot(epochs, values, styles[i % 4], color=color, label=name)
+            for h in history:
+                rows.append({"run": label, "epoch": h["epoch"],
+                             f"train_{metric}": h[f"train_{metric}"],
+                             f"val_{metric}": h[f"val_{metric}"]})
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{metric} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        written.append(_save(fig, out_dir / f"{stem}{metric}.png"))
+        written.append(write_csv(out_dir / f"{stem}{metric}.csv", rows,
+                                 ["run", "epoch", f"train_{metric}", f"val_{metric}"]))
+    return written
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], out_dir: Path,
+                   stem: str = "") -> list[Path]:
+    """Plot the confusion matrix (rows true, columns predicted) with counts in the cells."""
+    plt = _pyplot()
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    im = ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center",
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.colorbar(im, ax=ax)
+    ax.set_title("confusion matrix (test)")
+    rows = [{"true": class_names[i], **{class_names[j]: int(m[i, j]) for j in range(m.shape[1])}}
+            for i in range(m.shape[0])]
+    return [_save(fig, Path(out_dir) / f"{stem}confusion.png"),
+            write_csv(Path(out_dir) / f"{stem}confusion.csv", rows, ["true", *class_names])]
+
+
+def plot_roc_pr(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], out_dir: Path,
+                stem: str = "") -> list[Path]:
+    """Plot one-vs-rest ROC and precision-recall curves per class (sklearn curves)."""
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    written = []
+    fig_roc, ax_roc = plt.subplots(figsize=(5.6, 4.6))
+    fig_pr, ax_pr = plt.subplots(figsize=(5.6, 4.6))
+    roc_rows, pr_rows = [], []
+    for c, name in enumerate(class_names):
+        positive = (y_true == c).astype(int)
+        if positive.min() == positive.max():
+            continue  # a class absent (or alone) has no curve
+        fpr, tpr, _ = roc_curve(positive, probs[:, c])
+        prec, rec, _ = precision_recall_curve(positive, probs[:, c])
+        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        ax_pr.plot(rec, prec, label=name)
+        roc_rows += [{"class": name, "fpr": float(a), "tpr": float(b)} for a, b in zip(fpr, tpr)]
+        pr_rows += [{"class": name, "recall": float(a), "precision": float(b)}
+                    for a, b in zip(rec, prec)]
+    ax_roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    ax_pr.set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
+    for ax in (ax_roc, ax_pr):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    written.append(_save(fig_roc, out_dir / f"{stem}roc.png"))
+    written.append(write_csv(out_dir / f"{stem}roc.csv", roc_rows, ["class", "fpr", "tpr"]))
+    written.append(_save(fig_pr, out_dir / f"{stem}pr.png"))
+    written.append(write_csv(out_dir / f"{stem}pr.csv", pr_rows, ["class", "recall", "precision"]))
+    return written

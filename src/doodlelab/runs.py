@@ -1,0 +1,232 @@
+"""Runs are folders.
+
+A run folder holds ``config.json`` (fully resolved, plus task and backend),
+``env.json`` (versions, seed, git commit, data checksums, timings), ``split.npz``,
+``history.csv``, ``weights.npz``, ``metrics.json`` and ``figures/``. Every file is
+written atomically, and ``metrics.json`` is written last: a folder without it is
+an unfinished run. Data and configuration are validated before the folder is made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from doodlelab import __version__
+from doodlelab.config import Config, ConfigError, config_from_dict
+from doodlelab.data.course import CLASSES, Split, load_split, resolve_data_dir
+from doodlelab.data.split import save_split, stratified_split
+from doodlelab.errors import UserError
+from doodlelab.fileio import write_csv, write_json, write_npz
+from doodlelab.nn.losses import softmax
+from doodlelab.tasks.classifier import NumpyClassifier, Streams
+from doodlelab.train import HISTORY_COLUMNS, Task, fit
+
+BACKENDS = ("numpy", "torch")
+RUN_FILES = ("config.json", "metrics.json", "weights.npz", "history.csv", "split.npz")
+
+
+def git_commit() -> str | None:
+    """Return the commit of the source checkout this package runs from, if any."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(backend: str) -> dict[str, Any]:
+    """Return versions of Python and the libraries a run depends on, and the machine."""
+    import matplotlib
+    import sklearn
+
+    env: dict[str, Any] = {
+        "doodlelab": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scikit_learn": sklearn.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": git_commit(),
+    }
+    if backend == "torch":
+        import torch
+
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+    return env
+
+
+def make_classifier(cfg: Config, backend: str, streams: Streams) -> Task:
+    """Return the classifier task of ``backend`` with weights drawn from ``streams.init``."""
+    if backend == "numpy":
+        return NumpyClassifier(cfg, streams)
+    if backend == "torch":
+        try:
+            from doodlelab.twin.classifier import TorchClassifier
+        except ImportError as exc:
+            raise UserError(
+                f"the torch backend needs PyTorch ({exc}); install it with pip install -e '.[torch]'"
+            ) from None
+        return TorchClassifier(cfg, streams)
+    raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> Path:
+    """Check that ``out`` may receive a new run; never delete what it already holds."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder; choose another path")
+    if out.is_dir():
+        existing = [name for name in RUN_FILES if (out / name).exists()]
+        if existing and not overwrite:
+            raise UserError(
+                f"--out {out} already holds a run ({', '.join(existing)}); choose another "
+                "folder or pass --overwrite to replace it"
+            )
+    return out
+
+
+def probabilities(task: Task, x: np.ndarray) -> np.ndarray:
+    """Return class probabilities (N, 5) in float64 from the task's eval-mode logits."""
+    return softmax(task.logits(x).astype(np.float64))
+
+
+def write_test_outputs(task: Task, test: Split, run_dir: Path) -> dict[str, Any]:
+    """Compute test metrics, draw the confusion/ROC/PR figures, write ``metrics.json``."""
+    from doodlelab.figures import plot_confusion, plot_roc_pr
+    from doodlelab.metrics import classification_metrics
+
+    probs = probabilities(task, test.x)
+    metrics = classification_metrics(test.y, probs, CLASSES)
+    fig_dir = run_dir / "figures"
+    plot_confusion(metrics["confusion_matrix"], CLASSES, fig_dir)
+    plot_roc_pr(test.y, probs, CLASSES, fig_dir)
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def train_classifier(
+    *,
+    data: str | Path | None,
+    out: Path,
+    cfg: Config,
+    backend: str = "numpy",
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Train the classifier on the course folder and write a complete run folder.
+
+    Returns the test metrics. Raises UserError (before writing anything) on bad data,
+    a bad backend or an occupied ``out``.
+    """
+    from doodlelab.figures import plot_curves
+
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    data_dir = resolve_data_dir(data)
+    train = load_split(data_dir, "train")
+    test = load_split(data_dir, "test")
+    out = prepare_out_dir(out, overwrite)
+    train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
+    streams = Streams.from_seed(cfg.train.seed)
+    task = make_classifier(cfg, backend, streams)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").unlink(missing_ok=True)  # an overwritten run is unfinished until the end
+    write_json(out / "config.json", {"task": "classifier", "backend": backend, **cfg.to_dict()})
+    save_split(out / "split.npz", train_idx, val_idx)
+    history: list[dict[str, float]] = []
+
+    def on_epoch(row: dict[str, float]) -> None:
+        history.append(row)
+        write_csv(out / "history.csv", history, HISTORY_COLUMNS)
+
+    result = fit(
+        task,
+        train.x[train_idx], train.y[train_idx],
+        train.x[val_idx], train.y[val_idx],
+        cfg,
+        shuffle_rng=streams.shuffle,
+        augment_rng=streams.augment,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+    write_npz(out / "weights.npz", **task.state_dict())
+    plot_curves({backend: result.history}, out / "figures")
+    env = environment(backend)
+    env.update(
+        seed=cfg.train.seed,
+        backend=backend,
+        data_dir=str(Path(data_dir).resolve()),
+        data_checksums={**train.checksums, **test.checksums},
+        n_train=int(train_idx.size),
+        n_val=int(val_idx.size),
+        n_test=len(test),
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.history),
+        stopped_early=result.stopped_early,
+        timings={
+            "train_seconds": round(result.train_seconds, 3),
+            "epoch_seconds_median": round(float(np.median(result.epoch_seconds)), 4),
+        },
+    )
+    write_json(out / "env.json", env)
+    return write_test_outputs(task, test, out)
+
+
+def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
+    """Read a run's ``config.json``; return (raw dict, Config)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.json); train one first")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is not readable JSON ({exc})") from None
+    sections = {k: v for k, v in raw.items() if k not in ("task", "backend")}
+    try:
+        cfg = config_from_dict(sections)
+    except ConfigError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return raw, cfg
+
+
+def load_weights(path: Path) -> dict[str, np.ndarray]:
+    """Read ``weights.npz`` (never with pickles) into a dict of arrays."""
+    if not Path(path).is_file():
+        raise UserError(f"{path} is missing: the run did not finish; train it again")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable weights file ({exc})") from None
+
+
+def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
+    """Return test metrics of the trained model in ``run_dir`` on the test files of ``data``."""
+    from doodlelab.metrics import classification_metrics
+
+    raw, cfg = load_run(run_dir)
+    data_dir = resolve_data_dir(data)
+    test = load_split(data_dir, "test")
+    task = make_classifier(cfg, raw.get("backend", "numpy"), Streams.from_seed(cfg.train.seed))
+    try:
+        task.load_state_dict(load_weights(Path(run_dir) / "weights.npz"))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{run_dir}/weights.npz does not match config.json ({exc})") from None
+    return classification_metrics(test.y, probabilities(task, test.x), CLASSES)

@@ -1,0 +1,1 @@
+"""Models with their loss and prediction rule, one module per task and backend."""
