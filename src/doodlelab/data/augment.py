@@ -47,16 +47,17 @@ def warp(x: np.ndarray, inv: np.ndarray, shift: np.ndarray) -> np.ndarray:
     b = x.shape[0]
     off = np.einsum("nij,nj->ni", inv, shift)  # (B, 2)
     gr, gc = _GRID[:, 0], _GRID[:, 1]
-    # (B, 784) source row and column of every output pixel, plus 1 for the zero border.
-    rows = inv[:, 0, 0, None] * gr + inv[:, 0, 1, None] * gc + (_CENTER + 1 - off[:, 0, None])
-    cols = inv[:, 1, 0, None] * gr + inv[:, 1, 1, None] * gc + (_CENTER + 1 - off[:, 1, None])
-    np.clip(rows, 0.0, SIDE + 0.5, out=rows)  # anything further out reads the zero border
-    np.clip(cols, 0.0, SIDE + 0.5, out=cols)
+    pad = 2  # a two-pixel black border: every 2x2 neighbour read stays inside the canvas
+    # (B, 784) source row and column of every output pixel, in padded coordinates.
+    rows = inv[:, 0, 0, None] * gr + inv[:, 0, 1, None] * gc + (_CENTER + pad - off[:, 0, None])
+    cols = inv[:, 1, 0, None] * gr + inv[:, 1, 1, None] * gc + (_CENTER + pad - off[:, 1, None])
+    np.clip(rows, 0.0, SIDE + pad, out=rows)  # anything further out reads the black border
+    np.clip(cols, 0.0, SIDE + pad, out=cols)
     r0, c0 = np.floor(rows), np.floor(cols)
     fr, fc = rows - r0, cols - c0
-    width = SIDE + 2
+    width = SIDE + 2 * pad
     padded = np.zeros((b, width, width), dtype=x.dtype)
-    padded[:, 1:-1, 1:-1] = x.reshape(b, SIDE, SIDE)
+    padded[:, pad:-pad, pad:-pad] = x.reshape(b, SIDE, SIDE)
     flat = padded.reshape(-1)
     i00 = (r0.astype(np.intp) * width + c0.astype(np.intp)) + (np.arange(b) * width * width)[:, None]
     v00, v01 = flat.take(i00), flat.take(i00 + 1)

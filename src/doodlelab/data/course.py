@@ -69,6 +69,13 @@ def _load_array(path: Path) -> np.ndarray:
             "(train_images.npy, train_labels.npy, test_images.npy, test_labels.npy)"
         )
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
+    if magic != b"\x93NUMPY":
+        raise DataError(f"{path} is not a readable .npy file (no NumPy header); save it with numpy.save")
+    try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny course folders built in code, and the real data when available."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REAL_DATA_ENV = "DOODLELAB_DATA"
+
+
+def make_course_folder(
+    path: Path, n_train: int = 60, n_test: int = 25, seed: int = 0, flat: bool = False
+) -> Path:
+    """Write a learnable synthetic course folder: each class lights up its own band."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        y = np.arange(n) % 5
+        rng.shuffle(y)
+        x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 4 + 4 * c : 8 + 4 * c, 6:22] = 255  # class-specific horizontal band
+        if flat:
+            x = x.reshape(n, 784)
+        np.save(path / f"{split}_images.npy", x)
+        np.save(path / f"{split}_labels.npy", y.astype(np.int64))
+    return path
+
+
+@pytest.fixture
+def course_dir(tmp_path: Path) -> Path:
+    """A small synthetic folder in the course layout."""
+    return make_course_folder(tmp_path / "course")
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """The real Quick, Draw! folder named by $DOODLELAB_DATA; skip when it is not set."""
+    value = os.environ.get(REAL_DATA_ENV)
+    if not value or not Path(value).is_dir():
+        pytest.skip(f"${REAL_DATA_ENV} does not name the real data folder")
+    return Path(value)

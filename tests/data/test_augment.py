@@ -1,0 +1,65 @@
+"""The batched affine augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from doodlelab.config import AugmentConfig
+from doodlelab.data.augment import random_affine, sample_inverse_maps, warp
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(0)
+    return rng.random((6, 784), dtype=np.float32)
+
+
+def _eye(n):
+    return np.tile(np.eye(2, dtype=np.float32), (n, 1, 1))
+
+
+def test_identity_map_returns_the_image(images):
+    out = warp(images, _eye(6), np.zeros((6, 2), np.float32))
+    np.testing.assert_allclose(out, images, atol=1e-6)
+
+
+@pytest.mark.parametrize("dr,dc", [(1, 0), (0, -3), (2, 2)])
+def test_integer_shift_moves_pixels_and_fills_black(images, dr, dc):
+    out = warp(images, _eye(6), np.tile(np.array([dr, dc], np.float32), (6, 1))).reshape(6, 28, 28)
+    src = images.reshape(6, 28, 28)
+    expected = np.zeros_like(src)
+    expected[:, max(dr, 0):28 + min(dr, 0), max(dc, 0):28 + min(dc, 0)] = \
+        src[:, max(-dr, 0):28 - max(dr, 0), max(-dc, 0):28 - max(dc, 0)]
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_quarter_turn_rotates_the_grid(images):
+    rot = np.array([[0, -1], [1, 0]], np.float32)  # inverse map of a 90-degree turn
+    out = warp(images[:1], rot[None], np.zeros((1, 2), np.float32)).reshape(28, 28)
+    np.testing.assert_allclose(out, np.rot90(images[0].reshape(28, 28), k=-1), atol=1e-5)
+
+
+def test_random_affine_is_seeded_bounded_and_leaves_input_alone(images):
+    cfg = AugmentConfig()
+    before = images.copy()
+    a = random_affine(images, cfg, np.random.default_rng(1))
+    b = random_affine(images, cfg, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(images, before)
+    assert a.dtype == np.float32 and a.shape == images.shape
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    assert not np.allclose(a, images)
+
+
+def test_disabled_augmentation_is_a_no_op(images):
+    assert random_affine(images, AugmentConfig(enabled=False), np.random.default_rng(0)) is images
+
+
+def test_sampled_maps_respect_the_configured_ranges():
+    cfg = AugmentConfig(shift=0.0, rotate=0.0, scale=0.2, shear=0.0)
+    inv, shift = sample_inverse_maps(500, cfg, np.random.default_rng(0))
+    zoom = 1 / inv[:, 0, 0]
+    assert (np.abs(shift) == 0).all()
+    assert np.allclose(inv[:, 0, 1], 0) and np.allclose(inv[:, 1, 0], 0)
+    assert zoom.min() >= 0.8 - 1e-6 and zoom.max() <= 1.2 + 1e-6

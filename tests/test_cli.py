@@ -1,0 +1,156 @@
+"""End-to-end runs of the ``doodlelab`` CLI on tiny folders built in code."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from doodlelab.cli import main
+from tests.conftest import make_course_folder
+
+FAST = ["--set", "train.epochs=3", "--set", "model.hidden=[32]", "--set", "train.batch_size=16"]
+
+
+def _train(course: Path, out: Path, *extra: str) -> int:
+    return main(["train", "classifier", "--data", str(course), "--out", str(out), *FAST, *extra])
+
+
+def test_train_writes_a_complete_run_folder(course_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(course_dir, out) == 0
+    assert "test: accuracy=" in capsys.readouterr().out
+    for name in ("config.json", "env.json", "split.npz", "history.csv", "metrics.json",
+                 "weights.npz"):
+        assert (out / name).is_file(), name
+    for stem in ("loss", "accuracy", "confusion", "roc", "pr"):
+        assert (out / "figures" / f"{stem}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{stem}.csv").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["backend"] == "numpy" and config["train"]["epochs"] == 3
+    assert config["model"]["hidden"] == [32]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_macro",
+                "pr_auc_macro", "per_class", "confusion_matrix"):
+        assert key in metrics
+    assert set(metrics["per_class"]) == {"rabbit", "yoga", "hand", "snowman", "motorbike"}
+    assert np.array(metrics["confusion_matrix"]).sum() == 25
+    assert metrics["accuracy"] > 0.6  # the synthetic classes are easy
+    with open(out / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    env = json.loads((out / "env.json").read_text())
+    assert env["seed"] == 0 and "train_images.npy" in env["data_checksums"]
+    assert "train_seconds" in env["timings"] and env["n_train"] + env["n_val"] == 60
+    with np.load(out / "split.npz") as z:
+        assert z["val"].size == 5 and z["train"].size == 55
+
+
+def test_same_seed_gives_identical_metrics(course_dir, tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert _train(course_dir, a) == 0 and _train(course_dir, b) == 0
+    assert (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
+    with np.load(a / "weights.npz") as wa, np.load(b / "weights.npz") as wb:
+        for k in wa.files:
+            np.testing.assert_array_equal(wa[k], wb[k])
+    assert _train(course_dir, c, "--set", "train.seed=1") == 0
+    with np.load(a / "weights.npz") as wa, np.load(c / "weights.npz") as wc:
+        assert not np.array_equal(wa["0.weight"], wc["0.weight"])
+
+
+def test_evaluate_on_a_folder_with_only_test_files(course_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(course_dir, out) == 0
+    only_test = tmp_path / "only_test"
+    only_test.mkdir()
+    for name in ("test_images.npy", "test_labels.npy"):
+        (only_test / name).write_bytes((course_dir / name).read_bytes())
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", str(out), "--data", str(only_test), "--json", str(report)]) == 0
+    assert "accuracy=" in capsys.readouterr().out
+    assert json.loads(report.read_text()) == json.loads((out / "metrics.json").read_text())
+
+
+def test_config_file_is_used(course_dir, tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("[model]\nhidden = [16, 8]\nactivation = \"tanh\"\n[train]\nepochs = 2\n")
+    out = tmp_path / "run"
+    assert main(["train", "classifier", "--data", str(course_dir), "--out", str(out),
+                 "--config", str(toml)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["hidden"] == [16, 8] and config["model"]["activation"] == "tanh"
+    with np.load(out / "weights.npz") as w:
+        assert w["3.weight"].shape == (16, 8)  # Linear, Tanh, Dropout, Linear
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err and err.startswith("doodlelab")
+    return err
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--set", "optim.lr=-0.1"], "optim.lr"),
+        (["--set", "train.epochs=many"], "train.epochs"),
+        (["--set", "nope"], "section.key=value"),
+        (["--config", "/nonexistent.toml"], "does not exist"),
+    ],
+)
+def test_bad_config_is_exit_2_and_writes_nothing(course_dir, tmp_path, capsys, args, match):
+    out = tmp_path / "run"
+    assert main(["train", "classifier", "--data", str(course_dir), "--out", str(out), *args]) == 2
+    assert match in _one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_bad_data_is_exit_2_and_writes_nothing(tmp_path, capsys):
+    course = make_course_folder(tmp_path / "course")
+    np.save(course / "train_labels.npy", np.full(60, 9))
+    out = tmp_path / "run"
+    assert main(["train", "classifier", "--data", str(course), "--out", str(out)]) == 2
+    assert "outside 0..4" in _one_line_error(capsys)
+    assert not out.exists()
+    assert main(["train", "classifier", "--data", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in _one_line_error(capsys)
+
+
+def test_existing_run_is_never_overwritten_without_asking(course_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(course_dir, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert _train(course_dir, out, "--set", "train.seed=5") == 2
+    assert "already holds a run" in _one_line_error(capsys)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert _train(course_dir, out, "--set", "train.seed=5", "--overwrite") == 0
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 5
+
+
+def test_evaluate_errors(tmp_path, course_dir, capsys):
+    assert main(["evaluate", str(tmp_path), "--data", str(course_dir)]) == 2
+    assert "not a run folder" in _one_line_error(capsys)
+
+
+def test_usage_errors_are_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "regressor"])
+    assert exc.value.code == 2
+    _one_line_error(capsys)
+
+
+def test_module_entry_point_and_version(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "doodlelab", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("doodlelab ")
+    done = subprocess.run([sys.executable, "-m", "doodlelab", "evaluate", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
