@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     _add_data_arg(train)
     train.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
-                       help="run folder to write (default: runs/<model>-<backend>)")
+                       help="run folder to write (default: runs/<model>-<backend>-<time>)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a finished run already in RUN_DIR")
     _add_config_args(train)
@@ -54,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     _add_data_arg(ev)
     ev.add_argument("--json", type=Path, metavar="FILE", help="also write the metrics here")
+
+    gc = sub.add_parser("gradcheck", help="numpy backprop vs torch autograd on the first batch")
+    gc.add_argument("--data", metavar="DIR",
+                    help="course folder whose first training batch to use "
+                         "(default: a seeded synthetic batch)")
+    gc.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
+    gc.add_argument("--steps", type=int, default=5, metavar="N",
+                    help="optimizer steps whose parameters are compared too (default 5)")
+    _add_config_args(gc)
+
+    cmp = sub.add_parser("compare", help="two runs side by side: test metrics, overlaid curves")
+    cmp.add_argument("run_a", type=Path, metavar="RUN_A")
+    cmp.add_argument("run_b", type=Path, metavar="RUN_B")
+    cmp.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="folder to write (default: runs/compare-<RUN_A>-<RUN_B>)")
     return parser
 
 
@@ -68,7 +83,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from doodlelab.runs import train_classifier
 
     cfg = load_config(args.config, args.overrides)
-    out = args.out or Path("runs") / f"{args.model}-{args.backend}"
+    if args.out is None:
+        from datetime import datetime
+
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{args.model}-{args.backend}-{stamp}"
+    else:
+        out = args.out
     metrics = train_classifier(data=args.data, out=out, cfg=cfg, backend=args.backend,
                                overwrite=args.overwrite)
     print(f"{args.model} ({args.backend}) -> {out}")
@@ -87,11 +108,45 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate}
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from doodlelab.config import load_config
+    from doodlelab.data.course import resolve_data_dir
+    from doodlelab.fileio import write_json
+
+    cfg = load_config(args.config, args.overrides)
+    if not 1 <= args.steps <= 100:
+        raise UserError(f"--steps must be in [1, 100] (got {args.steps})")
+    data_dir = resolve_data_dir(args.data) if args.data is not None else None
+    try:
+        from doodlelab.twin.gradcheck import format_report, run_gradcheck
+    except ImportError as exc:
+        raise UserError(f"gradcheck needs PyTorch ({exc}); install it with "
+                        "pip install -e '.[torch]'") from None
+    report = run_gradcheck(cfg, data_dir, steps=args.steps)
+    print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+    for problem in report["failures"]:
+        print(f"doodlelab: gradcheck failed: {problem}", file=sys.stderr)
+    return 0 if report["passed"] else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from doodlelab.compare import compare_runs, format_comparison
+
+    out = args.out or Path("runs") / f"compare-{args.run_a.name}-{args.run_b.name}"
+    summary = compare_runs(args.run_a, args.run_b, out)
+    print(format_comparison(summary))
+    print(f"-> {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
+            "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the CLI; return the exit status (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
