@@ -1,0 +1,209 @@
+"""The first-iteration gradient comparison of the numpy core against torch autograd.
+
+Both backends get a classifier built from one seed (the twin copies the numpy
+initial weights), the same dropout masks (each draws from its own Generator seeded
+like the other) and the same first mini-batch. Every parameter gradient of the
+training objective (cross-entropy, plus the explicit L2 term if any) is compared,
+in float64 and in float32. Both then keep training for a few more optimizer steps
+on the following mini-batches, and the parameters are compared again, so the
+momentum, Nesterov and weight-decay formulas are shown equal as well.
+
+With a data folder the batches are exactly the first ones :func:`doodlelab.train.fit`
+trains on (same split, shuffle order, augmentation and learning rate); without one
+they are seeded uniform-noise images with random labels.
+
+The report is a dict ready for JSON::
+
+    {"thresholds": {"float64": 1e-10, "float32": 1e-05}, "passed": true, "failures": [],
+     "classifier": {"batch": {...}, "passed": true,
+                    "float64": [{"param": "0.weight", "shape": [784, 512],
+                                 "max_abs_diff": ..., "max_rel_diff": ..., "cosine": ...}, ...],
+                    "float32": [...],
+                    "optimizer": {"steps": 5, "float64": {...}, "float32": {...}}}}
+
+Another model (the two-tower one) adds a key of the same shape next to ``classifier``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from doodlelab.config import Config
+from doodlelab.data.augment import random_affine
+from doodlelab.data.batches import iterate_minibatches
+from doodlelab.data.course import Split, load_split
+from doodlelab.data.split import stratified_split
+from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, NumpyClassifier, Streams
+from doodlelab.train import schedule_from
+from doodlelab.twin.classifier import TorchClassifier
+from doodlelab.twin.modules import numpy_grads
+
+THRESHOLDS: dict[str, float] = {"float64": 1e-10, "float32": 1e-5}
+DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
+
+Batch = tuple[int, np.ndarray, np.ndarray]  # (0-based epoch, images (B, 784), labels (B,))
+
+
+def training_batches(train: Split, cfg: Config, n: int) -> list[Batch]:
+    """Return the first ``n`` mini-batches that ``fit`` trains on with ``cfg``, with their epoch.
+
+    Mirrors :func:`doodlelab.runs.train_classifier` and :func:`doodlelab.train.fit`:
+    the stratified split of ``train``, the shuffle and augmentation streams of
+    ``cfg.train.seed``, one permutation per epoch, augmentation per batch.
+    """
+    train_idx, _ = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
+    x_train, y_train = train.x[train_idx], train.y[train_idx]
+    streams = Streams.from_seed(cfg.train.seed)
+    batches: list[Batch] = []
+    for epoch in range(cfg.train.epochs):
+        for idx in iterate_minibatches(y_train.shape[0], cfg.train.batch_size, streams.shuffle):
+            if len(batches) == n:
+                return batches
+            batches.append((epoch, random_affine(x_train[idx], cfg.augment, streams.augment),
+                            y_train[idx]))
+    return batches
+
+
+def synthetic_batches(cfg: Config, n: int) -> list[Batch]:
+    """Return ``n`` seeded batches of uniform-noise images (B, 784) and random labels (B,)."""
+    rng = np.random.default_rng([cfg.train.seed, 0x9C])
+    size = cfg.train.batch_size
+    return [(0, rng.random((size, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, size))
+            for _ in range(n)]
+
+
+def compare_arrays(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Return max |a - b|, that divided by max(|a|, |b|), and the cosine of two same-shape arrays.
+
+    The relative difference is taken against the largest entry of the tensor, not
+    entry by entry: an entry that is ~0 by cancellation would otherwise turn float32
+    rounding noise (1e-9 absolute) into a meaningless "25 % relative error".
+    """
+    a64, b64 = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a64.size == 0:
+        return {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "cosine": 1.0}
+    max_abs = float(np.max(np.abs(a64 - b64)))
+    scale = float(max(np.max(np.abs(a64)), np.max(np.abs(b64))))
+    norms = float(np.linalg.norm(a64) * np.linalg.norm(b64))
+    if norms > 0:
+        cosine = float(a64 @ b64) / norms
+    else:
+        cosine = 1.0 if scale == 0 else 0.0
+    return {
+        "max_abs_diff": max_abs,
+        "max_rel_diff": max_abs / scale if scale > 0 else 0.0,
+        "cosine": cosine,
+    }
+
+
+def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str) -> dict[str, Any]:
+    """Train numpy and torch classifiers side by side on ``batches`` in one dtype.
+
+    Returns ``{"gradients": [per-parameter row of the first step], "optimizer":
+    {steps, max_abs_param_diff, worst_param, max_abs_objective_diff}}``.
+    """
+    dtype = DTYPES[dtype_name]
+    core = NumpyClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype)
+    twin = TorchClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype)
+    schedule = schedule_from(cfg)
+    rows: list[dict[str, Any]] = []
+    objective_diff = 0.0
+    for step, (epoch, x, y) in enumerate(batches):
+        lr = schedule(epoch)
+        core.set_lr(lr)
+        twin.set_lr(lr)
+        x = x.astype(dtype)
+        core_objective, _ = core.train_batch(x, y)
+        twin_objective, _ = twin.train_batch(x, y)
+        objective_diff = max(objective_diff, abs(core_objective - twin_objective))
+        if step == 0:  # gradients at the identical initial weights
+            twin_grads = numpy_grads(twin.model)
+            rows = [{"param": name, "shape": list(g.shape), **compare_arrays(g, twin_grads[name])}
+                    for name, _, g in core.model.named_parameters()]
+    core_state, twin_state = core.state_dict(), twin.state_dict()
+    param_diffs = {name: float(np.max(np.abs(core_state[name].astype(np.float64) - twin_state[name])))
+                   for name in core_state}
+    worst = max(param_diffs, key=param_diffs.__getitem__)
+    return {
+        "gradients": rows,
+        "optimizer": {
+            "steps": len(batches),
+            "max_abs_param_diff": param_diffs[worst],
+            "worst_param": worst,
+            "max_abs_objective_diff": objective_diff,
+        },
+    }
+
+
+def run_gradcheck(cfg: Config, data_dir: Path | None = None, steps: int = 5) -> dict[str, Any]:
+    """Return the full gradcheck report (see the module docstring) for the classifier.
+
+    ``data_dir`` given: the first ``steps`` training batches of ``cfg`` on that
+    course folder; ``None``: seeded synthetic batches.
+    """
+    if data_dir is None:
+        batches = synthetic_batches(cfg, steps)
+        batch_info: dict[str, Any] = {"source": "synthetic", "seed": cfg.train.seed}
+    else:
+        batches = training_batches(load_split(Path(data_dir), "train"), cfg, steps)
+        batch_info = {"source": "data", "data_dir": str(Path(data_dir).resolve()),
+                      "seed": cfg.train.seed, "augmented": cfg.augment.enabled}
+    batch_info["size"] = int(batches[0][2].shape[0])
+    model: dict[str, Any] = {"batch": batch_info, "optimizer": {"steps": len(batches)}}
+    for name in DTYPES:
+        result = check_classifier(cfg, batches, name)
+        model[name] = result["gradients"]
+        model["optimizer"][name] = {k: v for k, v in result["optimizer"].items() if k != "steps"}
+    problems = failures(model)
+    model["passed"] = not problems
+    return {"thresholds": dict(THRESHOLDS), "passed": not problems,
+            "failures": [f"classifier: {p}" for p in problems], "classifier": model}
+
+
+def failures(model: dict[str, Any]) -> list[str]:
+    """Return one message per gradient or trajectory difference above its threshold."""
+    out = []
+    for name, limit in THRESHOLDS.items():
+        for row in model[name]:
+            if not row["max_abs_diff"] <= limit:  # also catches NaN
+                out.append(f"{name} gradient of {row['param']} differs by "
+                           f"{row['max_abs_diff']:.3g} > {limit:g}")
+        traj = model["optimizer"][name]
+        if not traj["max_abs_param_diff"] <= limit:
+            out.append(f"{name} parameters after {model['optimizer']['steps']} steps differ by "
+                       f"{traj['max_abs_param_diff']:.3g} ({traj['worst_param']}) > {limit:g}")
+    return out
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Return the report as a readable table, one block per model."""
+    lines = []
+    for model_name, model in report.items():
+        if not isinstance(model, dict) or "optimizer" not in model:
+            continue
+        batch = model["batch"]
+        source = ("synthetic noise" if batch["source"] == "synthetic"
+                  else f"first training batch of {batch['data_dir']}")
+        lines.append(f"{model_name}: numpy backprop vs torch autograd, {batch['size']} images "
+                     f"({source}, seed {batch['seed']})")
+        lines.append(f"  {'dtype':<8} {'param':<10} {'shape':<10} {'max_abs_diff':>13} "
+                     f"{'max_rel_diff':>13} {'cosine':>18}")
+        for dtype_name in THRESHOLDS:
+            for row in model[dtype_name]:
+                shape = "x".join(str(s) for s in row["shape"])
+                lines.append(f"  {dtype_name:<8} {row['param']:<10} {shape:<10} "
+                             f"{row['max_abs_diff']:>13.3e} {row['max_rel_diff']:>13.3e} "
+                             f"{row['cosine']:>18.15f}")
+        lines.append("  (max_rel_diff = max |numpy - torch| / largest |entry| of the tensor)")
+        opt = model["optimizer"]
+        lines.append(f"  after {opt['steps']} optimizer steps on both, max |param diff|: " + ", ".join(
+            f"{d} {opt[d]['max_abs_param_diff']:.3e} ({opt[d]['worst_param']})" for d in THRESHOLDS))
+        for dtype_name, limit in THRESHOLDS.items():
+            worst = max([r["max_abs_diff"] for r in model[dtype_name]]
+                        + [opt[dtype_name]["max_abs_param_diff"]])
+            verdict = "ok" if worst <= limit else "FAILED"
+            lines.append(f"  {dtype_name}: largest difference {worst:.3e} <= {limit:g}? {verdict}")
+    return "\n".join(lines)

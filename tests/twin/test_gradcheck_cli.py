@@ -1,0 +1,140 @@
+"""`doodlelab gradcheck`: numpy backprop against torch autograd on the first batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from doodlelab.cli import main
+from doodlelab.config import build_config, load_config
+from doodlelab.data.course import load_split
+from doodlelab.data.split import stratified_split
+from doodlelab.tasks.classifier import Streams
+from doodlelab.train import fit, schedule_from
+from doodlelab.twin import gradcheck
+
+PARAMS = ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias"]
+
+
+def test_synthetic_gradcheck_meets_the_thresholds(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "gc.json"
+    assert main(["gradcheck", "--json", str(out)]) == 0  # the default config, with dropout
+    report = json.loads(out.read_text())
+    assert report["passed"] is True and report["failures"] == []
+    model = report["classifier"]
+    assert model["batch"] == {"source": "synthetic", "seed": 0, "size": 64}
+    for dtype, limit in (("float64", 1e-10), ("float32", 1e-5)):
+        assert report["thresholds"][dtype] == limit
+        rows = model[dtype]
+        assert [r["param"] for r in rows] == PARAMS
+        assert rows[0]["shape"] == [784, 512]
+        for row in rows:
+            assert row["max_abs_diff"] <= limit
+            assert row["max_rel_diff"] <= 1e3 * limit
+            assert row["cosine"] == pytest.approx(1.0, abs=1e-9)
+        assert model["optimizer"][dtype]["max_abs_param_diff"] <= limit
+        assert model["optimizer"][dtype]["worst_param"] in PARAMS
+    assert model["optimizer"]["steps"] == 5
+    printed = capsys.readouterr().out
+    assert "float64  0.weight   784x512" in printed
+    assert "after 5 optimizer steps" in printed
+    assert "FAILED" not in printed
+
+
+def test_gradcheck_on_a_data_folder_uses_the_first_training_batch(course_dir: Path, tmp_path):
+    out = tmp_path / "gc.json"
+    code = main(["gradcheck", "--data", str(course_dir), "--json", str(out), "--steps", "2",
+                 "--set", "model.hidden=[32,16]", "--set", "train.batch_size=16"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    batch = report["classifier"]["batch"]
+    assert batch["source"] == "data" and batch["augmented"] is True and batch["size"] == 16
+    assert report["classifier"]["float32"][0]["shape"] == [784, 32]
+
+
+def test_a_difference_above_the_threshold_fails_with_status_1(monkeypatch, capsys) -> None:
+    monkeypatch.setitem(gradcheck.THRESHOLDS, "float32", 1e-30)
+    assert main(["gradcheck", "--steps", "1", "--set", "model.hidden=[8]"]) == 1
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.out
+    assert "doodlelab: gradcheck failed: classifier: float32 gradient of" in captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps must be in [1, 100]"),
+    (["--data", "/nonexistent/folder"], "does not exist"),
+    (["--set", "optim.lr=-1"], "optim.lr"),
+])
+def test_bad_input_is_one_line_and_status_2(argv, message, capsys) -> None:
+    assert main(["gradcheck", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+class _Recorder:
+    """A task that only remembers what the fit loop feeds it."""
+
+    backend = "record"
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self.lr = 0.0
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        self.batches.append((self.lr, x.copy(), y.copy()))
+        return 1.0, 0
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return np.zeros((x.shape[0], 5), np.float32)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def test_training_batches_are_the_batches_fit_trains_on(course_dir: Path) -> None:
+    cfg = load_config(None, ["train.batch_size=16", "train.epochs=3", "optim.schedule=step",
+                             "optim.step_size=1", "optim.gamma=0.5"])
+    train = load_split(course_dir, "train")
+    train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
+    streams = Streams.from_seed(cfg.train.seed)
+    recorder = _Recorder()
+    fit(recorder, train.x[train_idx], train.y[train_idx], train.x[val_idx], train.y[val_idx],
+        cfg, shuffle_rng=streams.shuffle, augment_rng=streams.augment, progress=False)
+
+    n = 6  # crosses from epoch 0 into epoch 1 (4 batches per epoch)
+    mine = gradcheck.training_batches(train, cfg, n)
+    assert len(mine) == n and mine[-1][0] == 1
+    schedule = schedule_from(cfg)
+    for (epoch, x, y), (lr, x_fit, y_fit) in zip(mine, recorder.batches):
+        np.testing.assert_array_equal(x, x_fit)
+        np.testing.assert_array_equal(y, y_fit)
+        assert schedule(epoch) == lr
+
+
+def test_compare_arrays_definitions() -> None:
+    a = np.array([[1.0, -2.0], [0.0, 4.0]])
+    row = gradcheck.compare_arrays(a, a + np.array([[0.0, 0.0], [1e-3, 0.0]]))
+    assert row["max_abs_diff"] == pytest.approx(1e-3)
+    assert row["max_rel_diff"] == pytest.approx(1e-3 / 4.0)
+    assert row["cosine"] == pytest.approx(1.0, abs=1e-6)
+    zero = gradcheck.compare_arrays(np.zeros(3), np.zeros(3))
+    assert zero == {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "cosine": 1.0}
+    assert gradcheck.compare_arrays(np.ones(2), -np.ones(2))["cosine"] == pytest.approx(-1.0)
+
+
+def test_report_leaves_room_for_more_models() -> None:
+    report = gradcheck.run_gradcheck(build_config({"model": {"hidden": [4]}}), steps=1)
+    assert set(report) == {"thresholds", "passed", "failures", "classifier"}
+    report["two_tower"] = report["classifier"]  # a second model block prints the same way
+    assert gradcheck.format_report(report).count("numpy backprop vs torch autograd") == 2

@@ -1,0 +1,68 @@
+"""TorchClassifier honours the task interface of NumpyClassifier, in numpy layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from doodlelab.config import build_config
+from doodlelab.tasks.classifier import NumpyClassifier, Streams
+from doodlelab.twin.classifier import TorchClassifier, configure_threads
+
+CFG = build_config({"model": {"hidden": [24, 12]}})
+
+
+def test_starts_from_the_numpy_initial_weights_in_numpy_layout() -> None:
+    core = NumpyClassifier(CFG, Streams.from_seed(9))
+    tw = TorchClassifier(CFG, Streams.from_seed(9))
+    assert tw.backend == "torch"
+    state, expected = tw.state_dict(), core.state_dict()
+    assert list(state) == list(expected)
+    for name, value in expected.items():
+        assert state[name].dtype == np.float32
+        np.testing.assert_array_equal(state[name], value)  # (in, out) layout, bit for bit
+
+
+def test_logits_are_eval_mode_and_match_numpy() -> None:
+    core = NumpyClassifier(CFG, Streams.from_seed(2))
+    tw = TorchClassifier(CFG, Streams.from_seed(2))
+    x = np.random.default_rng(0).random((70, 784), dtype=np.float32)
+    logits = tw.logits(x, batch_size=32)
+    assert logits.shape == (70, 5) and logits.dtype == np.float32
+    np.testing.assert_array_equal(tw.logits(x, batch_size=32), logits)  # no dropout at evaluation
+    np.testing.assert_allclose(logits, core.logits(x), atol=1e-5)
+    assert tw.logits(np.zeros((0, 784), np.float32)).shape == (0, 5)
+
+
+def test_state_dict_round_trip_keeps_the_optimizer_on_the_same_tensors() -> None:
+    tw = TorchClassifier(CFG, Streams.from_seed(0))
+    params_before = [id(p) for p in tw.model.parameters()]
+    new = {k: np.full_like(v, 0.25) for k, v in tw.state_dict().items()}
+    tw.load_state_dict(new)
+    assert [id(p) for p in tw.model.parameters()] == params_before
+    assert all(p is q for p, q in zip(tw.optimizer.param_groups[0]["params"],
+                                      tw.model.parameters()))
+    for k, v in tw.state_dict().items():
+        np.testing.assert_array_equal(v, new[k])
+    with pytest.raises(KeyError):
+        tw.load_state_dict({})
+    with pytest.raises(ValueError):
+        tw.load_state_dict({**new, "0.weight": new["0.weight"].T})
+
+
+def test_set_lr_and_train_batch_move_the_weights() -> None:
+    tw = TorchClassifier(CFG, Streams.from_seed(0))
+    tw.set_lr(0.0123)
+    assert tw.optimizer.param_groups[0]["lr"] == 0.0123
+    before = tw.state_dict()
+    rng = np.random.default_rng(1)
+    x = rng.random((8, 784)).astype(np.float64)  # any float input is cast to the model dtype
+    loss, correct = tw.train_batch(x, rng.integers(0, 5, 8).astype(np.int32))
+    assert np.isfinite(loss) and 0 <= correct <= 8
+    assert any(not np.array_equal(before[k], v) for k, v in tw.state_dict().items())
+
+
+def test_configure_threads_uses_the_available_cpus() -> None:
+    assert 1 <= configure_threads() <= 1024

@@ -1,0 +1,28 @@
+"""Only doodlelab.twin imports torch: the numpy core and the CLI never do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+NUMPY_SIDE = ("doodlelab.nn", "doodlelab.tasks.classifier", "doodlelab.train", "doodlelab.runs",
+              "doodlelab.cli", "doodlelab.compare", "doodlelab.figures", "doodlelab.metrics")
+
+
+def _torch_imported_after(modules: tuple[str, ...]) -> bool:
+    code = (f"import sys\nimport {', '.join(modules)}\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    return out.stdout.strip() == "True"
+
+
+def test_numpy_side_never_imports_torch() -> None:
+    assert not _torch_imported_after(NUMPY_SIDE)
+
+
+def test_the_twin_does_import_torch() -> None:
+    pytest.importorskip("torch")
+    assert _torch_imported_after(("doodlelab.twin",))
