@@ -138,3 +138,13 @@ def test_report_leaves_room_for_more_models() -> None:
     assert set(report) == {"thresholds", "passed", "failures", "classifier"}
     report["two_tower"] = report["classifier"]  # a second model block prints the same way
     assert gradcheck.format_report(report).count("numpy backprop vs torch autograd") == 2
+
+
+@pytest.mark.slow
+def test_gradcheck_on_the_real_first_batch(real_data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gc.json"
+    assert main(["gradcheck", "--data", str(real_data_dir), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["passed"] and report["classifier"]["batch"]["source"] == "data"
+    for dtype, limit in report["thresholds"].items():
+        assert max(r["max_abs_diff"] for r in report["classifier"][dtype]) <= limit
