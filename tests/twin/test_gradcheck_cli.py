@@ -136,6 +136,7 @@ def test_compare_arrays_definitions() -> None:
 def test_report_leaves_room_for_more_models() -> None:
     report = gradcheck.run_gradcheck(build_config({"model": {"hidden": [4]}}), steps=1)
     assert set(report) == {"thresholds", "passed", "failures", "classifier"}
+    assert report["classifier"]["model"]["layers"] == [784, 4, 5]
     report["two_tower"] = report["classifier"]  # a second model block prints the same way
     assert gradcheck.format_report(report).count("numpy backprop vs torch autograd") == 2
 

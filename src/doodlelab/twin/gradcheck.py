@@ -15,7 +15,7 @@ they are seeded uniform-noise images with random labels.
 The report is a dict ready for JSON::
 
     {"thresholds": {"float64": 1e-10, "float32": 1e-05}, "passed": true, "failures": [],
-     "classifier": {"batch": {...}, "passed": true,
+     "classifier": {"batch": {...}, "model": {...}, "passed": true,
                     "float64": [{"param": "0.weight", "shape": [784, 512],
                                  "max_abs_diff": ..., "max_rel_diff": ..., "cosine": ...}, ...],
                     "float32": [...],
@@ -152,7 +152,13 @@ def run_gradcheck(cfg: Config, data_dir: Path | None = None, steps: int = 5) -> 
         batch_info = {"source": "data", "data_dir": str(Path(data_dir).resolve()),
                       "seed": cfg.train.seed, "augmented": cfg.augment.enabled}
     batch_info["size"] = int(batches[0][2].shape[0])
-    model: dict[str, Any] = {"batch": batch_info, "optimizer": {"steps": len(batches)}}
+    m = cfg.model
+    model: dict[str, Any] = {
+        "batch": batch_info,
+        "model": {"layers": [N_INPUTS, *m.hidden, N_CLASSES], "activation": m.activation,
+                  "dropout": m.dropout, "input_dropout": m.input_dropout},
+        "optimizer": {"steps": len(batches)},
+    }
     for name in DTYPES:
         result = check_classifier(cfg, batches, name)
         model[name] = result["gradients"]
@@ -189,6 +195,11 @@ def format_report(report: dict[str, Any]) -> str:
                   else f"first training batch of {batch['data_dir']}")
         lines.append(f"{model_name}: numpy backprop vs torch autograd, {batch['size']} images "
                      f"({source}, seed {batch['seed']})")
+        if "model" in model:
+            arch = model["model"]
+            lines.append(f"  model {'-'.join(map(str, arch['layers']))}, {arch['activation']}, "
+                         f"dropout {arch['dropout']:g} (input {arch['input_dropout']:g}), "
+                         "the same dropout masks on both sides")
         lines.append(f"  {'dtype':<8} {'param':<10} {'shape':<10} {'max_abs_diff':>13} "
                      f"{'max_rel_diff':>13} {'cosine':>18}")
         for dtype_name in THRESHOLDS:
