@@ -154,3 +154,33 @@ def test_module_entry_point_and_version(tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=tmp_path,
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_sweep_judges_on_validation_without_reading_test(course_dir, tmp_path, capsys):
+    (course_dir / "test_images.npy").unlink()  # proves the sweep never needs the test split
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--data", str(course_dir), "--out", str(out), *FAST,
+                 "--grid", "optim.lr=[0.01, 0.1]", "--grid", "model.dropout=[0.0, 0.2]",
+                 "--seeds", "0,1"]) == 0
+    printed = capsys.readouterr().out
+    assert "optim.lr=0.1" in printed
+    with open(out / "sweep.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and {r["seed"] for r in rows} == {"0", "1"}
+    assert all(0.0 <= float(r["best_val_accuracy"]) <= 1.0 for r in rows)
+    with open(out / "summary.csv") as fh:
+        summary = list(csv.DictReader(fh))
+    means = [float(r["val_accuracy_mean"]) for r in summary]
+    assert len(summary) == 4 and means == sorted(means, reverse=True)
+    with open(out / "histories.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 8 * 3
+
+
+@pytest.mark.parametrize("grid,match", [("optim.lr=0.1", "TOML array"),
+                                        ("optim.lr=[-1.0]", "optim.lr"),
+                                        ("optim.rate=[1.0]", "unknown key")])
+def test_sweep_rejects_bad_grids_before_training(course_dir, tmp_path, capsys, grid, match):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--data", str(course_dir), "--out", str(out), "--grid", grid]) == 2
+    assert match in _one_line_error(capsys)
+    assert not out.exists()

@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_b", type=Path, metavar="RUN_B")
     cmp.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="folder to write (default: runs/compare-<RUN_A>-<RUN_B>)")
+
+    sw = sub.add_parser("sweep", help="grid of settings judged on the validation split only")
+    _add_data_arg(sw)
+    sw.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=[V1,V2]",
+                    help="values to try for one setting (TOML array); repeat for a grid")
+    sw.add_argument("--seeds", default="0", metavar="S1,S2",
+                    help="comma-separated training seeds per point (default 0)")
+    sw.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSVs")
+    _add_config_args(sw)
     return parser
 
 
@@ -141,8 +151,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from doodlelab.config import load_config
+    from doodlelab.sweep import parse_grid, run_sweep
+
+    base = load_config(args.config, args.overrides)
+    grid = parse_grid(args.grid)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    summary = run_sweep(data=args.data, out=args.out, base=base, grid=grid, seeds=seeds,
+                        backend=args.backend)
+    for row in summary:
+        print(f"{row['val_accuracy_mean']:.4f} +- {row['val_accuracy_std']:.4f}  "
+              f"(best epoch {row['best_epoch_mean']:g}, {row['seconds_mean']:g} s)  {row['label']}")
+    print(f"-> {args.out}")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "sweep": cmd_sweep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

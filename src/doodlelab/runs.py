@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from doodlelab.errors import UserError
 from doodlelab.fileio import write_csv, write_json, write_npz
 from doodlelab.nn.losses import softmax
 from doodlelab.tasks.classifier import NumpyClassifier, Streams
-from doodlelab.train import HISTORY_COLUMNS, Task, fit
+from doodlelab.train import HISTORY_COLUMNS, FitResult, Task, fit
 
 BACKENDS = ("numpy", "torch")
 RUN_FILES = ("config.json", "metrics.json", "weights.npz", "history.csv", "split.npz")
@@ -70,10 +71,10 @@ def environment(backend: str) -> dict[str, Any]:
     return env
 
 
-def make_classifier(cfg: Config, backend: str, streams: Streams) -> Task:
-    """Return the classifier task of ``backend`` with weights drawn from ``streams.init``."""
+def task_class(backend: str) -> type:
+    """Return the classifier task class of ``backend``; UserError if it cannot be had."""
     if backend == "numpy":
-        return NumpyClassifier(cfg, streams)
+        return NumpyClassifier
     if backend == "torch":
         try:
             from doodlelab.twin.classifier import TorchClassifier
@@ -81,8 +82,13 @@ def make_classifier(cfg: Config, backend: str, streams: Streams) -> Task:
             raise UserError(
                 f"the torch backend needs PyTorch ({exc}); install it with pip install -e '.[torch]'"
             ) from None
-        return TorchClassifier(cfg, streams)
+        return TorchClassifier
     raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def make_classifier(cfg: Config, backend: str, streams: Streams) -> Task:
+    """Return the classifier task of ``backend`` with weights drawn from ``streams.init``."""
+    return task_class(backend)(cfg, streams)
 
 
 def prepare_out_dir(out: Path, overwrite: bool) -> Path:
@@ -119,6 +125,32 @@ def write_test_outputs(task: Task, test: Split, run_dir: Path) -> dict[str, Any]
     return metrics
 
 
+def fit_classifier(
+    cfg: Config,
+    backend: str,
+    train: Split,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    *,
+    progress: bool | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[Task, FitResult]:
+    """Fit a fresh classifier on ``train[train_idx]``, validating on ``train[val_idx]``."""
+    streams = Streams.from_seed(cfg.train.seed)
+    task = make_classifier(cfg, backend, streams)
+    result = fit(
+        task,
+        train.x[train_idx], train.y[train_idx],
+        train.x[val_idx], train.y[val_idx],
+        cfg,
+        shuffle_rng=streams.shuffle,
+        augment_rng=streams.augment,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+    return task, result
+
+
 def train_classifier(
     *,
     data: str | Path | None,
@@ -135,15 +167,12 @@ def train_classifier(
     """
     from doodlelab.figures import plot_curves
 
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    task_class(backend)  # an unknown or uninstalled backend fails before anything is written
     data_dir = resolve_data_dir(data)
     train = load_split(data_dir, "train")
     test = load_split(data_dir, "test")
     out = prepare_out_dir(out, overwrite)
     train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
-    streams = Streams.from_seed(cfg.train.seed)
-    task = make_classifier(cfg, backend, streams)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").unlink(missing_ok=True)  # an overwritten run is unfinished until the end
@@ -155,15 +184,8 @@ def train_classifier(
         history.append(row)
         write_csv(out / "history.csv", history, HISTORY_COLUMNS)
 
-    result = fit(
-        task,
-        train.x[train_idx], train.y[train_idx],
-        train.x[val_idx], train.y[val_idx],
-        cfg,
-        shuffle_rng=streams.shuffle,
-        augment_rng=streams.augment,
-        progress=progress,
-        on_epoch=on_epoch,
+    task, result = fit_classifier(
+        cfg, backend, train, train_idx, val_idx, progress=progress, on_epoch=on_epoch
     )
     write_npz(out / "weights.npz", **task.state_dict())
     plot_curves({backend: result.history}, out / "figures")

@@ -1,0 +1,134 @@
+"""Hyperparameter sweeps judged on the validation split only.
+
+``doodlelab sweep --grid optim.lr=[0.02,0.05,0.1] --grid model.dropout=[0.0,0.3]``
+trains the classifier once per combination (and per seed) on the training part of
+the course folder and records how it did on the validation part. The test files are
+never read, so a default chosen from a sweep is chosen without looking at test.
+
+Writes into ``--out``: ``sweep.csv`` (one row per combination and seed: the settings,
+best validation accuracy and loss, the epoch they were reached, final train
+accuracy, seconds), ``summary.csv`` (mean and std over seeds per combination, best
+first) and ``histories.csv`` (every epoch of every run, for curves).
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from doodlelab.config import Config, ConfigError, build_config, parse_override
+from doodlelab.data.course import load_split, resolve_data_dir
+from doodlelab.data.split import stratified_split
+from doodlelab.errors import UserError
+from doodlelab.fileio import write_csv
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """Parse ``section.key=[v1, v2, ...]`` (TOML array) items into ``{"section.key": [...]}``."""
+    grid: dict[str, list[Any]] = {}
+    for text in items:
+        section, key, values = parse_override(text)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(
+                f"--grid {text!r}: expected a non-empty TOML array, e.g. optim.lr=[0.01,0.05]"
+            )
+        grid[f"{section}.{key}"] = values
+    return grid
+
+
+def combinations(base: Config, grid: dict[str, list[Any]]) -> list[tuple[dict[str, Any], Config]]:
+    """Return ``(settings, config)`` for every point of the grid, each config checked."""
+    keys = list(grid)
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        settings = dict(zip(keys, values))
+        raw = base.to_dict()
+        for dotted, value in settings.items():
+            section, key = dotted.split(".")
+            raw.setdefault(section, {})[key] = value
+        out.append((settings, build_config(raw)))
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
+
+
+def run_sweep(
+    *,
+    data: str | Path | None,
+    out: Path,
+    base: Config,
+    grid: dict[str, list[Any]],
+    seeds: list[int],
+    backend: str = "numpy",
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Train every combination for every seed; write the CSVs and return the summary rows."""
+    from doodlelab.runs import fit_classifier, task_class
+
+    task_class(backend)
+    if not seeds:
+        raise UserError("--seeds needs at least one seed")
+    points = combinations(base, grid)  # every config is checked before any training
+    train = load_split(resolve_data_dir(data), "train")
+    out = Path(out)
+    if (out / "sweep.csv").exists():
+        raise UserError(f"{out} already holds a sweep (sweep.csv); choose another --out")
+    rows: list[dict[str, Any]] = []
+    histories: list[dict[str, Any]] = []
+    if progress is None:
+        progress = sys.stderr.isatty()
+    jobs = [(i, settings, cfg, seed) for i, (settings, cfg) in enumerate(points) for seed in seeds]
+    for i, settings, cfg, seed in tqdm(jobs, desc="sweep", unit="run", disable=not progress):
+        raw = cfg.to_dict()
+        raw["train"]["seed"] = seed
+        cfg = build_config(raw)
+        train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, seed)
+        _, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False)
+        best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
+        label = " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
+        rows.append({
+            "point": i, "label": label, "seed": seed,
+            **{k: _fmt(v) for k, v in settings.items()},
+            "best_val_accuracy": best["val_accuracy"],
+            "best_epoch": int(best["epoch"]),
+            "val_loss_at_best": best["val_loss"],
+            "min_val_loss": min(h["val_loss"] for h in result.history),
+            "final_val_accuracy": result.history[-1]["val_accuracy"],
+            "final_train_accuracy": result.history[-1]["train_accuracy"],
+            "seconds": round(result.train_seconds, 2),
+        })
+        histories += [{"point": i, "label": label, "seed": seed, **h} for h in result.history]
+        write_csv(out / "sweep.csv", rows)  # after every run: an interrupted sweep keeps its rows
+    write_csv(out / "histories.csv", histories)
+    summary = summarize(rows)
+    write_csv(out / "summary.csv", summary)
+    return summary
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one row per grid point: mean/std of best validation accuracy, best first."""
+    by_point: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_point.setdefault(row["point"], []).append(row)
+    summary = []
+    for point, group in by_point.items():
+        accs = [r["best_val_accuracy"] for r in group]
+        summary.append({
+            "point": point,
+            "label": group[0]["label"],
+            "seeds": len(group),
+            "val_accuracy_mean": round(statistics.fmean(accs), 6),
+            "val_accuracy_std": round(statistics.pstdev(accs), 6),
+            "min_val_loss_mean": round(statistics.fmean(r["min_val_loss"] for r in group), 6),
+            "best_epoch_mean": round(statistics.fmean(r["best_epoch"] for r in group), 1),
+            "seconds_mean": round(statistics.fmean(r["seconds"] for r in group), 2),
+        })
+    summary.sort(key=lambda r: -r["val_accuracy_mean"])
+    return summary
