@@ -83,3 +83,9 @@ def test_bad_toml_file(tmp_path):
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         Config().optim.lr = 3  # type: ignore[misc]
+
+
+def test_integer_shift_needs_a_whole_number_of_pixels():
+    assert load_config(None, ["augment.integer_shift=true", "augment.shift=2"]).augment.shift == 2
+    with pytest.raises(ConfigError, match=r"augment\.shift.*whole number"):
+        load_config(None, ["augment.integer_shift=true", "augment.shift=1.5"])

@@ -55,9 +55,16 @@ class AugmentConfig:
     scale: float = 0.1  # zoom uniform in [1 - scale, 1 + scale]
     shear: float = 0.0  # max shear angle in degrees
     flip: bool = False  # random horizontal flip with probability 1/2
+    integer_shift: bool = False  # whole-pixel shifts in {-shift, ..., shift}: no resampling blur
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.shift <= 8.0, "augment.shift", "in [0, 8] pixels", self.shift)
+        _check(
+            not self.integer_shift or float(self.shift).is_integer(),
+            "augment.shift",
+            "a whole number of pixels when augment.integer_shift is true",
+            self.shift,
+        )
         _check(0.0 <= self.rotate <= 45.0, "augment.rotate", "in [0, 45] degrees", self.rotate)
         _check(0.0 <= self.scale < 0.5, "augment.scale", "in [0, 0.5)", self.scale)
         _check(0.0 <= self.shear <= 30.0, "augment.shear", "in [0, 30] degrees", self.shear)

@@ -63,3 +63,12 @@ def test_sampled_maps_respect_the_configured_ranges():
     assert (np.abs(shift) == 0).all()
     assert np.allclose(inv[:, 0, 1], 0) and np.allclose(inv[:, 1, 0], 0)
     assert zoom.min() >= 0.8 - 1e-6 and zoom.max() <= 1.2 + 1e-6
+
+
+def test_integer_shifts_move_whole_pixels_only(images):
+    cfg = AugmentConfig(shift=2.0, rotate=0.0, scale=0.0, integer_shift=True)
+    inv, shift = sample_inverse_maps(400, cfg, np.random.default_rng(0))
+    assert set(np.unique(shift)) == {-2.0, -1.0, 0.0, 1.0, 2.0}
+    out = random_affine(images, cfg, np.random.default_rng(3))
+    # A whole-pixel shift copies pixel values: nothing new is interpolated.
+    assert np.isin(out, np.append(images, 0.0)).all()

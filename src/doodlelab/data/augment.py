@@ -27,7 +27,11 @@ def sample_inverse_maps(
     angle = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate, n))
     zoom = rng.uniform(1.0 - cfg.scale, 1.0 + cfg.scale, n)
     shear = np.deg2rad(rng.uniform(-cfg.shear, cfg.shear, n))
-    shift = rng.uniform(-cfg.shift, cfg.shift, (n, 2))
+    if cfg.integer_shift:
+        reach = int(cfg.shift)
+        shift = rng.integers(-reach, reach + 1, (n, 2)).astype(np.float64)
+    else:
+        shift = rng.uniform(-cfg.shift, cfg.shift, (n, 2))
     mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0) if cfg.flip else np.ones(n)
     cos, sin = np.cos(angle), np.sin(angle)
     # Forward map (row, col): mirror columns, shear, rotate, zoom; we need its inverse.
