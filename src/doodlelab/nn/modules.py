@@ -38,6 +38,10 @@ class Module:
         """Accumulate parameter gradients and return d(loss)/d(input)."""
         raise NotImplementedError
 
+    def accumulate_grads(self, dout: np.ndarray) -> None:
+        """Accumulate parameter gradients only, for when nothing needs d(loss)/d(input)."""
+        self.backward(dout)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
@@ -135,17 +139,19 @@ class Linear(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        out = x @ self.params["weight"]  # (B, out)
+        out = x @ self.params["weight"]  # (B, out), a fresh array: add the bias in place
         if "bias" in self.params:
             out += self.params["bias"]
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x = self._x
-        self.grads["weight"] += x.T @ dout  # (in, out)
+        self.accumulate_grads(dout)
+        return dout @ self.params["weight"].T  # (B, in)
+
+    def accumulate_grads(self, dout: np.ndarray) -> None:
+        self.grads["weight"] += self._x.T @ dout  # (in, out)
         if "bias" in self.params:
             self.grads["bias"] += dout.sum(axis=0)
-        return dout @ self.params["weight"].T  # (B, in)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -155,11 +161,13 @@ class ReLU(Module):
     """Elementwise ``max(x, 0)``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._mask = x > 0
-        return np.where(self._mask, x, 0).astype(x.dtype, copy=False)
+        self._mask = x > 0  # (B, D) bool, all that backward needs
+        # Multiplying by the mask is ~5x faster than np.where; it differs only for
+        # non-finite inputs (NaN stays NaN, as in torch), which the fit loop stops on.
+        return x * self._mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return np.where(self._mask, dout, 0).astype(dout.dtype, copy=False)
+        return dout * self._mask
 
 
 class LeakyReLU(Module):
@@ -256,10 +264,31 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        for layer in reversed(self.layers):
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``dout`` through every layer; return d(loss)/d(input).
+
+        With ``input_grad=False`` (a batch of images needs no gradient, and torch's
+        autograd skips it too) the first layer with parameters only accumulates its
+        gradients, the layers before it are skipped, and None is returned.
+        """
+        stop = 0 if input_grad else self._first_with_params()
+        for layer in reversed(self.layers[stop + 1 :]):
             dout = layer.backward(dout)
-        return dout
+        if input_grad:
+            return self.layers[0].backward(dout) if self.layers else dout
+        if stop < len(self.layers):
+            self.layers[stop].accumulate_grads(dout)
+        return None
+
+    def accumulate_grads(self, dout: np.ndarray) -> None:
+        self.backward(dout, input_grad=False)
+
+    def _first_with_params(self) -> int:
+        """Return the index of the first layer holding parameters (len(layers) if none)."""
+        for i, layer in enumerate(self.layers):
+            if next(layer.named_parameters(), None) is not None:
+                return i
+        return len(self.layers)
 
     def __len__(self) -> int:
         return len(self.layers)

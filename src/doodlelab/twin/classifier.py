@@ -11,21 +11,16 @@ numpy layout, so ``weights.npz`` does not depend on the backend that wrote it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from doodlelab.config import Config
-from doodlelab.tasks.classifier import N_CLASSES, Streams
+from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, Streams, matmul_threads, usable_cpus
 from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
 from doodlelab.twin.modules import build_mlp, load_numpy_state, numpy_state, torch_dtype
-
-
-def usable_cpus() -> int:
-    """Return how many CPUs this process may run on (affinity-aware when the OS tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def configure_threads() -> int:
@@ -38,6 +33,17 @@ def configure_threads() -> int:
     return torch.get_num_threads()
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TorchClassifier:
     """MLP classifier trained with torch autograd and ``torch.optim.SGD``."""
 
@@ -48,6 +54,7 @@ class TorchClassifier:
         self.cfg = cfg
         self.np_dtype = np.dtype(dtype)
         self.dtype = torch_dtype(dtype)
+        self.widths = (N_INPUTS, *cfg.model.hidden, N_CLASSES)
         self.model = build_mlp(cfg.model, rng=streams.init, dropout_rng=streams.dropout,
                                dtype=self.np_dtype)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
@@ -69,23 +76,28 @@ class TorchClassifier:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
+    def threads(self, rows: int) -> int:
+        """Return the intra-op thread count for ``rows`` images: the numpy core's rule."""
+        return matmul_threads(rows, self.widths)
+
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
         self.model.train()
         self.optimizer.zero_grad()
         labels = torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"]))
-        logits = self.model(self._tensor(x))
-        objective = self.loss(logits, labels)
-        if self.cfg.optim.l2:
-            objective = objective + l2_penalty(self.model, self.cfg.optim.l2)
-        objective.backward()
-        self.optimizer.step()
+        with torch_threads(self.threads(labels.shape[0])):
+            logits = self.model(self._tensor(x))
+            objective = self.loss(logits, labels)
+            if self.cfg.optim.l2:
+                objective = objective + l2_penalty(self.model, self.cfg.optim.l2)
+            objective.backward()
+            self.optimizer.step()
         return objective.item(), int((logits.argmax(dim=1) == labels).sum())
 
     def logits(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Return eval-mode logits (N, 5) for images (N, 784)."""
         self.model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads(min(batch_size, x.shape[0]))):
             out = [self.model(self._tensor(x[i : i + batch_size])).numpy()
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, N_CLASSES), self.np_dtype)
