@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSVs")
     _add_config_args(sw)
+
+    bn = sub.add_parser("bench", help="seconds per training epoch: numpy vs torch vs scikit-learn")
+    bn.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
+    bn.add_argument("--samples", type=int, default=20_000, metavar="N",
+                    help="synthetic images per epoch (default 20000)")
+    bn.add_argument("--epochs", type=int, default=5, metavar="N",
+                    help="timed epochs per backend, after one warm-up (default 5)")
+    _add_config_args(bn)
     return parser
 
 
@@ -170,8 +178,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from doodlelab.config import load_config
+    from doodlelab.fileio import write_json
+
+    cfg = load_config(args.config, args.overrides)
+    if not 1 <= args.samples <= 10_000_000 or not 1 <= args.epochs <= 1000:
+        raise UserError(f"--samples must be in [1, 10000000] and --epochs in [1, 1000] "
+                        f"(got {args.samples}, {args.epochs})")
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"bench needs PyTorch ({exc}); install it with "
+                        "pip install -e '.[torch]'") from None
+    from doodlelab.bench import format_bench, run_bench
+
+    report = run_bench(cfg, samples=args.samples, epochs=args.epochs)
+    print(format_bench(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
-            "compare": cmd_compare, "sweep": cmd_sweep}
+            "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,291 @@
+"""Seconds per training epoch of the classifier: numpy core vs PyTorch vs scikit-learn.
+
+``run_bench`` builds the default classifier (architecture, batch size, optimizer from
+:class:`doodlelab.config.Config`) three times in one process, on one set of seeded
+synthetic images, and times whole epochs of mini-batch SGD:
+
+- ``numpy``: :class:`doodlelab.tasks.classifier.NumpyClassifier` ``train_batch`` loop;
+- ``torch``: :class:`doodlelab.twin.classifier.TorchClassifier` ``train_batch`` loop;
+- ``sklearn``: ``MLPClassifier(solver="sgd")`` with the same hidden sizes, batch size,
+  learning rate and Nesterov momentum, one ``partial_fit`` call per epoch (that is one
+  shuffled pass over the data in mini-batches). It has no dropout and its L2 term
+  ``alpha`` is set to ``weight_decay * batch_size`` so that its per-step weight
+  gradient matches torch's coupled weight decay.
+
+The numpy and torch loops share the batch order and do one gather per batch
+(``x[idx]``, ``y[idx]``). After ``warmup`` untimed epochs of each backend the timed
+epochs are interleaved (numpy, torch, sklearn, numpy, torch, ...), so a machine
+whose load changes during the run slows all three alike; each backend reports the
+median of its epochs. Each backend runs with the thread count that
+:func:`doodlelab.tasks.classifier.matmul_threads` chooses for the training matrices
+(numpy and torch apply it themselves; the bench applies it to scikit-learn's BLAS).
+
+The floor is the matrix-product work of an epoch divided by the float32 GEMM rate
+measured here on a large square product using every usable CPU:
+forward ``2*B*in*out`` per ``Linear``, weight gradient ``2*B*in*out``, input
+gradient ``2*B*in*out`` for every ``Linear`` but the first (images need no
+gradient). Elementwise work, dropout draws and the optimizer are not counted, so
+the floor is a bound no implementation reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from doodlelab.config import Config
+from doodlelab.tasks.classifier import (
+    N_CLASSES,
+    N_INPUTS,
+    NumpyClassifier,
+    Streams,
+    blas_threads,
+    matmul_threads,
+    usable_cpus,
+)
+
+TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
+BACKENDS = ("numpy", "torch", "sklearn")
+GEMM_SIZE = 2048  # side of the square float32 product that measures the GEMM peak
+
+
+def synthetic_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return seeded images (n, 784) float32 in [0, 1) and labels (n,) int64 in 0..4."""
+    rng = np.random.default_rng([seed, 0xBE7C])
+    return rng.random((n, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, n)
+
+
+def layer_sizes(cfg: Config) -> list[int]:
+    """Return the widths ``[784, *hidden, 5]`` of the classifier ``cfg`` describes."""
+    return [N_INPUTS, *cfg.model.hidden, N_CLASSES]
+
+
+def epoch_flops(cfg: Config, n: int) -> float:
+    """Return the matrix-product FLOPs of one training epoch over ``n`` images.
+
+    Per ``Linear`` (in, out) and image: 2*in*out forward, 2*in*out for the weight
+    gradient, 2*in*out for the input gradient except in the first layer.
+    """
+    sizes = layer_sizes(cfg)
+    pairs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return float(n * (2 * sum(pairs) + 2 * sum(pairs) + 2 * sum(pairs[1:])))
+
+
+def gemm_gflops(size: int = GEMM_SIZE, threads: int | None = None, repeats: int = 5) -> float:
+    """Return the best float32 GFLOP/s of ``size x size`` matrix products on ``threads`` BLAS threads."""
+    rng = np.random.default_rng(1)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    best = float("inf")
+    with blas_threads(threads or usable_cpus()):
+        np.matmul(a, b, out=out)  # warm-up: page in, spin up the thread pool
+        for _ in range(repeats):
+            tick = time.perf_counter()
+            np.matmul(a, b, out=out)
+            best = min(best, time.perf_counter() - tick)
+    return 2.0 * size**3 / best / 1e9
+
+
+def time_epoch(train_batch: TrainBatch, x: np.ndarray, y: np.ndarray, batch_size: int,
+               rng: np.random.Generator) -> float:
+    """Return the seconds of one shuffled pass of ``train_batch`` over (x, y), one gather per batch."""
+    order = rng.permutation(y.shape[0])
+    tick = time.perf_counter()
+    for start in range(0, y.shape[0], batch_size):
+        idx = order[start : start + batch_size]
+        train_batch(x[idx], y[idx])
+    return time.perf_counter() - tick
+
+
+def numpy_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
+    """Return a function that trains the numpy classifier one epoch and returns its seconds."""
+    task = NumpyClassifier(cfg, Streams.from_seed(seed))
+    rng = np.random.default_rng([seed, 1])
+    return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
+
+
+def torch_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
+    """Return a function that trains the torch twin one epoch and returns its seconds."""
+    from doodlelab.twin.classifier import TorchClassifier
+
+    task = TorchClassifier(cfg, Streams.from_seed(seed))
+    rng = np.random.default_rng([seed, 1])
+    return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
+
+
+def sklearn_settings(cfg: Config, seed: int) -> dict[str, Any]:
+    """Return the ``MLPClassifier`` keyword arguments that mirror ``cfg`` (see module docstring)."""
+    o, t = cfg.optim, cfg.train
+    return {
+        "hidden_layer_sizes": tuple(cfg.model.hidden),
+        "activation": cfg.model.activation if cfg.model.activation in ("relu", "tanh") else "relu",
+        "solver": "sgd",
+        "batch_size": t.batch_size,
+        "learning_rate": "constant",
+        "learning_rate_init": o.lr,
+        "momentum": o.momentum,
+        "nesterovs_momentum": o.nesterov,
+        "alpha": o.weight_decay * t.batch_size,
+        "shuffle": True,
+        "random_state": seed,
+    }
+
+
+def sklearn_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
+    """Return a function that runs one ``partial_fit`` epoch of ``MLPClassifier`` and returns its seconds."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(**sklearn_settings(cfg, seed))
+    classes = np.arange(N_CLASSES)
+    threads = matmul_threads(cfg.train.batch_size, layer_sizes(cfg))
+
+    def epoch() -> float:
+        with warnings.catch_warnings(), blas_threads(threads):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            tick = time.perf_counter()
+            model.partial_fit(x, y, classes=classes)
+            return time.perf_counter() - tick
+
+    return epoch
+
+
+def _rss_bytes() -> int | None:
+    """Return the resident set size of this process (Linux), else None."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def numpy_memory(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, int | None]:
+    """Return numpy allocations of building the classifier and of one (untimed) training epoch.
+
+    ``state_bytes``: what the task holds after construction (weights, gradients,
+    velocities); ``epoch_peak_bytes``: the tracemalloc peak during an epoch above
+    what was allocated when it started (activations, caches, temporaries);
+    ``rss_delta_bytes``: growth of the resident set over construction plus epoch.
+    The images themselves are allocated before and not counted.
+    """
+    rss0 = _rss_bytes()
+    tracemalloc.start()
+    try:
+        task = NumpyClassifier(cfg, Streams.from_seed(seed))
+        state = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        time_epoch(task.train_batch, x, y, cfg.train.batch_size, np.random.default_rng(seed))
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rss1 = _rss_bytes()
+    return {
+        "state_bytes": int(state),
+        "epoch_peak_bytes": int(peak - state),
+        "epoch_end_bytes": int(current - state),
+        "rss_delta_bytes": None if rss0 is None or rss1 is None else rss1 - rss0,
+    }
+
+
+def run_bench(
+    cfg: Config | None = None,
+    *,
+    samples: int = 20_000,
+    epochs: int = 5,
+    warmup: int = 1,
+    seed: int = 0,
+    gemm_size: int | None = None,
+    backends: tuple[str, ...] = BACKENDS,
+) -> dict[str, Any]:
+    """Return the bench report (a JSON-ready dict; keys in the module docstring and README)."""
+    cfg = cfg or Config()
+    if samples < 1 or epochs < 1 or warmup < 0:
+        raise ValueError("need samples >= 1, epochs >= 1, warmup >= 0")
+    x, y = synthetic_data(samples, seed)
+    memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
+    makers = {"numpy": numpy_backend, "torch": torch_backend, "sklearn": sklearn_backend}
+    runners = {name: makers[name](cfg, x, y, seed) for name in backends}
+    for _ in range(warmup):
+        for run in runners.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(epochs):  # interleaved: A B C A B C ...
+        for name, run in runners.items():
+            times[name].append(run())
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+
+    cpus = usable_cpus()
+    size = gemm_size or GEMM_SIZE
+    peak = gemm_gflops(size, cpus)
+    peak_one = gemm_gflops(size, 1) if cpus > 1 else peak
+    flops = epoch_flops(cfg, samples)
+    floor = flops / (peak * 1e9)
+    report: dict[str, Any] = {
+        "samples": samples,
+        "epochs": epochs,
+        "warmup_epochs": warmup,
+        "layers": layer_sizes(cfg),
+        "batch_size": cfg.train.batch_size,
+        "dropout": cfg.model.dropout,
+        "usable_cpus": cpus,
+        "threads": matmul_threads(cfg.train.batch_size, layer_sizes(cfg)),
+        "epoch_seconds": times,
+        "gemm_peak_gflops": peak,
+        "gemm_peak_gflops_1thread": peak_one,
+        "epoch_gflop": flops / 1e9,
+        "floor_epoch_s": floor,
+        "numpy_memory": memory,
+        "sklearn_settings": sklearn_settings(cfg, seed) if "sklearn" in backends else None,
+    }
+    for name in BACKENDS:
+        report[f"{name}_epoch_s"] = median.get(name)
+    ratios = {}
+    if "numpy" in median:
+        report["numpy_floor_fraction"] = floor / median["numpy"]
+        for other in ("torch", "sklearn"):
+            if other in median:
+                ratios[f"numpy/{other}"] = median["numpy"] / median[other]
+    report["ratios"] = ratios
+    return report
+
+
+def format_bench(report: dict[str, Any]) -> str:
+    """Return the report as a readable table."""
+    layers = "-".join(map(str, report["layers"]))
+    lines = [
+        f"classifier {layers}, batch {report['batch_size']}, dropout {report['dropout']:g}: "
+        f"{report['samples']} synthetic images, median of {report['epochs']} interleaved epochs "
+        f"after {report['warmup_epochs']} warm-up",
+        f"  {'backend':<8} {'s/epoch':>8} {'min':>8} {'max':>8} {'GFLOP/s':>8} {'x floor':>8}",
+    ]
+    for name in BACKENDS:
+        sec = report.get(f"{name}_epoch_s")
+        if sec is None:
+            continue
+        ts = report["epoch_seconds"][name]
+        rate = report["epoch_gflop"] / sec
+        lines.append(f"  {name:<8} {sec:>8.3f} {min(ts):>8.3f} {max(ts):>8.3f} {rate:>8.1f} "
+                     f"{sec / report['floor_epoch_s']:>8.2f}")
+    lines.append(f"  floor    {report['floor_epoch_s']:>8.3f}  = {report['epoch_gflop']:.1f} GFLOP of "
+                 f"matmuls / {report['gemm_peak_gflops']:.0f} GFLOP/s float32 GEMM peak on "
+                 f"{report['usable_cpus']} CPU(s) ({report['gemm_peak_gflops_1thread']:.0f} on 1)")
+    for key, value in report["ratios"].items():
+        lines.append(f"  {key} = {value:.2f}")
+    if "numpy_floor_fraction" in report:
+        lines.append(f"  numpy reaches {100 * report['numpy_floor_fraction']:.0f}% of the floor; "
+                     f"training threads: {report['threads']}")
+    mem = report.get("numpy_memory")
+    if mem:
+        rss = mem["rss_delta_bytes"]
+        lines.append(f"  numpy memory: state {mem['state_bytes'] / 2**20:.1f} MiB, epoch peak "
+                     f"{mem['epoch_peak_bytes'] / 2**20:.2f} MiB above it (tracemalloc)"
+                     + (f", RSS +{rss / 2**20:.1f} MiB" if rss is not None else ""))
+    return "\n".join(lines)

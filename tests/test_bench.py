@@ -1,0 +1,77 @@
+"""`doodlelab bench` on tiny sizes: the report's shape and sanity, never its timings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from doodlelab import bench
+from doodlelab.cli import main
+from doodlelab.config import Config, build_config
+from doodlelab.tasks.classifier import matmul_threads
+
+KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "ratios", "gemm_peak_gflops",
+        "gemm_peak_gflops_1thread", "epoch_gflop", "floor_epoch_s", "numpy_floor_fraction",
+        "numpy_memory", "epoch_seconds", "threads", "layers", "batch_size", "samples",
+        "sklearn_settings", "usable_cpus"}
+
+
+def _positive(value: float) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def test_epoch_flops_counts_forward_and_backward_matmuls() -> None:
+    cfg = build_config({"model": {"hidden": [3]}})  # 784-3-5
+    per_image = 2 * (784 * 3 + 3 * 5) * 2 + 2 * (3 * 5)  # no input gradient for the images
+    assert bench.epoch_flops(cfg, 10) == 10 * per_image
+    assert bench.layer_sizes(Config()) == [784, *Config().model.hidden, 5]
+
+
+def test_run_bench_report_shape_and_sanity() -> None:
+    cfg = build_config({"model": {"hidden": [16, 8]}, "train": {"batch_size": 32}})
+    report = bench.run_bench(cfg, samples=100, epochs=2, warmup=1, gemm_size=64)
+    assert KEYS <= set(report)
+    json.dumps(report)  # JSON-ready as it is
+    for name in bench.BACKENDS:
+        assert _positive(report[f"{name}_epoch_s"])
+        assert len(report["epoch_seconds"][name]) == 2
+        assert min(report["epoch_seconds"][name]) <= report[f"{name}_epoch_s"]
+    assert set(report["ratios"]) == {"numpy/torch", "numpy/sklearn"}
+    assert report["ratios"]["numpy/torch"] == pytest.approx(
+        report["numpy_epoch_s"] / report["torch_epoch_s"])
+    assert _positive(report["gemm_peak_gflops"]) and _positive(report["floor_epoch_s"])
+    assert report["floor_epoch_s"] == pytest.approx(
+        report["epoch_gflop"] / report["gemm_peak_gflops"])
+    assert 0 < report["numpy_floor_fraction"] == pytest.approx(
+        report["floor_epoch_s"] / report["numpy_epoch_s"])
+    assert report["layers"] == [784, 16, 8, 5] and report["batch_size"] == 32
+    assert report["threads"] == matmul_threads(32, report["layers"])
+    mem = report["numpy_memory"]
+    assert mem["state_bytes"] > 2 * 4 * (784 * 16)  # at least weights and gradients
+    assert mem["epoch_peak_bytes"] > 0
+    settings = report["sklearn_settings"]
+    assert settings["solver"] == "sgd" and settings["hidden_layer_sizes"] == (16, 8)
+    assert settings["batch_size"] == 32 and settings["nesterovs_momentum"] is True
+    assert "numpy/torch" in bench.format_bench(report)
+
+
+def test_bench_cli_writes_json(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(bench, "GEMM_SIZE", 64)
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--samples", "64", "--epochs", "1", "--json", str(out),
+                 "--set", "model.hidden=[8]"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert KEYS <= set(report) and report["layers"] == [784, 8, 5]
+    printed = capsys.readouterr().out
+    assert "numpy" in printed and "sklearn" in printed and "floor" in printed
+
+
+def test_bench_cli_rejects_bad_sizes(capsys) -> None:
+    assert main(["bench", "--samples", "0"]) == 2
+    assert "--samples" in capsys.readouterr().err
