@@ -91,9 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _summary(metrics: dict) -> str:
-    keys = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_macro",
-            "pr_auc_macro")
-    return "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
+    from doodlelab.metrics import SCALAR_KEYS
+
+    line = "  ".join(f"{k}={metrics[k]:.4f}" for k in SCALAR_KEYS if metrics.get(k) is not None)
+    if "without_tta" in metrics:
+        line += f"  (without test-time shifts: accuracy={metrics['without_tta']['accuracy']:.4f})"
+    return line
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -51,11 +51,11 @@ class AugmentConfig:
 
     enabled: bool = True
     shift: float = 2.0  # max translation in pixels, uniform in [-shift, shift]
-    rotate: float = 10.0  # max rotation in degrees
-    scale: float = 0.1  # zoom uniform in [1 - scale, 1 + scale]
+    rotate: float = 0.0  # max rotation in degrees
+    scale: float = 0.0  # zoom uniform in [1 - scale, 1 + scale]
     shear: float = 0.0  # max shear angle in degrees
     flip: bool = False  # random horizontal flip with probability 1/2
-    integer_shift: bool = False  # whole-pixel shifts in {-shift, ..., shift}: no resampling blur
+    integer_shift: bool = True  # whole-pixel shifts in {-shift, ..., shift}: no resampling blur
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.shift <= 8.0, "augment.shift", "in [0, 8] pixels", self.shift)
@@ -76,7 +76,7 @@ class ModelConfig:
 
     hidden: tuple[int, ...] = (512, 256)
     activation: str = "relu"
-    dropout: float = 0.3  # after every hidden activation
+    dropout: float = 0.1  # after every hidden activation
     input_dropout: float = 0.0  # on the 784 pixels
     init: str = "he_normal"
 
@@ -100,7 +100,7 @@ class OptimConfig:
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4  # torch-style coupled decay on every parameter
+    weight_decay: float = 1e-4  # torch-style coupled decay on every parameter
     l2: float = 0.0  # explicit L2 penalty on weight matrices, added to the loss
     schedule: str = "cosine"
     step_size: int = 10  # epochs between decays (schedule = "step")
@@ -132,8 +132,8 @@ class OptimConfig:
 class TrainConfig:
     """The fit loop: epochs, batches, seed, loss options, early stopping."""
 
-    epochs: int = 60
-    batch_size: int = 64
+    epochs: int = 100
+    batch_size: int = 128
     seed: int = 0
     label_smoothing: float = 0.0
     patience: int = 0  # stop after this many epochs without a better val loss; 0 = never
@@ -157,6 +157,13 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """How the trained model predicts on validation-free data (the test split, the demo)."""
+
+    tta: bool = True  # average the softmax over the image and its four 1-pixel shifts
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: one field per TOML section."""
 
@@ -165,6 +172,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Return the resolved configuration as plain JSON-able dicts."""

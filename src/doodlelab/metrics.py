@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+SCALAR_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_macro",
+               "pr_auc_macro")
+
 
 def classification_metrics(
     y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str]

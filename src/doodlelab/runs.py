@@ -22,6 +22,7 @@ import numpy as np
 
 from doodlelab import __version__
 from doodlelab.config import Config, ConfigError, config_from_dict
+from doodlelab.data.augment import tta_views
 from doodlelab.data.course import CLASSES, Split, load_split, resolve_data_dir
 from doodlelab.data.split import save_split, stratified_split
 from doodlelab.errors import UserError
@@ -106,18 +107,37 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def probabilities(task: Task, x: np.ndarray) -> np.ndarray:
-    """Return class probabilities (N, 5) in float64 from the task's eval-mode logits."""
-    return softmax(task.logits(x).astype(np.float64))
+def probabilities(task: Task, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Return class probabilities (N, 5) in float64 from the task's eval-mode logits.
+
+    With ``tta`` the softmax is averaged over the image and its four 1-pixel shifts.
+    """
+    views = tta_views(x) if tta else [x]
+    return sum(softmax(task.logits(v).astype(np.float64)) for v in views) / len(views)
 
 
-def write_test_outputs(task: Task, test: Split, run_dir: Path) -> dict[str, Any]:
+def score_on_test(task: Task, test: Split, cfg: Config) -> tuple[dict[str, Any], np.ndarray]:
+    """Return (metrics, probabilities) on ``test`` with the configured prediction rule.
+
+    When test-time augmentation is on, ``metrics["without_tta"]`` holds the scalar
+    metrics of the plain prediction too, so its contribution is visible.
+    """
+    from doodlelab.metrics import SCALAR_KEYS, classification_metrics
+
+    probs = probabilities(task, test.x, tta=cfg.eval.tta)
+    metrics = classification_metrics(test.y, probs, CLASSES)
+    metrics["tta"] = cfg.eval.tta
+    if cfg.eval.tta:
+        plain = classification_metrics(test.y, probabilities(task, test.x), CLASSES)
+        metrics["without_tta"] = {k: plain[k] for k in SCALAR_KEYS}
+    return metrics, probs
+
+
+def write_test_outputs(task: Task, test: Split, run_dir: Path, cfg: Config) -> dict[str, Any]:
     """Compute test metrics, draw the confusion/ROC/PR figures, write ``metrics.json``."""
     from doodlelab.figures import plot_confusion, plot_roc_pr
-    from doodlelab.metrics import classification_metrics
 
-    probs = probabilities(task, test.x)
-    metrics = classification_metrics(test.y, probs, CLASSES)
+    metrics, probs = score_on_test(task, test, cfg)
     fig_dir = run_dir / "figures"
     plot_confusion(metrics["confusion_matrix"], CLASSES, fig_dir)
     plot_roc_pr(test.y, probs, CLASSES, fig_dir)
@@ -207,7 +227,7 @@ def train_classifier(
         },
     )
     write_json(out / "env.json", env)
-    return write_test_outputs(task, test, out)
+    return write_test_outputs(task, test, out, cfg)
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
@@ -241,8 +261,6 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
 
 def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
     """Return test metrics of the trained model in ``run_dir`` on the test files of ``data``."""
-    from doodlelab.metrics import classification_metrics
-
     raw, cfg = load_run(run_dir)
     data_dir = resolve_data_dir(data)
     test = load_split(data_dir, "test")
@@ -251,4 +269,4 @@ def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
         task.load_state_dict(load_weights(Path(run_dir) / "weights.npz"))
     except (KeyError, ValueError) as exc:
         raise UserError(f"{run_dir}/weights.npz does not match config.json ({exc})") from None
-    return classification_metrics(test.y, probabilities(task, test.x), CLASSES)
+    return score_on_test(task, test, cfg)[0]

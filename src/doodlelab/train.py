@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from doodlelab.config import Config
 from doodlelab.data.augment import random_affine
-from doodlelab.data.batches import iterate_minibatches
+from doodlelab.data.batches import iterate_minibatches, n_batches
 from doodlelab.errors import UserError
 from doodlelab.nn.losses import log_softmax
 from doodlelab.nn.optim import LRSchedule
@@ -123,12 +123,14 @@ def fit(
                disable=not progress, leave=False)
     start = time.perf_counter()
     epoch_seconds = []
+    steps_per_epoch = n_batches(y_train.shape[0], t.batch_size)
     for epoch in bar:
         tick = time.perf_counter()
-        lr = schedule(epoch - 1)
-        task.set_lr(lr)
+        lr = epoch_lr = schedule(epoch - 1)
         total_loss, total_correct, seen = 0.0, 0, 0
-        for idx in iterate_minibatches(y_train.shape[0], t.batch_size, shuffle_rng):
+        for i, idx in enumerate(iterate_minibatches(y_train.shape[0], t.batch_size, shuffle_rng)):
+            lr = schedule(epoch - 1 + i / steps_per_epoch)  # the schedule moves every step
+            task.set_lr(lr)
             xb = random_affine(x_train[idx], cfg.augment, augment_rng)
             yb = y_train[idx]
             loss, correct = task.train_batch(xb, yb)
@@ -153,7 +155,7 @@ def fit(
             "val_accuracy": val_acc,
             "batch_loss": total_loss / seen,
             "batch_accuracy": total_correct / seen,
-            "lr": lr,
+            "lr": epoch_lr,
             "seconds": seconds,
         }
         history.append(row)

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from doodlelab.config import AugmentConfig
-from doodlelab.data.augment import random_affine, sample_inverse_maps, warp
+from doodlelab.data.augment import (
+    random_affine,
+    sample_inverse_maps,
+    shift_images,
+    tta_views,
+    warp,
+)
 
 
 @pytest.fixture
@@ -72,3 +78,26 @@ def test_integer_shifts_move_whole_pixels_only(images):
     out = random_affine(images, cfg, np.random.default_rng(3))
     # A whole-pixel shift copies pixel values: nothing new is interpolated.
     assert np.isin(out, np.append(images, 0.0)).all()
+
+
+def test_shift_images_matches_the_general_warp(images):
+    rng = np.random.default_rng(5)
+    d = rng.integers(-3, 4, (6, 2))
+    fast = shift_images(images, d[:, 0], d[:, 1])
+    slow = warp(images, _eye(6), d.astype(np.float32))
+    np.testing.assert_allclose(fast, slow, atol=1e-6)
+
+
+def test_pure_integer_shift_config_takes_the_gather_path(images):
+    cfg = AugmentConfig(shift=2.0, rotate=0.0, scale=0.0, integer_shift=True)
+    out = random_affine(images, cfg, np.random.default_rng(0))
+    d = np.random.default_rng(0).integers(-2, 3, (6, 2))
+    np.testing.assert_array_equal(out, shift_images(images, d[:, 0], d[:, 1]))
+
+
+def test_tta_views_are_the_image_and_its_four_neighbours(images):
+    views = tta_views(images)
+    assert len(views) == 5 and views[0] is images
+    grid = images.reshape(6, 28, 28)
+    np.testing.assert_array_equal(views[1].reshape(6, 28, 28)[:, 1:], grid[:, :-1])
+    np.testing.assert_array_equal(views[4].reshape(6, 28, 28)[:, :, :-1], grid[:, :, 1:])

@@ -71,9 +71,45 @@ def warp(x: np.ndarray, inv: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return (top + fr * (bot - top)).astype(x.dtype, copy=False)
 
 
+def shift_images(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+    """Return images (B, 784) moved by whole pixels: ``dr`` (B,) rows down, ``dc`` (B,) right.
+
+    Pixels that enter from outside are black. One fancy-indexing gather, no resampling.
+    """
+    b = x.shape[0]
+    reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
+    side = SIDE + 2 * reach
+    padded = np.zeros((b, side, side), dtype=x.dtype)
+    padded[:, reach : reach + SIDE, reach : reach + SIDE] = x.reshape(b, SIDE, SIDE)
+    ramp = np.arange(SIDE)
+    rows = ramp[None, :] + (reach - dr)[:, None]  # (B, 28): out[r] = in[r - dr]
+    cols = ramp[None, :] + (reach - dc)[:, None]
+    out = padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.reshape(b, SIDE * SIDE)
+
+
+def _only_integer_shifts(cfg: AugmentConfig) -> bool:
+    return cfg.integer_shift and not (cfg.rotate or cfg.scale or cfg.shear or cfg.flip)
+
+
 def random_affine(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Return a randomly distorted copy of images ``x`` (B, 784); ``x`` is not modified."""
     if not cfg.enabled or x.shape[0] == 0:
         return x
+    if _only_integer_shifts(cfg):  # a pure translation needs no interpolation: gather directly
+        reach = int(cfg.shift)
+        d = rng.integers(-reach, reach + 1, (x.shape[0], 2))
+        return shift_images(x, d[:, 0], d[:, 1])
     inv, shift = sample_inverse_maps(x.shape[0], cfg, rng)
     return warp(x, inv, shift)
+
+
+# The original image and its four one-pixel neighbours (down, up, right, left).
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def tta_views(x: np.ndarray) -> list[np.ndarray]:
+    """Return the test-time views of images (N, 784): the images and their 1-pixel shifts."""
+    n = x.shape[0]
+    return [x if (r, c) == (0, 0) else shift_images(x, np.full(n, r), np.full(n, c))
+            for r, c in TTA_SHIFTS]
