@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from doodlelab.cli import main
-from doodlelab.config import build_config, load_config
+from doodlelab.config import Config, build_config, load_config
 from doodlelab.data.course import load_split
 from doodlelab.data.split import stratified_split
 from doodlelab.tasks.classifier import Streams
@@ -27,7 +27,8 @@ def test_synthetic_gradcheck_meets_the_thresholds(tmp_path: Path, capsys) -> Non
     report = json.loads(out.read_text())
     assert report["passed"] is True and report["failures"] == []
     model = report["classifier"]
-    assert model["batch"] == {"source": "synthetic", "seed": 0, "size": 64}
+    assert model["batch"] == {"source": "synthetic", "seed": 0,
+                              "size": Config().train.batch_size}
     for dtype, limit in (("float64", 1e-10), ("float32", 1e-5)):
         assert report["thresholds"][dtype] == limit
         rows = model[dtype]
