@@ -57,10 +57,19 @@ def _fit(task, *overrides):
 
 def test_early_stopping_restores_best_epoch():
     task = ScriptedTask([1.0, 3.0, 2.0, 2.5, 2.0, 2.0, 9.0])
-    result = _fit(task, "train.epochs=7", "train.patience=3", "train.monitor=val_loss")
+    result = _fit(task, "train.epochs=7", "train.patience=3", "train.monitor=val_loss",
+                  "train.restore_best=true")
     assert result.stopped_early and len(result.history) == 5
-    assert result.best_epoch == 2
+    assert result.best_epoch == result.weights_epoch == 2
     assert task.weights[0] == 2  # weights of epoch 2 restored
+
+
+def test_without_restore_the_last_weights_stay():
+    task = ScriptedTask([1.0, 3.0, 2.0, 2.5])
+    result = _fit(task, "train.epochs=4", "train.monitor=val_loss")
+    assert not result.stopped_early and len(result.history) == 4
+    assert result.best_epoch == 2 and result.weights_epoch == 4
+    assert task.weights[0] == 4
 
 
 def test_diverging_run_stops_with_clear_message():

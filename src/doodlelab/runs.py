@@ -219,6 +219,7 @@ def train_classifier(
         n_val=int(val_idx.size),
         n_test=len(test),
         best_epoch=result.best_epoch,
+        weights_epoch=result.weights_epoch,
         epochs_run=len(result.history),
         stopped_early=result.stopped_early,
         timings={

@@ -60,7 +60,8 @@ class FitResult:
     """What :func:`fit` returns: per-epoch rows, the best epoch and timings."""
 
     history: list[dict[str, float]]
-    best_epoch: int
+    best_epoch: int  # epoch with the best monitored validation value
+    weights_epoch: int  # epoch whose weights the task holds now (best if restored, else last)
     stopped_early: bool
     train_seconds: float
     epoch_seconds: list[float] = field(default_factory=list)
@@ -173,11 +174,13 @@ def fit(
                 stopped_early = True
                 break
     bar.close()
-    if t.restore_best and best_epoch > 0:
+    restore = t.restore_best and best_epoch > 0
+    if restore:
         task.load_state_dict(best_state)
     return FitResult(
         history=history,
-        best_epoch=best_epoch if t.restore_best else len(history),
+        best_epoch=best_epoch,
+        weights_epoch=best_epoch if restore else len(history),
         stopped_early=stopped_early,
         train_seconds=time.perf_counter() - start,
         epoch_seconds=epoch_seconds,
