@@ -43,27 +43,17 @@ class SGD:
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.velocity = [np.zeros_like(p) for p, _ in self.parameters]
-        # Two scratch arrays per parameter, so that a step allocates nothing.
-        self._scratch = [(np.empty_like(p), np.empty_like(p)) for p, _ in self.parameters]
 
     def step(self) -> None:
         """Apply one update to every parameter, using the gradients as they are now."""
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        for (p, g), v, (a, b) in zip(self.parameters, self.velocity, self._scratch):
-            t = p.dtype.type
-            # In-place passes into scratch arrays; each rounds exactly like the formula above.
-            d = g
-            if wd:
-                d = np.multiply(p, t(wd), out=a)
-                d += g  # g + wd * p
+        for (p, g), v in zip(self.parameters, self.velocity):
+            d = g + p.dtype.type(wd) * p if wd else g
             if mu:
-                v *= t(mu)
-                v += d  # v = mu * v + d
-                if self.nesterov:
-                    d = np.add(d, np.multiply(v, t(mu), out=b), out=b)  # d + mu * v
-                else:
-                    d = v
-            p -= np.multiply(d, t(lr), out=b)
+                v *= p.dtype.type(mu)
+                v += d
+                d = d + p.dtype.type(mu) * v if self.nesterov else v
+            p -= p.dtype.type(lr) * d
 
     def zero_grad(self) -> None:
         """Zero the gradients of the parameters this optimizer holds."""

@@ -23,9 +23,10 @@ from doodlelab.nn.modules import ACTIVATIONS, Module
 N_INPUTS = 784
 N_CLASSES = 5
 
-# One extra BLAS thread per this many FLOPs in the largest matrix product of a pass;
-# smaller products run faster on one thread than they pay in thread hand-off.
-FLOPS_PER_THREAD = 150e6
+# One thread per this many FLOPs of the largest matrix product of a pass (see
+# matmul_threads): a training batch of 64-128 images runs on one thread, the
+# 2048-image evaluation batches on every usable CPU.
+FLOPS_PER_THREAD = 200e6
 
 
 def usable_cpus() -> int:
@@ -43,8 +44,14 @@ def usable_cpus() -> int:
 def matmul_threads(rows: int, widths: Sequence[int], cpus: int | None = None) -> int:
     """Return the thread count for products of ``rows`` rows through layers ``widths``.
 
-    The rule: one thread per ``FLOPS_PER_THREAD`` of the largest product
-    ``2 * rows * in * out``, at least 1 and at most the usable CPUs.
+    The rule: one thread per ``FLOPS_PER_THREAD`` (200 MFLOP) of the largest product
+    ``2 * rows * in * out``, at least 1 and at most the usable CPUs. Measured on the
+    2-core machine this was tuned on (benchmarks/README.md): with both cores idle,
+    two threads make a batch-64 product ~1.5x faster; with one core busy elsewhere,
+    they make it 10-40x *slower*, because the thread that finishes first spins while
+    its partner waits for a core. From ~400 MFLOP up (500+ images through 784-512),
+    each thread has milliseconds of work and two threads win in both cases. The
+    rule takes the safe side below that. Torch's twin applies the same rule.
     """
     largest = 2 * rows * max((a * b for a, b in zip(widths[:-1], widths[1:])), default=0)
     return max(1, min(cpus or usable_cpus(), int(largest // FLOPS_PER_THREAD)))
