@@ -36,7 +36,7 @@ def course_dir(tmp_path: Path) -> Path:
     return make_course_folder(tmp_path / "course")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The real Quick, Draw! folder named by $DOODLELAB_DATA; skip when it is not set."""
     value = os.environ.get(REAL_DATA_ENV)
