@@ -7,6 +7,7 @@ configuration through the CLI, numpy and torch, on the real data.
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from doodlelab.cli import main

@@ -21,6 +21,7 @@ from typing import Any
 from doodlelab.errors import UserError
 from doodlelab.fileio import read_csv, write_csv, write_json
 from doodlelab.metrics import SCALAR_KEYS as SCALAR_METRICS
+
 CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "pr_auc")
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
