@@ -63,7 +63,7 @@ def test_run_bench_report_shape_and_sanity() -> None:
 def test_bench_cli_writes_json(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(bench, "GEMM_SIZE", 64)
     out = tmp_path / "bench.json"
-    code = main(["bench", "--samples", "64", "--epochs", "1", "--json", str(out),
+    code = main(["bench", "--samples", "160", "--epochs", "1", "--json", str(out),
                  "--set", "model.hidden=[8]"])
     assert code == 0
     report = json.loads(out.read_text())
@@ -75,3 +75,24 @@ def test_bench_cli_writes_json(tmp_path, monkeypatch, capsys) -> None:
 def test_bench_cli_rejects_bad_sizes(capsys) -> None:
     assert main(["bench", "--samples", "0"]) == 2
     assert "--samples" in capsys.readouterr().err
+
+
+def test_thread_rule_single_thread_for_training_batches_all_cpus_for_big_ones(monkeypatch) -> None:
+    monkeypatch.delenv("DOODLELAB_THREADS", raising=False)
+    widths = [784, 512, 256, 5]
+    assert matmul_threads(64, widths, cpus=2) == 1
+    assert matmul_threads(128, widths, cpus=2) == 1
+    assert matmul_threads(2048, widths, cpus=2) == 2
+    assert matmul_threads(2048, widths, cpus=64) == 8  # 1.6 GFLOP / 200 MFLOP
+    assert matmul_threads(1, [784, 5], cpus=8) == 1
+    monkeypatch.setenv("DOODLELAB_THREADS", "3")
+    assert matmul_threads(64, widths, cpus=2) == 3
+
+
+def test_forced_threads_reach_every_backend_and_are_restored(monkeypatch) -> None:
+    monkeypatch.delenv("DOODLELAB_THREADS", raising=False)
+    cfg = build_config({"model": {"hidden": [8]}, "train": {"batch_size": 16}})
+    report = bench.run_bench(cfg, samples=32, epochs=1, warmup=0, gemm_size=32, threads=2)
+    assert report["threads"] == 2 and report["threads_forced"] is True
+    assert "DOODLELAB_THREADS" not in __import__("os").environ
+    assert "forced" in bench.format_bench(report)

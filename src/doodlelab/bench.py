@@ -35,7 +35,8 @@ import statistics
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from doodlelab.config import Config
 from doodlelab.tasks.classifier import (
     N_CLASSES,
     N_INPUTS,
+    THREADS_ENV,
     NumpyClassifier,
     Streams,
     blas_threads,
@@ -146,9 +148,9 @@ def sklearn_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Cal
 
     model = MLPClassifier(**sklearn_settings(cfg, seed))
     classes = np.arange(N_CLASSES)
-    threads = matmul_threads(cfg.train.batch_size, layer_sizes(cfg))
 
     def epoch() -> float:
+        threads = matmul_threads(cfg.train.batch_size, layer_sizes(cfg))
         with warnings.catch_warnings(), blas_threads(threads):
             warnings.simplefilter("ignore", ConvergenceWarning)
             tick = time.perf_counter()
@@ -195,6 +197,23 @@ def numpy_memory(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> dict[s
     }
 
 
+@contextmanager
+def forced_threads(n: int | None) -> Iterator[None]:
+    """Within the block every backend trains on ``n`` threads (None: the usual rule)."""
+    if n is None:
+        yield
+        return
+    before = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(n)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[THREADS_ENV]
+        else:
+            os.environ[THREADS_ENV] = before
+
+
 def run_bench(
     cfg: Config | None = None,
     *,
@@ -203,12 +222,22 @@ def run_bench(
     warmup: int = 1,
     seed: int = 0,
     gemm_size: int | None = None,
+    threads: int | None = None,
     backends: tuple[str, ...] = BACKENDS,
 ) -> dict[str, Any]:
-    """Return the bench report (a JSON-ready dict; keys in the module docstring and README)."""
+    """Return the bench report (a JSON-ready dict; keys in the module docstring and README).
+
+    ``threads`` forces that many threads on all three backends instead of the rule.
+    """
     cfg = cfg or Config()
-    if samples < 1 or epochs < 1 or warmup < 0:
-        raise ValueError("need samples >= 1, epochs >= 1, warmup >= 0")
+    if samples < 1 or epochs < 1 or warmup < 0 or (threads is not None and threads < 1):
+        raise ValueError("need samples >= 1, epochs >= 1, warmup >= 0, threads >= 1")
+    with forced_threads(threads):
+        return _run_bench(cfg, samples, epochs, warmup, seed, gemm_size or GEMM_SIZE, backends)
+
+
+def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, gemm_size: int,
+               backends: tuple[str, ...]) -> dict[str, Any]:
     x, y = synthetic_data(samples, seed)
     memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
     makers = {"numpy": numpy_backend, "torch": torch_backend, "sklearn": sklearn_backend}
@@ -223,9 +252,8 @@ def run_bench(
     median = {name: statistics.median(ts) for name, ts in times.items()}
 
     cpus = usable_cpus()
-    size = gemm_size or GEMM_SIZE
-    peak = gemm_gflops(size, cpus)
-    peak_one = gemm_gflops(size, 1) if cpus > 1 else peak
+    peak = gemm_gflops(gemm_size, cpus)
+    peak_one = gemm_gflops(gemm_size, 1) if cpus > 1 else peak
     flops = epoch_flops(cfg, samples)
     floor = flops / (peak * 1e9)
     report: dict[str, Any] = {
@@ -237,6 +265,7 @@ def run_bench(
         "dropout": cfg.model.dropout,
         "usable_cpus": cpus,
         "threads": matmul_threads(cfg.train.batch_size, layer_sizes(cfg)),
+        "threads_forced": os.environ.get(THREADS_ENV) is not None,
         "epoch_seconds": times,
         "gemm_peak_gflops": peak,
         "gemm_peak_gflops_1thread": peak_one,
@@ -281,7 +310,9 @@ def format_bench(report: dict[str, Any]) -> str:
         lines.append(f"  {key} = {value:.2f}")
     if "numpy_floor_fraction" in report:
         lines.append(f"  numpy reaches {100 * report['numpy_floor_fraction']:.0f}% of the floor; "
-                     f"training threads: {report['threads']}")
+                     f"training threads: {report['threads']}"
+                     + (f" (forced by {THREADS_ENV})" if report["threads_forced"] else
+                        " (the size rule)"))
     mem = report.get("numpy_memory")
     if mem:
         rss = mem["rss_delta_bytes"]

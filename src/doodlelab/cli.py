@@ -7,7 +7,6 @@ and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="synthetic images per epoch (default 20000)")
     bn.add_argument("--epochs", type=int, default=5, metavar="N",
                     help="timed epochs per backend, after one warm-up (default 5)")
+    bn.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="train every backend on N threads (default: the size rule)")
     _add_config_args(bn)
     return parser
 
@@ -189,6 +190,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not 1 <= args.samples <= 10_000_000 or not 1 <= args.epochs <= 1000:
         raise UserError(f"--samples must be in [1, 10000000] and --epochs in [1, 1000] "
                         f"(got {args.samples}, {args.epochs})")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise UserError(f"--threads must be in [1, 1024] (got {args.threads})")
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -196,7 +199,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         "pip install -e '.[torch]'") from None
     from doodlelab.bench import format_bench, run_bench
 
-    report = run_bench(cfg, samples=args.samples, epochs=args.epochs)
+    report = run_bench(cfg, samples=args.samples, epochs=args.epochs, threads=args.threads)
     print(format_bench(report))
     if args.json:
         write_json(args.json, report)

@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from doodlelab.config import Config, ModelConfig
+from doodlelab.errors import UserError
 from doodlelab.nn import SGD, Dropout, Linear, Sequential, SoftmaxCrossEntropy, l2_penalty
 from doodlelab.nn.modules import ACTIVATIONS, Module
 
@@ -27,6 +28,7 @@ N_CLASSES = 5
 # matmul_threads): a training batch of 64-128 images runs on one thread, the
 # 2048-image evaluation batches on every usable CPU.
 FLOPS_PER_THREAD = 200e6
+THREADS_ENV = "DOODLELAB_THREADS"  # a positive integer here overrides the rule
 
 
 def usable_cpus() -> int:
@@ -52,7 +54,15 @@ def matmul_threads(rows: int, widths: Sequence[int], cpus: int | None = None) ->
     its partner waits for a core. From ~400 MFLOP up (500+ images through 784-512),
     each thread has milliseconds of work and two threads win in both cases. The
     rule takes the safe side below that. Torch's twin applies the same rule.
+
+    ``DOODLELAB_THREADS=n`` in the environment forces ``n`` threads for every pass
+    (e.g. 2 on a machine known to be otherwise idle).
     """
+    forced = os.environ.get(THREADS_ENV, "").strip()
+    if forced:
+        if not forced.isdigit() or int(forced) < 1:
+            raise UserError(f"{THREADS_ENV} must be a positive integer (got {forced!r})")
+        return int(forced)
     largest = 2 * rows * max((a * b for a, b in zip(widths[:-1], widths[1:])), default=0)
     return max(1, min(cpus or usable_cpus(), int(largest // FLOPS_PER_THREAD)))
 
