@@ -6,8 +6,8 @@ the course folder and records how it did on the validation part. The test files 
 never read, so a default chosen from a sweep is chosen without looking at test.
 
 Writes into ``--out``: ``sweep.csv`` (one row per combination and seed: the settings,
-best validation accuracy and loss, the epoch they were reached, final train
-accuracy, seconds), ``summary.csv`` (mean and std over seeds per combination, best
+validation accuracy and loss of the kept weights, the best validation accuracy over
+epochs and its epoch, final train accuracy, seconds), ``summary.csv`` (mean and std over seeds per combination, best
 first) and ``histories.csv`` (every epoch of every run, for curves).
 """
 
@@ -92,10 +92,13 @@ def run_sweep(
         train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, seed)
         _, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False)
         best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
+        kept = result.history[result.weights_epoch - 1]
         label = " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
         rows.append({
             "point": i, "label": label, "seed": seed,
             **{k: _fmt(v) for k, v in settings.items()},
+            "val_accuracy": kept["val_accuracy"],
+            "val_loss": kept["val_loss"],
             "best_val_accuracy": best["val_accuracy"],
             "best_epoch": int(best["epoch"]),
             "val_loss_at_best": best["val_loss"],
@@ -113,22 +116,29 @@ def run_sweep(
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return one row per grid point: mean/std of best validation accuracy, best first."""
+    """Return one row per grid point, best first.
+
+    ``val_accuracy`` is the validation accuracy of the weights the run keeps (the last
+    epoch's unless ``train.restore_best``); ``best_val_accuracy`` is the highest over
+    epochs, which is optimistic: picking a maximum out of many noisy epochs.
+    """
     by_point: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         by_point.setdefault(row["point"], []).append(row)
     summary = []
     for point, group in by_point.items():
-        accs = [r["best_val_accuracy"] for r in group]
+        accs = [float(r["val_accuracy"]) for r in group]
         summary.append({
             "point": point,
             "label": group[0]["label"],
             "seeds": len(group),
             "val_accuracy_mean": round(statistics.fmean(accs), 6),
             "val_accuracy_std": round(statistics.pstdev(accs), 6),
-            "min_val_loss_mean": round(statistics.fmean(r["min_val_loss"] for r in group), 6),
-            "best_epoch_mean": round(statistics.fmean(r["best_epoch"] for r in group), 1),
-            "seconds_mean": round(statistics.fmean(r["seconds"] for r in group), 2),
+            "val_loss_mean": round(statistics.fmean(float(r["val_loss"]) for r in group), 6),
+            "best_val_accuracy_mean": round(
+                statistics.fmean(float(r["best_val_accuracy"]) for r in group), 6),
+            "best_epoch_mean": round(statistics.fmean(int(r["best_epoch"]) for r in group), 1),
+            "seconds_mean": round(statistics.fmean(float(r["seconds"]) for r in group), 2),
         })
     summary.sort(key=lambda r: -r["val_accuracy_mean"])
     return summary
