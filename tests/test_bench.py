@@ -18,7 +18,7 @@ from doodlelab.tasks.classifier import matmul_threads
 KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "ratios", "gemm_peak_gflops",
         "gemm_peak_gflops_1thread", "epoch_gflop", "floor_epoch_s", "numpy_floor_fraction",
         "numpy_memory", "epoch_seconds", "threads", "layers", "batch_size", "samples",
-        "sklearn_settings", "usable_cpus"}
+        "sklearn_settings", "usable_cpus", "load_average", "gemm_peak_gflops_all_cpus"}
 
 
 def _positive(value: float) -> bool:
@@ -45,6 +45,7 @@ def test_run_bench_report_shape_and_sanity() -> None:
     assert report["ratios"]["numpy/torch"] == pytest.approx(
         report["numpy_epoch_s"] / report["torch_epoch_s"])
     assert _positive(report["gemm_peak_gflops"]) and _positive(report["floor_epoch_s"])
+    assert report["gemm_peak_gflops"] >= report["gemm_peak_gflops_1thread"]
     assert report["floor_epoch_s"] == pytest.approx(
         report["epoch_gflop"] / report["gemm_peak_gflops"])
     assert 0 < report["numpy_floor_fraction"] == pytest.approx(
