@@ -1,0 +1,68 @@
+"""The speed paths of the numpy core compute exactly what the plain paths do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from doodlelab.config import ModelConfig
+from doodlelab.nn import Dropout, Linear, ReLU, Sequential
+from doodlelab.tasks.classifier import blas_threads, build_mlp
+
+
+def _mlp(input_dropout: float) -> Sequential:
+    cfg = ModelConfig(hidden=(12, 8), dropout=0.3, input_dropout=input_dropout)
+    return build_mlp(cfg, rng=np.random.default_rng(0), dropout_rng=np.random.default_rng(1),
+                     n_in=10, n_out=5, dtype=np.float64)
+
+
+@pytest.mark.parametrize("input_dropout", [0.0, 0.2])
+def test_backward_without_input_grad_gives_the_same_parameter_grads(input_dropout: float) -> None:
+    rng = np.random.default_rng(2)
+    x, dout = rng.normal(size=(6, 10)), rng.normal(size=(6, 5))
+    full, fast = _mlp(input_dropout), _mlp(input_dropout)
+    full.forward(x)
+    fast.forward(x)
+    full.zero_grad()
+    fast.zero_grad()
+    assert full.backward(dout).shape == x.shape
+    assert fast.backward(dout, input_grad=False) is None
+    grads = {name: g for name, _, g in full.named_parameters()}
+    for name, _, g in fast.named_parameters():
+        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+
+
+def test_accumulate_grads_adds_like_backward_and_parameterless_models_are_fine() -> None:
+    rng = np.random.default_rng(3)
+    lin = Linear(4, 3, rng=rng, dtype=np.float64)
+    x, d = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    lin.forward(x)
+    lin.zero_grad()
+    lin.accumulate_grads(d)
+    once = lin.grads["weight"].copy()
+    lin.backward(d)
+    np.testing.assert_allclose(lin.grads["weight"], 2 * once)
+    model = Sequential(ReLU(), Dropout(0.5, rng=rng))
+    model.forward(x)
+    assert model.backward(d[:, :1].repeat(4, axis=1), input_grad=False) is None
+
+
+def test_relu_mask_product_equals_where_on_finite_inputs() -> None:
+    x = np.random.default_rng(4).normal(size=(50, 40)).astype(np.float32)
+    x[0, :5] = 0.0
+    relu = ReLU()
+    out = relu.forward(x)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.where(x > 0, x, 0))
+    d = np.ones_like(x)
+    np.testing.assert_array_equal(relu.backward(d), np.where(x > 0, d, 0))
+
+
+def test_blas_thread_count_does_not_change_a_float64_product_beyond_rounding() -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(2048, 300)), rng.normal(size=(300, 200))
+    with blas_threads(1):
+        one = a @ b
+    with blas_threads(2):
+        two = a @ b
+    np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-12)
