@@ -4,7 +4,9 @@
     python benchmarks/bench_changes.py --hog           # plus one busy-loop process on a core
 
 Variants (all train the default classifier with NumpyClassifier.train_batch on the
-same synthetic images; epochs are interleaved so load changes hit all alike):
+same synthetic images; epochs are interleaved, in a fresh random order every round
+and after a short pause, so load changes hit all alike and no variant inherits the
+spinning BLAS workers of a 2-thread one):
 
 - ``all changes``: the code as it is (1 BLAS thread for training batches);
 - ``- skip images' grad``: the first Linear also computes d(loss)/d(images);
@@ -23,6 +25,7 @@ import contextlib
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -92,9 +95,12 @@ def main() -> None:
     rngs = {name: np.random.default_rng(1) for name in VARIANTS}
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.hog else None
+    order = np.random.default_rng(2)
     try:
         for rep in range(args.epochs + 1):  # the first round is the warm-up
-            for name, changes in VARIANTS.items():
+            for i in order.permutation(len(VARIANTS)):  # a fresh order every round
+                name, changes = list(VARIANTS.items())[i]
+                time.sleep(0.25)  # let OpenBLAS workers of a 2-thread variant stop spinning
                 with undone(*changes):
                     sec = time_epoch(tasks[name].train_batch, x, y, cfg.train.batch_size,
                                      rngs[name])

@@ -60,6 +60,9 @@ from doodlelab.tasks.classifier import (
 TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
 BACKENDS = ("numpy", "torch", "sklearn")
 GEMM_SIZE = 2048  # side of the square float32 product that measures the GEMM peak
+# Idle BLAS/OpenMP worker threads spin for ~0.1 s after a multi-threaded call; a pause
+# before each timed epoch keeps one backend's spinning workers out of the next one's time.
+PAUSE_S = 0.25
 
 
 def synthetic_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -261,6 +264,7 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(epochs):  # interleaved: A B C A B C ...
         for name, run in runners.items():
+            time.sleep(PAUSE_S)
             times[name].append(run())
     median = {name: statistics.median(ts) for name, ts in times.items()}
 
