@@ -6,7 +6,8 @@ the course folder and records how it did on the validation part. The test files 
 never read, so a default chosen from a sweep is chosen without looking at test.
 
 Writes into ``--out``: ``sweep.csv`` (one row per combination and seed: the settings,
-validation accuracy and loss of the kept weights, the best validation accuracy over
+validation accuracy and loss of the kept weights, the accuracy with test-time shift
+averaging (``eval.tta``), the best validation accuracy over
 epochs and its epoch, final train accuracy, seconds), ``summary.csv`` (mean and std over seeds per combination, best
 first) and ``histories.csv`` (every epoch of every run, for curves).
 """
@@ -70,7 +71,7 @@ def run_sweep(
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train every combination for every seed; write the CSVs and return the summary rows."""
-    from doodlelab.runs import fit_classifier, task_class
+    from doodlelab.runs import fit_classifier, probabilities, task_class
 
     task_class(backend)
     if not seeds:
@@ -90,7 +91,8 @@ def run_sweep(
         raw["train"]["seed"] = seed
         cfg = build_config(raw)
         train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, seed)
-        _, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False)
+        task, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False)
+        shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
         best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
         kept = result.history[result.weights_epoch - 1]
         label = " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
@@ -99,6 +101,7 @@ def run_sweep(
             **{k: _fmt(v) for k, v in settings.items()},
             "val_accuracy": kept["val_accuracy"],
             "val_loss": kept["val_loss"],
+            "val_accuracy_tta": float((shifted == train.y[val_idx]).mean()),
             "best_val_accuracy": best["val_accuracy"],
             "best_epoch": int(best["epoch"]),
             "val_loss_at_best": best["val_loss"],
@@ -135,6 +138,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "val_accuracy_mean": round(statistics.fmean(accs), 6),
             "val_accuracy_std": round(statistics.pstdev(accs), 6),
             "val_loss_mean": round(statistics.fmean(float(r["val_loss"]) for r in group), 6),
+            "val_accuracy_tta_mean": round(
+                statistics.fmean(float(r["val_accuracy_tta"]) for r in group), 6),
             "best_val_accuracy_mean": round(
                 statistics.fmean(float(r["best_val_accuracy"]) for r in group), 6),
             "best_epoch_mean": round(statistics.fmean(int(r["best_epoch"]) for r in group), 1),
