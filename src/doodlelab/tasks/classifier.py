@@ -49,11 +49,13 @@ def matmul_threads(rows: int, widths: Sequence[int], cpus: int | None = None) ->
     The rule: one thread per ``FLOPS_PER_THREAD`` (200 MFLOP) of the largest product
     ``2 * rows * in * out``, at least 1 and at most the usable CPUs. Measured on the
     2-core machine this was tuned on (benchmarks/README.md): with both cores idle,
-    two threads make a batch-64 product ~1.5x faster; with one core busy elsewhere,
-    they make it 10-40x *slower*, because the thread that finishes first spins while
-    its partner waits for a core. From ~400 MFLOP up (500+ images through 784-512),
-    each thread has milliseconds of work and two threads win in both cases. The
-    rule takes the safe side below that. Torch's twin applies the same rule.
+    two threads make any of these products ~1.9x faster; with another training run
+    on the other core they make a batch-64/128 product 3-20x *slower* (OpenBLAS
+    workers spin after each call, and two processes doing so fight over both
+    cores). From ~400 MFLOP up (500+ images through 784-512) each thread has
+    milliseconds of work and the loss is bounded (~1.5x) while the idle gain stays
+    ~2x. So training batches run on one thread and 2048-image evaluation on every
+    CPU. Torch's twin applies the same rule.
 
     ``DOODLELAB_THREADS=n`` in the environment forces ``n`` threads for every pass
     (e.g. 2 on a machine known to be otherwise idle).
