@@ -135,7 +135,8 @@ def sklearn_settings(cfg: Config, seed: int) -> dict[str, Any]:
     o, t = cfg.optim, cfg.train
     return {
         "hidden_layer_sizes": tuple(cfg.model.hidden),
-        "activation": cfg.model.activation if cfg.model.activation in ("relu", "tanh") else "relu",
+        # scikit-learn has no leaky ReLU; the nearest it has is ReLU.
+        "activation": {"sigmoid": "logistic", "tanh": "tanh"}.get(cfg.model.activation, "relu"),
         "solver": "sgd",
         "batch_size": t.batch_size,
         "learning_rate": "constant",
