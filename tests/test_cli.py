@@ -184,3 +184,9 @@ def test_sweep_rejects_bad_grids_before_training(course_dir, tmp_path, capsys, g
     assert main(["sweep", "--data", str(course_dir), "--out", str(out), "--grid", grid]) == 2
     assert match in _one_line_error(capsys)
     assert not out.exists()
+
+
+def test_unwritable_out_is_one_line_exit_2(course_dir, capsys):
+    assert main(["train", "classifier", "--data", str(course_dir), "--out", "/dev/null/run",
+                 *FAST]) == 2
+    assert "/dev/null/run" in _one_line_error(capsys)

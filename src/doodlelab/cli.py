@@ -218,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"doodlelab: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user gave cannot be read or written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"doodlelab: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("doodlelab: interrupted", file=sys.stderr)
         return 130

@@ -5,11 +5,12 @@ trains the classifier once per combination (and per seed) on the training part o
 the course folder and records how it did on the validation part. The test files are
 never read, so a default chosen from a sweep is chosen without looking at test.
 
-Writes into ``--out``: ``sweep.csv`` (one row per combination and seed: the settings,
-validation accuracy and loss of the kept weights, the accuracy with test-time shift
-averaging (``eval.tta``), the best validation accuracy over
-epochs and its epoch, final train accuracy, seconds), ``summary.csv`` (mean and std over seeds per combination, best
-first) and ``histories.csv`` (every epoch of every run, for curves).
+Writes into ``--out``: ``sweep.csv`` (one row per combination and seed: the
+settings, validation accuracy and loss of the kept weights, the accuracy with
+test-time shift averaging (``eval.tta``), the best validation accuracy over epochs
+and its epoch, final train accuracy, seconds), ``summary.csv`` (mean and std over
+seeds per combination, best first) and ``histories.csv`` (every epoch of every run,
+for curves).
 """
 
 from __future__ import annotations
