@@ -26,9 +26,3 @@ def numerical_grad(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np
         gflat[i] = (up - down) / (2 * h)
     return grad
 
-
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """Return max |a - b| / max(|a| + |b|, tiny): a scale-free distance of two arrays."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    denom = np.maximum(np.abs(a) + np.abs(b), 1e-12)
-    return float(np.max(np.abs(a - b) / denom)) if a.size else 0.0
