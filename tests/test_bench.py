@@ -15,7 +15,8 @@ from doodlelab.cli import main
 from doodlelab.config import Config, build_config
 from doodlelab.tasks.classifier import matmul_threads
 
-KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "ratios", "gemm_peak_gflops",
+KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_epoch_s", "ratios",
+        "gemm_peak_gflops",
         "gemm_peak_gflops_1thread", "epoch_gflop", "floor_epoch_s", "numpy_floor_fraction",
         "numpy_memory", "epoch_seconds", "threads", "layers", "batch_size", "samples",
         "sklearn_settings", "usable_cpus", "load_average", "gemm_peak_gflops_all_cpus"}
@@ -41,7 +42,7 @@ def test_run_bench_report_shape_and_sanity() -> None:
         assert _positive(report[f"{name}_epoch_s"])
         assert len(report["epoch_seconds"][name]) == 2
         assert min(report["epoch_seconds"][name]) <= report[f"{name}_epoch_s"]
-    assert set(report["ratios"]) == {"numpy/torch", "numpy/sklearn"}
+    assert set(report["ratios"]) == {"numpy/torch", "numpy/sklearn", "numpy/sklearn_float64"}
     assert report["ratios"]["numpy/torch"] == pytest.approx(
         report["numpy_epoch_s"] / report["torch_epoch_s"])
     assert _positive(report["gemm_peak_gflops"]) and _positive(report["floor_epoch_s"])

@@ -10,7 +10,10 @@ synthetic images, and times whole epochs of mini-batch SGD:
   learning rate and Nesterov momentum, one ``partial_fit`` call per epoch (that is one
   shuffled pass over the data in mini-batches). It has no dropout and its L2 term
   ``alpha`` is set to ``weight_decay * batch_size`` so that its per-step weight
-  gradient matches torch's coupled weight decay.
+  gradient matches torch's coupled weight decay. It gets the float32 images, like
+  the others;
+- ``sklearn_float64``: the same on the images as float64, which is what
+  scikit-learn computes in when called on ``images / 255.0`` as it usually is.
 
 The torch twin draws its dropout masks from the numpy stream, as in every run
 (:mod:`doodlelab.twin.modules`), so both pay for the same draws.
@@ -41,6 +44,7 @@ import tracemalloc
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -58,7 +62,7 @@ from doodlelab.tasks.classifier import (
 )
 
 TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
-BACKENDS = ("numpy", "torch", "sklearn")
+BACKENDS = ("numpy", "torch", "sklearn", "sklearn_float64")
 GEMM_SIZE = 2048  # side of the square float32 product that measures the GEMM peak
 # Idle BLAS/OpenMP worker threads spin for ~0.1 s after a multi-threaded call; a pause
 # before each timed epoch keeps one backend's spinning workers out of the next one's time.
@@ -149,11 +153,18 @@ def sklearn_settings(cfg: Config, seed: int) -> dict[str, Any]:
     }
 
 
-def sklearn_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
-    """Return a function that runs one ``partial_fit`` epoch of ``MLPClassifier`` and returns its seconds."""
+def sklearn_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int,
+                    dtype: type = np.float32) -> Callable[[], float]:
+    """Return a function that runs one ``partial_fit`` epoch of ``MLPClassifier`` and returns its seconds.
+
+    scikit-learn computes in the dtype of the images it is given: float32 here is like
+    for like; ``dtype=np.float64`` is what it does on ``images / 255.0``, how it is
+    usually called.
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
+    x = x.astype(dtype, copy=False)
     model = MLPClassifier(**sklearn_settings(cfg, seed))
     classes = np.arange(N_CLASSES)
 
@@ -257,7 +268,12 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
     load_before = _load_average()
     x, y = synthetic_data(samples, seed)
     memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
-    makers = {"numpy": numpy_backend, "torch": torch_backend, "sklearn": sklearn_backend}
+    makers = {
+        "numpy": numpy_backend,
+        "torch": torch_backend,
+        "sklearn": sklearn_backend,
+        "sklearn_float64": partial(sklearn_backend, dtype=np.float64),
+    }
     runners = {name: makers[name](cfg, x, y, seed) for name in backends}
     for _ in range(warmup):
         for run in runners.values():
@@ -293,14 +309,15 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         "epoch_gflop": flops / 1e9,
         "floor_epoch_s": floor,
         "numpy_memory": memory,
-        "sklearn_settings": sklearn_settings(cfg, seed) if "sklearn" in backends else None,
+        "sklearn_settings": (sklearn_settings(cfg, seed)
+                             if {"sklearn", "sklearn_float64"} & set(backends) else None),
     }
     for name in BACKENDS:
         report[f"{name}_epoch_s"] = median.get(name)
     ratios = {}
     if "numpy" in median:
         report["numpy_floor_fraction"] = floor / median["numpy"]
-        for other in ("torch", "sklearn"):
+        for other in BACKENDS[1:]:
             if other in median:
                 ratios[f"numpy/{other}"] = median["numpy"] / median[other]
     report["ratios"] = ratios
@@ -314,7 +331,7 @@ def format_bench(report: dict[str, Any]) -> str:
         f"classifier {layers}, batch {report['batch_size']}, dropout {report['dropout']:g}: "
         f"{report['samples']} synthetic images, median of {report['epochs']} interleaved epochs "
         f"after {report['warmup_epochs']} warm-up",
-        f"  {'backend':<8} {'s/epoch':>8} {'min':>8} {'max':>8} {'GFLOP/s':>8} {'x floor':>8}",
+        f"  {'backend':<15} {'s/epoch':>8} {'min':>8} {'max':>8} {'GFLOP/s':>8} {'x floor':>8}",
     ]
     for name in BACKENDS:
         sec = report.get(f"{name}_epoch_s")
@@ -322,9 +339,9 @@ def format_bench(report: dict[str, Any]) -> str:
             continue
         ts = report["epoch_seconds"][name]
         rate = report["epoch_gflop"] / sec
-        lines.append(f"  {name:<8} {sec:>8.3f} {min(ts):>8.3f} {max(ts):>8.3f} {rate:>8.1f} "
+        lines.append(f"  {name:<15} {sec:>8.3f} {min(ts):>8.3f} {max(ts):>8.3f} {rate:>8.1f} "
                      f"{sec / report['floor_epoch_s']:>8.2f}")
-    lines.append(f"  floor    {report['floor_epoch_s']:>8.3f}  = {report['epoch_gflop']:.1f} GFLOP of "
+    lines.append(f"  {'floor':<15} {report['floor_epoch_s']:>8.3f}  = {report['epoch_gflop']:.1f} GFLOP of "
                  f"matmuls / {report['gemm_peak_gflops']:.0f} GFLOP/s float32 GEMM peak "
                  f"({report['gemm_peak_gflops_all_cpus']:.0f} on {report['usable_cpus']} CPU(s), "
                  f"{report['gemm_peak_gflops_1thread']:.0f} on 1)")
