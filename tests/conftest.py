@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Timing deadlines make property tests flaky on a loaded 2-core machine; correctness
+# is what they check, speed lives in benchmarks/.
+settings.register_profile("doodlelab", deadline=None)
+settings.load_profile("doodlelab")
 
 REAL_DATA_ENV = "DOODLELAB_DATA"
 
