@@ -104,8 +104,7 @@ class _Recorder:
 
 
 def test_training_batches_are_the_batches_fit_trains_on(course_dir: Path) -> None:
-    cfg = load_config(None, ["train.batch_size=16", "train.epochs=3", "optim.schedule=step",
-                             "optim.step_size=1", "optim.gamma=0.5"])
+    cfg = load_config(None, ["train.batch_size=16", "train.epochs=3", "optim.schedule=cosine"])
     train = load_split(course_dir, "train")
     train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
     streams = Streams.from_seed(cfg.train.seed)
@@ -115,12 +114,12 @@ def test_training_batches_are_the_batches_fit_trains_on(course_dir: Path) -> Non
 
     n = 6  # crosses from epoch 0 into epoch 1 (4 batches per epoch)
     mine = gradcheck.training_batches(train, cfg, n)
-    assert len(mine) == n and mine[-1][0] == 1
+    assert len(mine) == n and mine[4][0] == 1 and mine[5][0] == 1.25
     schedule = schedule_from(cfg)
-    for (epoch, x, y), (lr, x_fit, y_fit) in zip(mine, recorder.batches):
+    for (position, x, y), (lr, x_fit, y_fit) in zip(mine, recorder.batches):
         np.testing.assert_array_equal(x, x_fit)
         np.testing.assert_array_equal(y, y_fit)
-        assert schedule(epoch) == lr
+        assert schedule(position) == lr  # the per-step cosine learning rate fit used
 
 
 def test_compare_arrays_definitions() -> None:

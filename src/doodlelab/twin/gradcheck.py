@@ -33,7 +33,7 @@ import numpy as np
 
 from doodlelab.config import Config
 from doodlelab.data.augment import random_affine
-from doodlelab.data.batches import iterate_minibatches
+from doodlelab.data.batches import iterate_minibatches, n_batches
 from doodlelab.data.course import Split, load_split
 from doodlelab.data.split import stratified_split
 from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, NumpyClassifier, Streams
@@ -44,11 +44,12 @@ from doodlelab.twin.modules import numpy_grads
 THRESHOLDS: dict[str, float] = {"float64": 1e-10, "float32": 1e-5}
 DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
 
-Batch = tuple[int, np.ndarray, np.ndarray]  # (0-based epoch, images (B, 784), labels (B,))
+# (position in epochs, e.g. 1.25 = a quarter into the second epoch; images (B, 784); labels (B,))
+Batch = tuple[float, np.ndarray, np.ndarray]
 
 
 def training_batches(train: Split, cfg: Config, n: int) -> list[Batch]:
-    """Return the first ``n`` mini-batches that ``fit`` trains on with ``cfg``, with their epoch.
+    """Return the first ``n`` mini-batches that ``fit`` trains on with ``cfg``, with their position.
 
     Mirrors :func:`doodlelab.runs.train_classifier` and :func:`doodlelab.train.fit`:
     the stratified split of ``train``, the shuffle and augmentation streams of
@@ -58,11 +59,15 @@ def training_batches(train: Split, cfg: Config, n: int) -> list[Batch]:
     x_train, y_train = train.x[train_idx], train.y[train_idx]
     streams = Streams.from_seed(cfg.train.seed)
     batches: list[Batch] = []
+    steps = n_batches(y_train.shape[0], cfg.train.batch_size)
     for epoch in range(cfg.train.epochs):
-        for idx in iterate_minibatches(y_train.shape[0], cfg.train.batch_size, streams.shuffle):
+        for i, idx in enumerate(
+            iterate_minibatches(y_train.shape[0], cfg.train.batch_size, streams.shuffle)
+        ):
             if len(batches) == n:
                 return batches
-            batches.append((epoch, random_affine(x_train[idx], cfg.augment, streams.augment),
+            batches.append((epoch + i / steps,  # where fit's per-step schedule stands
+                            random_affine(x_train[idx], cfg.augment, streams.augment),
                             y_train[idx]))
     return batches
 
@@ -111,8 +116,8 @@ def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str) -> dict
     schedule = schedule_from(cfg)
     rows: list[dict[str, Any]] = []
     objective_diff = 0.0
-    for step, (epoch, x, y) in enumerate(batches):
-        lr = schedule(epoch)
+    for step, (position, x, y) in enumerate(batches):
+        lr = schedule(position)
         core.set_lr(lr)
         twin.set_lr(lr)
         x = x.astype(dtype)
