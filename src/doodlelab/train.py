@@ -127,7 +127,7 @@ def fit(
     steps_per_epoch = n_batches(y_train.shape[0], t.batch_size)
     for epoch in bar:
         tick = time.perf_counter()
-        lr = epoch_lr = schedule(epoch - 1)
+        epoch_lr = schedule(epoch - 1)  # recorded in the history
         total_loss, total_correct, seen = 0.0, 0, 0
         for i, idx in enumerate(iterate_minibatches(y_train.shape[0], t.batch_size, shuffle_rng)):
             lr = schedule(epoch - 1 + i / steps_per_epoch)  # the schedule moves every step
