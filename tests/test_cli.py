@@ -28,7 +28,7 @@ def test_train_writes_a_complete_run_folder(course_dir, tmp_path, capsys):
     for name in ("config.json", "env.json", "split.npz", "history.csv", "metrics.json",
                  "weights.npz"):
         assert (out / name).is_file(), name
-    for stem in ("loss", "accuracy", "confusion", "roc", "pr"):
+    for stem in ("loss", "accuracy", "confusion", "roc", "pr", "mistakes"):
         assert (out / "figures" / f"{stem}.png").stat().st_size > 1000
         assert (out / "figures" / f"{stem}.csv").is_file()
     config = json.loads((out / "config.json").read_text())
@@ -39,7 +39,14 @@ def test_train_writes_a_complete_run_folder(course_dir, tmp_path, capsys):
                 "pr_auc_macro", "per_class", "confusion_matrix"):
         assert key in metrics
     assert set(metrics["per_class"]) == {"rabbit", "yoga", "hand", "snowman", "motorbike"}
-    assert np.array(metrics["confusion_matrix"]).sum() == 25
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.sum() == 25
+    with open(out / "figures" / "mistakes.csv") as fh:
+        mistakes = list(csv.DictReader(fh))
+    assert len(mistakes) == matrix.sum() - np.trace(matrix)
+    assert all(m["true"] != m["predicted"] for m in mistakes)
+    probs = [float(m["probability"]) for m in mistakes]
+    assert probs == sorted(probs, reverse=True)
     assert metrics["accuracy"] > 0.6  # the synthetic classes are easy
     with open(out / "history.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -126,3 +126,34 @@ def plot_roc_pr(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str
     written.append(_save(fig_pr, out_dir / f"{stem}pr.png"))
     written.append(write_csv(out_dir / f"{stem}pr.csv", pr_rows, ["class", "recall", "precision"]))
     return written
+
+
+def plot_mistakes(x: np.ndarray, y_true: np.ndarray, probs: np.ndarray,
+                  class_names: Sequence[str], out_dir: Path, stem: str = "",
+                  limit: int = 25) -> list[Path]:
+    """Show the test images the model gets wrong most confidently, (N, 784) images.
+
+    The CSV lists every mistake (test index, true and predicted class, the predicted
+    class's probability), most confident first; the PNG shows the first ``limit``.
+    """
+    plt = _pyplot()
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y_true)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")]
+    rows = [{"index": int(i), "true": class_names[y_true[i]], "predicted": class_names[pred[i]],
+             "probability": round(float(probs[i, pred[i]]), 6)} for i in wrong]
+    shown = wrong[:limit]
+    cols = 5
+    nrows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(cols * 1.6, nrows * 1.9), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), shown):
+        ax.imshow(x[i].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{class_names[y_true[i]]}\n-> {class_names[pred[i]]} {probs[i, pred[i]]:.2f}",
+                     fontsize=7)
+    fig.suptitle(f"most confident mistakes ({len(wrong)} of {len(y_true)} test images wrong)",
+                 fontsize=9)
+    return [_save(fig, Path(out_dir) / f"{stem}mistakes.png"),
+            write_csv(Path(out_dir) / f"{stem}mistakes.csv", rows,
+                      ["index", "true", "predicted", "probability"])]

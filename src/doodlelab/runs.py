@@ -135,12 +135,13 @@ def score_on_test(task: Task, test: Split, cfg: Config) -> tuple[dict[str, Any],
 
 def write_test_outputs(task: Task, test: Split, run_dir: Path, cfg: Config) -> dict[str, Any]:
     """Compute test metrics, draw the confusion/ROC/PR figures, write ``metrics.json``."""
-    from doodlelab.figures import plot_confusion, plot_roc_pr
+    from doodlelab.figures import plot_confusion, plot_mistakes, plot_roc_pr
 
     metrics, probs = score_on_test(task, test, cfg)
     fig_dir = run_dir / "figures"
     plot_confusion(metrics["confusion_matrix"], CLASSES, fig_dir)
     plot_roc_pr(test.y, probs, CLASSES, fig_dir)
+    plot_mistakes(test.x, test.y, probs, CLASSES, fig_dir)
     write_json(run_dir / "metrics.json", metrics)
     return metrics
 
