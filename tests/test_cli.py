@@ -55,6 +55,7 @@ def test_train_writes_a_complete_run_folder(course_dir, tmp_path, capsys):
     env = json.loads((out / "env.json").read_text())
     assert env["seed"] == 0 and "train_images.npy" in env["data_checksums"]
     assert "train_seconds" in env["timings"] and env["n_train"] + env["n_val"] == 60
+    assert env["training_threads"] >= 1 and env["blas"]
     with np.load(out / "split.npz") as z:
         assert z["val"].size == 5 and z["train"].size == 55
 

@@ -48,10 +48,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def environment(backend: str) -> dict[str, Any]:
-    """Return versions of Python and the libraries a run depends on, and the machine."""
+def environment(backend: str, cfg: Config) -> dict[str, Any]:
+    """Return versions of Python and the libraries a run depends on, and the machine.
+
+    The BLAS libraries and the training thread count are recorded because the thread
+    count changes float32 rounding: the same seed reproduces a run bit for bit only
+    with the same count (``DOODLELAB_THREADS`` sets it).
+    """
     import matplotlib
     import sklearn
+    from threadpoolctl import threadpool_info
+
+    from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, matmul_threads
 
     env: dict[str, Any] = {
         "doodlelab": __version__,
@@ -63,6 +71,10 @@ def environment(backend: str) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "git_commit": git_commit(),
+        "blas": [f"{lib.get('internal_api')} {lib.get('version')}" for lib in threadpool_info()
+                 if lib.get("user_api") == "blas"],
+        "training_threads": matmul_threads(cfg.train.batch_size,
+                                           (N_INPUTS, *cfg.model.hidden, N_CLASSES)),
     }
     if backend == "torch":
         import torch
@@ -210,7 +222,7 @@ def train_classifier(
     )
     write_npz(out / "weights.npz", **task.state_dict())
     plot_curves({backend: result.history}, out / "figures")
-    env = environment(backend)
+    env = environment(backend, cfg)
     env.update(
         seed=cfg.train.seed,
         backend=backend,
