@@ -119,13 +119,18 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
     return out
 
 
+def view_probabilities(task: Task, x: np.ndarray, tta: bool = False) -> list[np.ndarray]:
+    """Return float64 class probabilities (N, 5) per view: the images, plus their shifts if ``tta``."""
+    return [softmax(task.logits(v).astype(np.float64)) for v in (tta_views(x) if tta else [x])]
+
+
 def probabilities(task: Task, x: np.ndarray, tta: bool = False) -> np.ndarray:
     """Return class probabilities (N, 5) in float64 from the task's eval-mode logits.
 
     With ``tta`` the softmax is averaged over the image and its four 1-pixel shifts.
     """
-    views = tta_views(x) if tta else [x]
-    return sum(softmax(task.logits(v).astype(np.float64)) for v in views) / len(views)
+    views = view_probabilities(task, x, tta)
+    return sum(views) / len(views)
 
 
 def score_on_test(task: Task, test: Split, cfg: Config) -> tuple[dict[str, Any], np.ndarray]:
@@ -136,11 +141,12 @@ def score_on_test(task: Task, test: Split, cfg: Config) -> tuple[dict[str, Any],
     """
     from doodlelab.metrics import SCALAR_KEYS, classification_metrics
 
-    probs = probabilities(task, test.x, tta=cfg.eval.tta)
+    views = view_probabilities(task, test.x, tta=cfg.eval.tta)
+    probs = sum(views) / len(views)
     metrics = classification_metrics(test.y, probs, CLASSES)
     metrics["tta"] = cfg.eval.tta
     if cfg.eval.tta:
-        plain = classification_metrics(test.y, probabilities(task, test.x), CLASSES)
+        plain = classification_metrics(test.y, views[0], CLASSES)  # views[0]: the images as given
         metrics["without_tta"] = {k: plain[k] for k in SCALAR_KEYS}
     return metrics, probs
 
