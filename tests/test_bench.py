@@ -19,7 +19,8 @@ KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_ep
         "gemm_peak_gflops",
         "gemm_peak_gflops_1thread", "epoch_gflop", "floor_epoch_s", "numpy_floor_fraction",
         "numpy_memory", "epoch_seconds", "threads", "layers", "batch_size", "samples",
-        "sklearn_settings", "usable_cpus", "load_average", "gemm_peak_gflops_all_cpus"}
+        "sklearn_settings", "usable_cpus", "load_average", "gemm_peak_gflops_all_cpus",
+        "matmul_epoch_s", "matmul_gflops", "numpy_matmul_fraction"}
 
 
 def _positive(value: float) -> bool:
@@ -33,6 +34,17 @@ def test_epoch_flops_counts_forward_and_backward_matmuls() -> None:
     assert bench.layer_sizes(Config()) == [784, *Config().model.hidden, 5]
 
 
+def test_epoch_products_are_the_counted_flops_in_training_order() -> None:
+    cfg = build_config({"model": {"hidden": [6, 4]}, "train": {"batch_size": 8}})
+    products = bench.epoch_products(cfg, 20)  # batches of 8, 8 and 4 images
+    assert sum(2 * m * k * p for m, k, p in products) == bench.epoch_flops(cfg, 20)
+    assert products[:8] == [(8, 784, 6), (8, 6, 4), (8, 4, 5),  # forward
+                            (4, 8, 5), (8, 5, 4), (6, 8, 4), (8, 4, 6), (784, 8, 6)]  # backward
+    assert products[-8:][0] == (4, 784, 6) and len(products) == 3 * 8
+    assert sum(2 * m * k * p for m, k, p in bench.epoch_products(Config(), 20_000)) == pytest.approx(
+        48.0e9, rel=0.01)
+
+
 def test_run_bench_report_shape_and_sanity() -> None:
     cfg = build_config({"model": {"hidden": [16, 8]}, "train": {"batch_size": 32}})
     report = bench.run_bench(cfg, samples=100, epochs=2, warmup=1, gemm_size=64)
@@ -42,6 +54,10 @@ def test_run_bench_report_shape_and_sanity() -> None:
         assert _positive(report[f"{name}_epoch_s"])
         assert len(report["epoch_seconds"][name]) == 2
         assert min(report["epoch_seconds"][name]) <= report[f"{name}_epoch_s"]
+    assert len(report["epoch_seconds"]["matmuls"]) == 2 and _positive(report["matmul_epoch_s"])
+    assert report["matmul_gflops"] == pytest.approx(report["epoch_gflop"] / report["matmul_epoch_s"])
+    assert report["numpy_matmul_fraction"] == pytest.approx(
+        report["matmul_epoch_s"] / report["numpy_epoch_s"])
     assert set(report["ratios"]) == {"numpy/torch", "numpy/sklearn", "numpy/sklearn_float64"}
     assert report["ratios"]["numpy/torch"] == pytest.approx(
         report["numpy_epoch_s"] / report["torch_epoch_s"])
@@ -59,7 +75,8 @@ def test_run_bench_report_shape_and_sanity() -> None:
     settings = report["sklearn_settings"]
     assert settings["solver"] == "sgd" and settings["hidden_layer_sizes"] == (16, 8)
     assert settings["batch_size"] == 32 and settings["nesterovs_momentum"] is True
-    assert "numpy/torch" in bench.format_bench(report)
+    text = bench.format_bench(report)
+    assert "numpy/torch" in text and "matmuls only" in text and "0.5 x sklearn" in text
 
 
 def test_bench_cli_writes_json(tmp_path, monkeypatch, capsys) -> None:

@@ -33,6 +33,12 @@ forward ``2*B*in*out`` per ``Linear``, weight gradient ``2*B*in*out``, input
 gradient ``2*B*in*out`` for every ``Linear`` but the first (images need no
 gradient). Elementwise work, dropout draws and the optimizer are not counted, so
 the floor is a bound no implementation reaches.
+
+A tighter, measured bound: ``matmuls`` times *only* the matrix products of an epoch
+(:func:`epoch_products`), at the training shapes and thread count, interleaved with
+the backends. Every backend does at least these products through the same BLAS, so
+no epoch of any of them can take less; when ``0.5 x sklearn_epoch_s`` is below
+``matmul_epoch_s``, the product time alone already rules such a target out.
 """
 
 from __future__ import annotations
@@ -91,6 +97,27 @@ def epoch_flops(cfg: Config, n: int) -> float:
     return float(n * (2 * sum(pairs) + 2 * sum(pairs) + 2 * sum(pairs[1:])))
 
 
+def epoch_products(cfg: Config, n: int) -> list[tuple[int, int, int]]:
+    """Return ``(m, k, p)`` of every ``(m, k) @ (k, p)`` product of one training epoch, in order.
+
+    Per batch of ``b`` images, for each ``Linear`` (in, out): forward ``(b, in) @ (in, out)``;
+    then, from the last layer down, weight gradient ``(in, b) @ (b, out)`` and input
+    gradient ``(b, out) @ (out, in)`` (not for the first layer: images need none).
+    """
+    sizes = layer_sizes(cfg)
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    products = []
+    for start in range(0, n, cfg.train.batch_size):
+        b = min(cfg.train.batch_size, n - start)
+        products += [(b, i, o) for i, o in layers]
+        for depth in range(len(layers) - 1, -1, -1):
+            i, o = layers[depth]
+            products.append((i, b, o))
+            if depth:
+                products.append((b, o, i))
+    return products
+
+
 def gemm_gflops(size: int = GEMM_SIZE, threads: int | None = None, repeats: int = 5) -> float:
     """Return the best float32 GFLOP/s of ``size x size`` matrix products on ``threads`` BLAS threads."""
     rng = np.random.default_rng(1)
@@ -132,6 +159,36 @@ def torch_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Calla
     task = TorchClassifier(cfg, Streams.from_seed(seed))
     rng = np.random.default_rng([seed, 1])
     return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
+
+
+def matmul_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
+    """Return a function that times only the matrix products of one epoch (:func:`epoch_products`).
+
+    The products run in the training order on the images' consecutive batches,
+    with float32 weights of the classifier's shapes and the training thread count;
+    nothing else (no bias, activation, loss, dropout or optimizer).
+    """
+    sizes = layer_sizes(cfg)
+    rng = np.random.default_rng([seed, 2])
+    weights = [(rng.standard_normal((a, b), dtype=np.float32) / np.float32(np.sqrt(a)))
+               for a, b in zip(sizes[:-1], sizes[1:])]
+    size = cfg.train.batch_size
+
+    def epoch() -> float:
+        with blas_threads(matmul_threads(size, sizes)):
+            tick = time.perf_counter()
+            for start in range(0, y.shape[0], size):
+                acts = [x[start : start + size]]
+                for w in weights:
+                    acts.append(acts[-1] @ w)  # (b, out)
+                grad = acts[-1]
+                for depth in range(len(weights) - 1, -1, -1):
+                    acts[depth].T @ grad  # weight gradient (in, out), discarded
+                    if depth:
+                        grad = grad @ weights[depth].T  # (b, in)
+            return time.perf_counter() - tick
+
+    return epoch
 
 
 def sklearn_settings(cfg: Config, seed: int) -> dict[str, Any]:
@@ -275,6 +332,7 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         "sklearn_float64": partial(sklearn_backend, dtype=np.float64),
     }
     runners = {name: makers[name](cfg, x, y, seed) for name in backends}
+    runners["matmuls"] = matmul_backend(cfg, x, y, seed)
     for _ in range(warmup):
         for run in runners.values():
             run()
@@ -314,9 +372,12 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
     }
     for name in BACKENDS:
         report[f"{name}_epoch_s"] = median.get(name)
+    report["matmul_epoch_s"] = median["matmuls"]
+    report["matmul_gflops"] = flops / 1e9 / median["matmuls"]
     ratios = {}
     if "numpy" in median:
         report["numpy_floor_fraction"] = floor / median["numpy"]
+        report["numpy_matmul_fraction"] = median["matmuls"] / median["numpy"]
         for other in BACKENDS[1:]:
             if other in median:
                 ratios[f"numpy/{other}"] = median["numpy"] / median[other]
@@ -345,8 +406,18 @@ def format_bench(report: dict[str, Any]) -> str:
                  f"matmuls / {report['gemm_peak_gflops']:.0f} GFLOP/s float32 GEMM peak "
                  f"({report['gemm_peak_gflops_all_cpus']:.0f} on {report['usable_cpus']} CPU(s), "
                  f"{report['gemm_peak_gflops_1thread']:.0f} on 1)")
+    matmuls = report["matmul_epoch_s"]
+    lines.append(f"  {'matmuls only':<15} {matmuls:>8.3f} {min(report['epoch_seconds']['matmuls']):>8.3f} "
+                 f"{max(report['epoch_seconds']['matmuls']):>8.3f} {report['matmul_gflops']:>8.1f} "
+                 f"{matmuls / report['floor_epoch_s']:>8.2f}  (the epoch's products at the training "
+                 "shapes, nothing else)")
     for key, value in report["ratios"].items():
         lines.append(f"  {key} = {value:.2f}")
+    sklearn = report.get("sklearn_epoch_s")
+    if sklearn is not None:
+        verdict = ("below: no epoch doing these products is that fast" if 0.5 * sklearn < matmuls
+                   else "above: the products alone leave room for it")
+        lines.append(f"  0.5 x sklearn = {0.5 * sklearn:.3f} s vs matmuls only {matmuls:.3f} s: {verdict}")
     if "numpy_floor_fraction" in report:
         lines.append(f"  numpy reaches {100 * report['numpy_floor_fraction']:.0f}% of the floor; "
                      f"training threads: {report['threads']}"
