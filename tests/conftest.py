@@ -49,3 +49,15 @@ def real_data_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip(f"${REAL_DATA_ENV} does not name the real data folder")
     return Path(value)
+
+
+SHARED_DATA_ENV = "DOODLELAB_SHARED_DATA"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The shared data folder (strokes/, fixtures/) named by $DOODLELAB_SHARED_DATA; skip without it."""
+    value = os.environ.get(SHARED_DATA_ENV)
+    if not value or not Path(value).is_dir():
+        pytest.skip(f"${SHARED_DATA_ENV} does not name the shared data folder")
+    return Path(value)

@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--threads", type=int, default=None, metavar="N",
                     help="train every backend on N threads (default: the size rule)")
     _add_config_args(bn)
+
+    rn = sub.add_parser("render", help="Quick, Draw! strokes (.ndjson) to 28x28 images, the dataset's way")
+    rn.add_argument("strokes", type=Path, metavar="STROKES.ndjson",
+                    help="one JSON drawing a line, as in the official simplified/<class>.ndjson")
+    rn.add_argument("--images", type=Path, required=True, metavar="FILE.npy",
+                    help="where to write the (N, 28, 28) uint8 images")
+    rn.add_argument("--labels", type=Path, default=None, metavar="FILE.npy",
+                    help="also write (N,) int64 labels: the position of each drawing's word in --classes")
+    rn.add_argument("--classes", default=None, metavar="NAME,NAME",
+                    help="keep only drawings of these words, labelled in this order "
+                         "(default with --labels: rabbit,yoga,hand,snowman,motorbike)")
+    rn.add_argument("--raw", action="store_true",
+                    help="strokes are raw (any coordinates): simplify them as the dataset did first")
+    rn.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return parser
 
 
@@ -212,8 +226,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from doodlelab.data.course import CLASSES
+    from doodlelab.data.render import render_ndjson
+    from doodlelab.fileio import write_bytes
+
+    outputs = [p for p in (args.images, args.labels) if p is not None]
+    if not args.overwrite:
+        for path in outputs:
+            if path.exists():
+                raise UserError(f"{path} exists; pass --overwrite to replace it")
+    classes = None
+    if args.classes is not None:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        if not classes or len(set(classes)) != len(classes):
+            raise UserError(f"--classes {args.classes!r}: expected distinct comma-separated names")
+    elif args.labels is not None:
+        classes = list(CLASSES)
+    images, labels, words = render_ndjson(args.strokes, classes, raw=args.raw)
+    if len(images) == 0:
+        raise UserError(f"{args.strokes}: no drawing" + (f" of {', '.join(classes)}" if classes else ""))
+    # Everything is rendered before anything is written: a bad line leaves no half output.
+    for path, array in ((args.images, images), (args.labels, labels)):
+        if path is not None:
+            buf = io.BytesIO()
+            np.save(buf, array, allow_pickle=False)
+            write_bytes(path, buf.getvalue())
+    counts = ", ".join(f"{w} {words.count(w)}" for w in dict.fromkeys(words))
+    print(f"{len(images)} drawings ({counts}) -> {args.images}"
+          + (f", {args.labels}" if args.labels is not None else ""))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
-            "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench}
+            "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench, "render": cmd_render}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
