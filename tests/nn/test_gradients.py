@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from doodlelab.nn import (
     Dropout,
+    L2Normalize,
     LeakyReLU,
     Linear,
     ReLU,
@@ -29,6 +30,7 @@ MODULES = [
     ("tanh", lambda d, rng: (Tanh(), d)),
     ("sigmoid", lambda d, rng: (Sigmoid(), d)),
     ("dropout", lambda d, rng: (Dropout(0.4, rng=np.random.default_rng(7)), d)),
+    ("l2_normalize", lambda d, rng: (L2Normalize(), d)),
     (
         "mlp",
         lambda d, rng: (

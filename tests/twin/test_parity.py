@@ -33,6 +33,7 @@ MODULES: dict[str, Callable[[np.random.Generator, np.random.Generator], nn.Modul
     "tanh": lambda r, d: nn.Tanh(),
     "sigmoid": lambda r, d: nn.Sigmoid(),
     "dropout": lambda r, d: nn.Dropout(0.4, rng=d),
+    "l2_normalize": lambda r, d: nn.L2Normalize(),
     "sequential": lambda r, d: nn.Sequential(
         nn.Dropout(0.1, rng=d), nn.Linear(7, 5, rng=r, dtype=F64), nn.LeakyReLU(),
         nn.Dropout(0.5, rng=d), nn.Linear(5, 3, rng=r, init="glorot_uniform", dtype=F64),
@@ -211,3 +212,17 @@ def test_optimizer_trajectory_float64(name: str) -> None:
 @pytest.mark.parametrize("name", ["nesterov+wd+l2"])
 def test_optimizer_trajectory_float32(name: str) -> None:
     _trajectory(np.float32, OPTIMIZERS[name], tol=1e-5)
+
+
+def test_l2_normalize_of_a_zero_row_matches_torch() -> None:
+    core = nn.L2Normalize()
+    x = np.zeros((3, 4))
+    x[1] = [3.0, 4.0, 0.0, 0.0]
+    x[2] = [1e-13, 0.0, 0.0, 0.0]  # shorter than eps: divided by eps, like torch
+    dout = np.arange(12.0).reshape(3, 4)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = twin.from_numpy(core)(xt)
+    (yt * torch.tensor(dout)).sum().backward()
+    _assert_close(core.forward(x), yt.detach().numpy())
+    _assert_close(core.backward(dout), xt.grad.numpy(), rtol=1e-12, atol=0)
+    assert np.all(core.forward(x)[0] == 0)

@@ -7,6 +7,7 @@ from doodlelab.nn.losses import SoftmaxCrossEntropy, l2_penalty, log_softmax, so
 from doodlelab.nn.modules import (
     ACTIVATIONS,
     Dropout,
+    L2Normalize,
     LeakyReLU,
     Linear,
     Module,
@@ -20,6 +21,7 @@ from doodlelab.nn.optim import SGD, LRSchedule
 __all__ = [
     "ACTIVATIONS",
     "Dropout",
+    "L2Normalize",
     "LRSchedule",
     "LeakyReLU",
     "Linear",

@@ -212,6 +212,37 @@ class Sigmoid(Module):
         return dout * self._y * (1 - self._y)
 
 
+class L2Normalize(Module):
+    """Scale every row to unit Euclidean length: (B, D) -> (B, D), as ``F.normalize(x, dim=1)``.
+
+    A row shorter than ``eps`` is divided by ``eps`` instead (torch's convention), so
+    a zero row stays zero rather than becoming NaN.
+    """
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        norm = np.sqrt((x * x).sum(axis=1, keepdims=True))  # (B, 1)
+        self._clamped = norm <= self.eps
+        self._norm = np.maximum(norm, x.dtype.type(self.eps))
+        self._y = x / self._norm
+        return self._y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        # The Jacobian of y = x/|x| is (I - y y^T) / |x|: drop dout's component along y
+        # (moving along y only changes the length, which the output forgets), then
+        # scale by 1/|x|. Clamped rows are x/eps, a linear map with gradient dout/eps.
+        y = self._y
+        radial = (dout * y).sum(axis=1, keepdims=True)  # (B, 1)
+        grad = np.where(self._clamped, dout, dout - y * radial)
+        return grad / self._norm
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}"
+
+
 class Dropout(Module):
     """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p).
 

@@ -1,7 +1,7 @@
 """The PyTorch twin of the numpy core: the only package of doodlelab that imports torch.
 
 It mirrors :mod:`doodlelab.nn` name for name (``Linear``, ``ReLU``, ``LeakyReLU``,
-``Tanh``, ``Sigmoid``, ``Dropout``, ``Sequential``, ``build_mlp``, ``l2_penalty``)
+``Tanh``, ``Sigmoid``, ``Dropout``, ``L2Normalize``, ``Sequential``, ``build_mlp``, ``l2_penalty``)
 so that a reader can put the two side by side. A twin is always *made from* a numpy
 model (:func:`from_numpy`): same structure, same parameter names, the same initial
 weights (``Linear`` weights transposed from ``(in, out)`` to torch's ``(out, in)``),
@@ -12,6 +12,7 @@ from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
 from doodlelab.twin.modules import (
     ACTIVATIONS,
     Dropout,
+    L2Normalize,
     LeakyReLU,
     Linear,
     ReLU,
@@ -28,6 +29,7 @@ from doodlelab.twin.modules import (
 __all__ = [
     "ACTIVATIONS",
     "Dropout",
+    "L2Normalize",
     "LeakyReLU",
     "Linear",
     "ReLU",

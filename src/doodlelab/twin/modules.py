@@ -68,6 +68,21 @@ class Dropout(torch.nn.Module):
         return f"p={self.p}"
 
 
+class L2Normalize(torch.nn.Module):
+    """Rows scaled to unit length, ``F.normalize(x, dim=1, eps=eps)``: (B, D) -> (B, D)."""
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x / max(|x|, eps)`` row by row."""
+        return torch.nn.functional.normalize(x, dim=1, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}"
+
+
 ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
@@ -98,6 +113,7 @@ _CONVERTERS: dict[type, Callable[..., torch.nn.Module]] = {
     nn.Tanh: lambda m, _: Tanh(),
     nn.Sigmoid: lambda m, _: Sigmoid(),
     nn.Dropout: lambda m, rng: Dropout(m.p, rng=m.rng if rng is None else rng),
+    nn.L2Normalize: lambda m, _: L2Normalize(m.eps),
     nn.Sequential: _sequential,
 }
 
