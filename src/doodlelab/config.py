@@ -160,6 +160,34 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class TwoTowerConfig:
+    """The word-embedding classifier: an image MLP and a word-vector MLP into one space.
+
+    The image tower is ``model`` (hidden widths, activation, dropout, init) ending in
+    ``embed_dim`` outputs; the word tower maps each class name's word vector through
+    ``text_hidden`` to ``embed_dim``. Both are scaled to unit length, so their dot
+    product is a cosine; ``logit_scale`` times the cosines are the logits.
+    """
+
+    embed_dim: int = 64
+    text_hidden: tuple[int, ...] = (64,)
+    logit_scale: float = 10.0  # inverse temperature of the softmax over class similarities
+    align_weight: float = 0.0  # extra term: weight of mean(1 - cos(image, its class))
+    word_vectors: str = "glove-6b-50d"  # the packaged GloVe, or a path to a glove.*.txt file
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.embed_dim <= 4096, "two_tower.embed_dim", "in [1, 4096]", self.embed_dim)
+        for h in self.text_hidden:
+            _check(1 <= h <= 8192, "two_tower.text_hidden", "widths in [1, 8192]", h)
+        _check(0.0 < self.logit_scale <= 100.0, "two_tower.logit_scale", "in (0, 100]",
+               self.logit_scale)
+        _check(0.0 <= self.align_weight <= 100.0, "two_tower.align_weight", "in [0, 100]",
+               self.align_weight)
+        _check(bool(self.word_vectors.strip()), "two_tower.word_vectors",
+               "glove-6b-50d or the path of a GloVe text file", self.word_vectors)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """How the trained model predicts on validation-free data (the test split, the demo)."""
 
@@ -176,6 +204,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Return the resolved configuration as plain JSON-able dicts."""

@@ -1,0 +1,122 @@
+"""The two-tower classifier on PyTorch: the twin of :class:`doodlelab.tasks.two_tower.NumpyTwoTower`.
+
+Same towers (built in numpy from the run's init stream and copied), same dropout
+masks (drawn from the run's dropout stream), the same loss terms, written as plain
+tensor expressions that autograd differentiates, and ``torch.optim.SGD``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from doodlelab.config import Config
+from doodlelab.tasks.classifier import N_INPUTS, Streams, matmul_threads
+from doodlelab.tasks.two_tower import build_towers
+from doodlelab.twin.classifier import configure_threads, torch_threads
+from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
+from doodlelab.twin.modules import from_numpy, load_numpy_state, numpy_state, torch_dtype
+
+
+class TorchTowers(torch.nn.Module):
+    """The image and word towers as one module: parameters ``image.*`` and ``text.*``."""
+
+    def __init__(self, image: torch.nn.Module, text: torch.nn.Module) -> None:
+        super().__init__()
+        self.image, self.text = image, text
+
+
+class TorchTwoTower:
+    """Image and word-vector MLPs trained with torch autograd and ``torch.optim.SGD``."""
+
+    backend = "torch"
+    task = "two_tower"
+
+    def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
+                 dtype: np.dtype | type = np.float32) -> None:
+        configure_threads()
+        self.cfg = cfg
+        self.np_dtype = np.dtype(dtype)
+        self.dtype = torch_dtype(dtype)
+        vectors = np.ascontiguousarray(class_vectors, dtype=self.np_dtype)
+        if vectors.ndim != 2 or vectors.shape[0] < 2:
+            raise ValueError(f"class_vectors must be (K >= 2, D), got {vectors.shape}")
+        self.class_vectors = torch.from_numpy(vectors)  # (K, D)
+        towers = build_towers(cfg, vectors.shape[1], rng=streams.init, dropout_rng=streams.dropout,
+                              dtype=self.np_dtype)
+        self.model = TorchTowers(from_numpy(towers.image), from_numpy(towers.text))
+        self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
+        self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
+        self.loss_terms: dict[str, float] = {}
+        o = cfg.optim
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=o.lr, momentum=o.momentum,
+                                         nesterov=o.nesterov, weight_decay=o.weight_decay)
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.require(x, dtype=self.np_dtype, requirements=["C", "W"]))
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate used by the next steps."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def threads(self, rows: int) -> int:
+        """Return the intra-op thread count for ``rows`` images: the numpy core's rule."""
+        return matmul_threads(rows, self.widths)
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """One SGD step on (B, 784), (B,); return (objective, number correct)."""
+        with torch_threads(self.threads(len(y))):
+            objective, logits = self.compute_gradients(x, y)
+            self.optimizer.step()
+        return objective, int((logits.argmax(axis=1) == y).sum())
+
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Set ``.grad`` of every parameter; return (objective, logits (B, K)) like the core."""
+        t = self.cfg.two_tower
+        labels = torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"]))
+        self.model.train()
+        self.optimizer.zero_grad()
+        u = self.model.image(self._tensor(x))  # (B, E)
+        v = self.model.text(self.class_vectors)  # (K, E)
+        logits = t.logit_scale * (u @ v.T)
+        ce = self.loss(logits, labels)
+        objective = ce
+        terms = {"ce": ce}
+        if t.align_weight:
+            terms["align"] = (1.0 - (u * v[labels]).sum(dim=1)).mean()
+            objective = objective + t.align_weight * terms["align"]
+        if self.cfg.optim.l2:
+            terms["l2"] = l2_penalty(self.model, self.cfg.optim.l2)
+            objective = objective + terms["l2"]
+        objective.backward()
+        self.loss_terms = {k: float(v.item()) for k, v in terms.items()}
+        return float(objective.item()), logits.detach().numpy()
+
+    def class_embeddings(self, class_vectors: np.ndarray | None = None) -> np.ndarray:
+        """Return the eval-mode word-tower embeddings (K, E) of ``class_vectors`` (default: the classes)."""
+        vectors = self.class_vectors if class_vectors is None else self._tensor(class_vectors)
+        self.model.eval()
+        with torch.inference_mode():
+            return self.model.text(vectors).numpy()
+
+    def embed(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Return eval-mode image embeddings (N, E), unit rows, for images (N, 784)."""
+        self.model.eval()
+        with torch.inference_mode(), torch_threads(self.threads(min(batch_size, max(len(x), 1)))):
+            out = [self.model.image(self._tensor(x[i : i + batch_size])).numpy()
+                   for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.cfg.two_tower.embed_dim), self.np_dtype)
+
+    def logits(self, x: np.ndarray, class_vectors: np.ndarray | None = None) -> np.ndarray:
+        """Return ``logit_scale * cos`` (N, K) of images against the classes' (or given) vectors."""
+        v = self.class_embeddings(class_vectors)
+        return self.np_dtype.type(self.cfg.two_tower.logit_scale) * (self.embed(x) @ v.T)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Return copies of the weights of both towers in numpy layout."""
+        return numpy_state(self.model)
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Load weights of both towers in numpy layout."""
+        load_numpy_state(self.model, state)
