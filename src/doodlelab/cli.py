@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a model and write a run folder")
-    train.add_argument("model", choices=["classifier"], help="which model to train")
+    train.add_argument("model", choices=["classifier", "two_tower"],
+                       help="classifier (MLP + softmax) or two_tower (image and word-vector MLPs)")
     train.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     _add_data_arg(train)
     train.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
@@ -95,6 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train every backend on N threads (default: the size rule)")
     _add_config_args(bn)
 
+    ft = sub.add_parser("fetch", help="official Quick, Draw! bitmaps to a course-layout folder")
+    ft.add_argument("classes", nargs="*", metavar="CLASS",
+                    help="class names in label order (default: rabbit yoga hand snowman motorbike)")
+    ft.add_argument("--list", action="store_true", help="print the 345 official class names and exit")
+    ft.add_argument("--out", type=Path, default=Path("data/quickdraw_subset_np"), metavar="DIR",
+                    help="folder to write (default data/quickdraw_subset_np)")
+    ft.add_argument("--train", type=int, default=4000, metavar="N", help="training drawings per class")
+    ft.add_argument("--test", type=int, default=1000, metavar="N", help="test drawings per class")
+    ft.add_argument("--seed", type=int, default=0, help="which drawings are picked (default 0)")
+    ft.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                    help="where downloaded class files are kept (default ~/.cache/doodlelab/quickdraw)")
+    ft.add_argument("--url", default=None, metavar="BASE",
+                    help="base URL of <class>.npy files (default $DOODLELAB_QUICKDRAW_URL, "
+                         "else the official bucket)")
+    ft.add_argument("--timeout", type=float, default=60.0, metavar="SEC")
+    ft.add_argument("--download-only", action="store_true", help="only fill the cache")
+    ft.add_argument("--overwrite", action="store_true", help="replace the course files in --out")
+    ft.add_argument("--allow-unknown", action="store_true",
+                    help="accept class names outside the official 345 (for other servers)")
+
     rn = sub.add_parser("render", help="Quick, Draw! strokes (.ndjson) to 28x28 images, the dataset's way")
     rn.add_argument("strokes", type=Path, metavar="STROKES.ndjson",
                     help="one JSON drawing a line, as in the official simplified/<class>.ndjson")
@@ -133,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         out = args.out
     metrics = train_classifier(data=args.data, out=out, cfg=cfg, backend=args.backend,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, task=args.model)
     print(f"{args.model} ({args.backend}) -> {out}")
     print(f"test: {_summary(metrics)}")
     return 0
@@ -226,6 +247,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from doodlelab.data import download
+    from doodlelab.data.course import CLASSES
+
+    if args.list:
+        print("\n".join(download.QUICKDRAW_CLASSES))
+        return 0
+    classes = args.classes or list(CLASSES)
+    if args.download_only:
+        names = download.check_class_names(classes, args.allow_unknown)
+        for name in names:
+            path = download.download_class(name, args.cache, args.url, allow_unknown=args.allow_unknown,
+                                           timeout=args.timeout)
+            print(f"{name} -> {path}")
+        return 0
+    manifest = download.build_course_folder(
+        classes, args.out, args.train, args.test, args.seed, args.cache, args.url,
+        overwrite=args.overwrite, allow_unknown=args.allow_unknown, timeout=args.timeout)
+    counts = manifest.get("counts", {})
+    print(f"{len(manifest['classes'])} classes -> {args.out} ({counts}); see {args.out / download.MANIFEST}")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     import io
 
@@ -263,7 +307,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
-            "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench, "render": cmd_render}
+            "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench, "render": cmd_render,
+            "fetch": cmd_fetch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

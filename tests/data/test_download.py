@@ -420,3 +420,36 @@ def test_build_validates_class_names(server, tmp_path):
     with pytest.raises(UserError, match="did you mean 'snowman'"):
         build_course_folder(["snowmen"], tmp_path / "out", 1, 1, cache_dir=tmp_path, base_url=server.url)
     assert server.requests == []
+
+
+# -- the CLI: fetch, then train on what it wrote --------------------------------------------------------
+
+def test_cli_fetch_builds_a_folder_that_trains(server, tmp_path, capsys):
+    from doodlelab.cli import main
+
+    serve_course(server, n=40)
+    out, cache = tmp_path / "course", tmp_path / "cache"
+    assert main(["fetch", "--url", server.url, "--out", str(out), "--cache", str(cache),
+                 "--train", "30", "--test", "10", "--seed", "3"]) == 0
+    assert "5 classes" in capsys.readouterr().out
+    assert main(["train", "classifier", "--data", str(out), "--out", str(tmp_path / "run"),
+                 "--set", "train.epochs=2", "--set", "model.hidden=[16]"]) == 0
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert main(["fetch", "--url", server.url, "--out", str(out), "--cache", str(cache)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_cli_fetch_list_download_only_and_bad_names(server, tmp_path, capsys):
+    from doodlelab.cli import main
+
+    assert main(["fetch", "--list"]) == 0
+    names = capsys.readouterr().out.split("\n")
+    assert len([n for n in names if n]) == 345 and "hot air balloon" in names
+    serve_course(server, n=5)
+    assert main(["fetch", "hand", "--download-only", "--url", server.url, "--cache", str(tmp_path)]) == 0
+    assert (tmp_path / "hand.npy").is_file() and "hand ->" in capsys.readouterr().out
+    assert main(["fetch", "rabit", "--url", server.url, "--cache", str(tmp_path),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "did you mean 'rabbit'" in err
+    assert len(server.requests) == 1  # the bad name was refused before any request
