@@ -100,3 +100,41 @@ def test_real_numpy_classifier_learns_a_separable_problem():
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     loss, acc = loss_and_accuracy(task.logits(x[150:]), y[150:])
     assert acc == 1.0 and loss < 0.5
+
+
+class TermsTask(ScriptedTask):
+    """A scripted task whose objective has two terms that differ from batch to batch."""
+
+    def __init__(self):
+        super().__init__([0.0])
+        self.calls = 0
+
+    def train_batch(self, x, y):
+        self.calls += 1
+        self.loss_terms = {"ce": float(self.calls), "align": 10.0 * len(y)}
+        return self.loss_terms["ce"] + self.loss_terms["align"], 0
+
+
+def test_loss_terms_are_logged_as_epoch_means_and_plotted(tmp_path):
+    from doodlelab.figures import plot_loss_terms
+    from doodlelab.train import HISTORY_COLUMNS, history_columns
+
+    task = TermsTask()
+    result = _fit(task, "train.epochs=2", "train.batch_size=3")  # 8 images: batches of 3, 3, 2
+    first, second = result.history
+    assert first["term_ce"] == pytest.approx((1 * 3 + 2 * 3 + 3 * 2) / 8)  # weighted by batch size
+    assert second["term_ce"] == pytest.approx((4 * 3 + 5 * 3 + 6 * 2) / 8)
+    assert first["term_align"] == pytest.approx((30 * 3 + 30 * 3 + 20 * 2) / 8)
+    assert history_columns(result.history) == [*HISTORY_COLUMNS, "term_ce", "term_align"]
+    written = plot_loss_terms(result.history, tmp_path)
+    assert [p.name for p in written] == ["loss_terms.png", "loss_terms.csv"]
+    rows = (tmp_path / "loss_terms.csv").read_text().splitlines()
+    assert rows[0] == "epoch,ce,align" and len(rows) == 3
+    assert plot_loss_terms([{"epoch": 1, "term_ce": 1.0}], tmp_path / "single") == []
+
+
+def test_a_task_without_terms_logs_the_usual_columns():
+    from doodlelab.train import HISTORY_COLUMNS, history_columns
+
+    result = _fit(ScriptedTask([0.1, 0.2]), "train.epochs=2")
+    assert history_columns(result.history) == list(HISTORY_COLUMNS)

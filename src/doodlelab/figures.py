@@ -70,6 +70,32 @@ def plot_curves(
     return written
 
 
+def plot_loss_terms(history: Sequence[Mapping[str, float]], out_dir: Path, prefix: str = "term_",
+                    stem: str = "") -> list[Path]:
+    """Plot every term of the training objective per epoch, one panel each, plus their CSV.
+
+    ``history`` rows hold the terms as ``term_<name>`` (epoch means over the mini-batches,
+    unweighted); writes ``{stem}loss_terms.png``/``.csv``. Nothing is written when the
+    objective has a single term.
+    """
+    names = [k[len(prefix):] for k in (history[0] if history else {}) if k.startswith(prefix)]
+    if len(names) < 2:
+        return []
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), squeeze=False)
+    epochs = [h["epoch"] for h in history]
+    for ax, name in zip(axes[0], names):
+        ax.plot(epochs, [h[prefix + name] for h in history], color="tab:purple")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle("terms of the training objective (epoch means, before weighting)")
+    rows = [{"epoch": h["epoch"], **{n: h[prefix + n] for n in names}} for h in history]
+    return [_save(fig, out_dir / f"{stem}loss_terms.png"),
+            write_csv(out_dir / f"{stem}loss_terms.csv", rows, ["epoch", *names])]
+
+
 def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], out_dir: Path,
                    stem: str = "") -> list[Path]:
     """Plot the confusion matrix (rows true, columns predicted) with counts in the cells."""

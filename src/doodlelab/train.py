@@ -39,6 +39,15 @@ HISTORY_COLUMNS = (
 )
 
 
+TERM_PREFIX = "term_"  # history columns of the separate loss terms a task reports
+
+
+def history_columns(history: list[dict[str, float]]) -> list[str]:
+    """Return the CSV columns of ``history``: :data:`HISTORY_COLUMNS`, then any loss-term columns."""
+    extra = [k for k in (history[0] if history else {}) if k.startswith(TERM_PREFIX)]
+    return [*HISTORY_COLUMNS, *extra]
+
+
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite."""
 
@@ -53,6 +62,10 @@ class Task(Protocol):
     def logits(self, x: np.ndarray) -> np.ndarray: ...
     def state_dict(self) -> dict[str, np.ndarray]: ...
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+    # Optional: a task whose objective has several terms sets ``loss_terms`` (name ->
+    # value of the last batch) in ``train_batch``; the loop logs each one's epoch mean
+    # as ``term_<name>`` so they can be plotted separately.
 
 
 @dataclass
@@ -129,6 +142,7 @@ def fit(
         tick = time.perf_counter()
         epoch_lr = schedule(epoch - 1)  # recorded in the history
         total_loss, total_correct, seen = 0.0, 0, 0
+        term_sums: dict[str, float] = {}
         for i, idx in enumerate(iterate_minibatches(y_train.shape[0], t.batch_size, shuffle_rng)):
             lr = schedule(epoch - 1 + i / steps_per_epoch)  # the schedule moves every step
             task.set_lr(lr)
@@ -142,6 +156,8 @@ def fit(
                     f"lower optim.lr (now {lr:g}) or check the data"
                 )
             total_loss += loss * yb.shape[0]
+            for name, value in getattr(task, "loss_terms", {}).items():
+                term_sums[name] = term_sums.get(name, 0.0) + value * yb.shape[0]
             total_correct += correct
             seen += yb.shape[0]
         train_loss, train_acc = loss_and_accuracy(task.logits(x_train), y_train)
@@ -158,6 +174,7 @@ def fit(
             "batch_accuracy": total_correct / seen,
             "lr": epoch_lr,
             "seconds": seconds,
+            **{f"{TERM_PREFIX}{name}": total / seen for name, total in term_sums.items()},
         }
         history.append(row)
         if on_epoch is not None:
