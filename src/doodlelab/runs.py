@@ -29,10 +29,12 @@ from doodlelab.errors import UserError
 from doodlelab.fileio import write_csv, write_json, write_npz
 from doodlelab.nn.losses import softmax
 from doodlelab.tasks.classifier import NumpyClassifier, Streams
-from doodlelab.train import HISTORY_COLUMNS, FitResult, Task, fit
+from doodlelab.train import FitResult, Task, fit, history_columns
 
 BACKENDS = ("numpy", "torch")
+TASKS = ("classifier", "two_tower")
 RUN_FILES = ("config.json", "metrics.json", "weights.npz", "history.csv", "split.npz")
+CLASS_VECTORS = "class_vectors.npz"  # two-tower runs: the word vectors of the class names
 
 
 def git_commit() -> str | None:
@@ -84,12 +86,22 @@ def environment(backend: str, cfg: Config) -> dict[str, Any]:
     return env
 
 
-def task_class(backend: str) -> type:
-    """Return the classifier task class of ``backend``; UserError if it cannot be had."""
+def task_class(backend: str, task: str = "classifier") -> type:
+    """Return the task class of ``task`` on ``backend``; UserError if it cannot be had."""
+    if task not in TASKS:
+        raise UserError(f"unknown model {task!r}; choose one of {', '.join(TASKS)}")
     if backend == "numpy":
+        if task == "two_tower":
+            from doodlelab.tasks.two_tower import NumpyTwoTower
+
+            return NumpyTwoTower
         return NumpyClassifier
     if backend == "torch":
         try:
+            if task == "two_tower":
+                from doodlelab.twin.two_tower import TorchTwoTower
+
+                return TorchTwoTower
             from doodlelab.twin.classifier import TorchClassifier
         except ImportError as exc:
             raise UserError(
@@ -99,9 +111,38 @@ def task_class(backend: str) -> type:
     raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def make_classifier(cfg: Config, backend: str, streams: Streams) -> Task:
-    """Return the classifier task of ``backend`` with weights drawn from ``streams.init``."""
-    return task_class(backend)(cfg, streams)
+def make_classifier(cfg: Config, backend: str, streams: Streams, task: str = "classifier",
+                    class_vectors: np.ndarray | None = None) -> Task:
+    """Return the task of ``backend`` with weights drawn from ``streams.init``.
+
+    A two-tower task also needs ``class_vectors`` (K, D), the word vectors of the classes.
+    """
+    cls = task_class(backend, task)
+    if task == "two_tower":
+        if class_vectors is None:
+            raise ValueError("a two-tower task needs class_vectors")
+        return cls(cfg, streams, class_vectors)
+    return cls(cfg, streams)
+
+
+def class_word_vectors(cfg: Config, names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, dict[str, Any]]:
+    """Return the word vectors (K, D) float32 of the class names and where they came from."""
+    from doodlelab.data.wordvec import load_word_vectors
+
+    words = load_word_vectors(cfg.two_tower.word_vectors, words=names)
+    return words.phrase_vectors(names), words.provenance
+
+
+def read_class_vectors(run_dir: Path) -> np.ndarray:
+    """Return the class word vectors (K, D) a two-tower run was trained with."""
+    path = Path(run_dir) / CLASS_VECTORS
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the two-tower run did not finish; train it again")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return np.asarray(z["vectors"], dtype=np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path} is not a readable class-vector file ({exc})") from None
 
 
 def prepare_out_dir(out: Path, overwrite: bool) -> Path:
@@ -173,10 +214,12 @@ def fit_classifier(
     *,
     progress: bool | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    task_name: str = "classifier",
+    class_vectors: np.ndarray | None = None,
 ) -> tuple[Task, FitResult]:
-    """Fit a fresh classifier on ``train[train_idx]``, validating on ``train[val_idx]``."""
+    """Fit a fresh model on ``train[train_idx]``, validating on ``train[val_idx]``."""
     streams = Streams.from_seed(cfg.train.seed)
-    task = make_classifier(cfg, backend, streams)
+    task = make_classifier(cfg, backend, streams, task_name, class_vectors)
     result = fit(
         task,
         train.x[train_idx], train.y[train_idx],
@@ -198,37 +241,46 @@ def train_classifier(
     backend: str = "numpy",
     overwrite: bool = False,
     progress: bool | None = None,
+    task: str = "classifier",
 ) -> dict[str, Any]:
-    """Train the classifier on the course folder and write a complete run folder.
+    """Train ``task`` (classifier or two_tower) on the course folder and write a complete run folder.
 
     Returns the test metrics. Raises UserError (before writing anything) on bad data,
-    a bad backend or an occupied ``out``.
+    a bad backend or model, missing word vectors or an occupied ``out``. Both models
+    use the same split for the same seed and data.
     """
-    from doodlelab.figures import plot_curves
+    from doodlelab.figures import plot_curves, plot_loss_terms
 
-    task_class(backend)  # an unknown or uninstalled backend fails before anything is written
+    task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
     data_dir = resolve_data_dir(data)
     train = load_split(data_dir, "train")
     test = load_split(data_dir, "test")
     out = prepare_out_dir(out, overwrite)
     train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
+    class_vectors, word_source = (class_word_vectors(cfg) if task == "two_tower" else (None, None))
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").unlink(missing_ok=True)  # an overwritten run is unfinished until the end
-    write_json(out / "config.json", {"task": "classifier", "backend": backend, **cfg.to_dict()})
+    write_json(out / "config.json", {"task": task, "backend": backend, **cfg.to_dict()})
     save_split(out / "split.npz", train_idx, val_idx)
+    if class_vectors is not None:
+        write_npz(out / CLASS_VECTORS, names=np.array(CLASSES), vectors=class_vectors)
     history: list[dict[str, float]] = []
 
     def on_epoch(row: dict[str, float]) -> None:
         history.append(row)
-        write_csv(out / "history.csv", history, HISTORY_COLUMNS)
+        write_csv(out / "history.csv", history, history_columns(history))
 
-    task, result = fit_classifier(
-        cfg, backend, train, train_idx, val_idx, progress=progress, on_epoch=on_epoch
+    model, result = fit_classifier(
+        cfg, backend, train, train_idx, val_idx, progress=progress, on_epoch=on_epoch,
+        task_name=task, class_vectors=class_vectors,
     )
-    write_npz(out / "weights.npz", **task.state_dict())
+    write_npz(out / "weights.npz", **model.state_dict())
     plot_curves({backend: result.history}, out / "figures")
+    plot_loss_terms(result.history, out / "figures")
     env = environment(backend, cfg)
+    if word_source is not None:
+        env["word_vectors"] = word_source
     env.update(
         seed=cfg.train.seed,
         backend=backend,
@@ -247,7 +299,7 @@ def train_classifier(
         },
     )
     write_json(out / "env.json", env)
-    return write_test_outputs(task, test, out, cfg)
+    return write_test_outputs(model, test, out, cfg)
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
@@ -284,7 +336,10 @@ def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
     raw, cfg = load_run(run_dir)
     data_dir = resolve_data_dir(data)
     test = load_split(data_dir, "test")
-    task = make_classifier(cfg, raw.get("backend", "numpy"), Streams.from_seed(cfg.train.seed))
+    name = raw.get("task", "classifier")
+    vectors = read_class_vectors(run_dir) if name == "two_tower" else None
+    task = make_classifier(cfg, raw.get("backend", "numpy"), Streams.from_seed(cfg.train.seed),
+                           name, vectors)
     try:
         task.load_state_dict(load_weights(Path(run_dir) / "weights.npz"))
     except (KeyError, ValueError) as exc:
