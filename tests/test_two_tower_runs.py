@@ -80,3 +80,13 @@ def test_missing_class_word_is_one_line_and_writes_nothing(course_dir, tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "hand" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_sweep_of_the_two_tower_model(course_dir, glove_file, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--model", "two_tower", "--data", str(course_dir), "--out", str(out),
+                 "--grid", "two_tower.logit_scale=[5,10]", *FAST,
+                 "--set", f"two_tower.word_vectors={json.dumps(str(glove_file))}"]) == 0
+    with open(out / "sweep.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["two_tower.logit_scale"] for r in rows] == ["5", "10"]

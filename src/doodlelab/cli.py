@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", default="0", metavar="S1,S2",
                     help="comma-separated training seeds per point (default 0)")
     sw.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    sw.add_argument("--model", choices=["classifier", "two_tower"], default="classifier",
+                    help="which model to sweep (default classifier)")
     sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSVs")
     _add_config_args(sw)
 
@@ -215,7 +217,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError:
         raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
     summary = run_sweep(data=args.data, out=args.out, base=base, grid=grid, seeds=seeds,
-                        backend=args.backend)
+                        backend=args.backend, model=args.model)
     for row in summary:
         print(f"{row['val_accuracy_mean']:.4f} +- {row['val_accuracy_std']:.4f}  "
               f"(best epoch {row['best_epoch_mean']:g}, {row['seconds_mean']:g} s)  {row['label']}")

@@ -70,11 +70,16 @@ def run_sweep(
     seeds: list[int],
     backend: str = "numpy",
     progress: bool | None = None,
+    model: str = "classifier",
 ) -> list[dict[str, Any]]:
-    """Train every combination for every seed; write the CSVs and return the summary rows."""
-    from doodlelab.runs import fit_classifier, probabilities, task_class
+    """Train every combination for every seed; write the CSVs and return the summary rows.
 
-    task_class(backend)
+    ``model`` is ``classifier`` or ``two_tower`` (whose class word vectors are read once
+    per ``two_tower.word_vectors`` source in the grid).
+    """
+    from doodlelab.runs import class_word_vectors, fit_classifier, probabilities, task_class
+
+    task_class(backend, model)
     if not seeds:
         raise UserError("--seeds needs at least one seed")
     points = combinations(base, grid)  # every config is checked before any training
@@ -86,13 +91,21 @@ def run_sweep(
     histories: list[dict[str, Any]] = []
     if progress is None:
         progress = sys.stderr.isatty()
+    vectors: dict[str, Any] = {}
+    if model == "two_tower":  # every source is read (and checked) before any training
+        for _, cfg in points:
+            source = cfg.two_tower.word_vectors
+            if source not in vectors:
+                vectors[source] = class_word_vectors(cfg)[0]
     jobs = [(i, settings, cfg, seed) for i, (settings, cfg) in enumerate(points) for seed in seeds]
     for i, settings, cfg, seed in tqdm(jobs, desc="sweep", unit="run", disable=not progress):
         raw = cfg.to_dict()
         raw["train"]["seed"] = seed
         cfg = build_config(raw)
         train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, seed)
-        task, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False)
+        task, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False,
+                                      task_name=model,
+                                      class_vectors=vectors.get(cfg.two_tower.word_vectors))
         shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
         best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
         kept = result.history[result.weights_epoch - 1]
