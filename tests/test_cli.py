@@ -198,3 +198,51 @@ def test_unwritable_out_is_one_line_exit_2(course_dir, capsys):
     assert main(["train", "classifier", "--data", str(course_dir), "--out", "/dev/null/run",
                  *FAST]) == 2
     assert "/dev/null/run" in _one_line_error(capsys)
+
+
+def _k_class_folder(path: Path, names: list[str], n_train: int = 70, n_test: int = 28) -> Path:
+    """A learnable folder of len(names) classes (a band per class) with its classes.json."""
+    rng = np.random.default_rng(0)
+    path.mkdir(parents=True)
+    k = len(names)
+    for split, n in (("train", n_train), ("test", n_test)):
+        y = np.arange(n) % k
+        x = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 2 + 3 * c : 5 + 3 * c, 4:24] = 255
+        np.save(path / f"{split}_images.npy", x)
+        np.save(path / f"{split}_labels.npy", y.astype(np.int64))
+    (path / "classes.json").write_text(json.dumps({"classes": names}))
+    return path
+
+
+def test_a_folder_of_seven_classes_trains_evaluates_and_gradchecks(tmp_path, course_dir, capsys):
+    names = ["cat", "dog", "hot air balloon", "rabbit", "yoga", "hand", "snowman"]
+    data = _k_class_folder(tmp_path / "seven", names)
+    out = tmp_path / "run"
+    assert main(["train", "classifier", "--data", str(data), "--out", str(out), *FAST,
+                 "--set", "train.epochs=15"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert config["classes"] == names and len(metrics["confusion_matrix"]) == 7
+    assert set(metrics["per_class"]) == set(names) and metrics["accuracy"] > 0.5
+    assert main(["evaluate", str(out), "--data", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", str(course_dir)]) == 2  # five other classes
+    assert "trained on 7 classes" in capsys.readouterr().err
+    pytest.importorskip("torch")
+    assert main(["gradcheck", "--data", str(data), "--steps", "2", "--set", "model.hidden=[16]"]) == 0
+
+
+def test_bad_classes_json_or_labels_beyond_it_are_exit_2(tmp_path, capsys):
+    data = _k_class_folder(tmp_path / "three", ["a", "b", "c"])
+    (data / "classes.json").write_text('["a", "b"]')  # labels go up to 2
+    assert _train(data, tmp_path / "r1") == 2
+    assert "labels outside 0..1" in capsys.readouterr().err
+    (data / "classes.json").write_text('["a", "a", "b"]')
+    assert _train(data, tmp_path / "r2") == 2
+    assert "names a class twice" in capsys.readouterr().err
+    (data / "classes.json").write_text("{not json")
+    assert _train(data, tmp_path / "r3") == 2
+    assert "classes.json is not readable JSON" in capsys.readouterr().err
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r3").exists()

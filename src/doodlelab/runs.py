@@ -112,17 +112,18 @@ def task_class(backend: str, task: str = "classifier") -> type:
 
 
 def make_classifier(cfg: Config, backend: str, streams: Streams, task: str = "classifier",
-                    class_vectors: np.ndarray | None = None) -> Task:
+                    class_vectors: np.ndarray | None = None, n_classes: int = len(CLASSES)) -> Task:
     """Return the task of ``backend`` with weights drawn from ``streams.init``.
 
-    A two-tower task also needs ``class_vectors`` (K, D), the word vectors of the classes.
+    A classifier gets ``n_classes`` outputs; a two-tower task needs ``class_vectors``
+    (K, D), the word vectors of the K classes.
     """
     cls = task_class(backend, task)
     if task == "two_tower":
         if class_vectors is None:
             raise ValueError("a two-tower task needs class_vectors")
         return cls(cfg, streams, class_vectors)
-    return cls(cfg, streams)
+    return cls(cfg, streams, n_classes=n_classes)
 
 
 def class_word_vectors(cfg: Config, names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, dict[str, Any]]:
@@ -184,10 +185,10 @@ def score_on_test(task: Task, test: Split, cfg: Config) -> tuple[dict[str, Any],
 
     views = view_probabilities(task, test.x, tta=cfg.eval.tta)
     probs = sum(views) / len(views)
-    metrics = classification_metrics(test.y, probs, CLASSES)
+    metrics = classification_metrics(test.y, probs, test.classes)
     metrics["tta"] = cfg.eval.tta
     if cfg.eval.tta:
-        plain = classification_metrics(test.y, views[0], CLASSES)  # views[0]: the images as given
+        plain = classification_metrics(test.y, views[0], test.classes)  # views[0]: the images as given
         metrics["without_tta"] = {k: plain[k] for k in SCALAR_KEYS}
     return metrics, probs
 
@@ -198,9 +199,9 @@ def write_test_outputs(task: Task, test: Split, run_dir: Path, cfg: Config) -> d
 
     metrics, probs = score_on_test(task, test, cfg)
     fig_dir = run_dir / "figures"
-    plot_confusion(metrics["confusion_matrix"], CLASSES, fig_dir)
-    plot_roc_pr(test.y, probs, CLASSES, fig_dir)
-    plot_mistakes(test.x, test.y, probs, CLASSES, fig_dir)
+    plot_confusion(metrics["confusion_matrix"], test.classes, fig_dir)
+    plot_roc_pr(test.y, probs, test.classes, fig_dir)
+    plot_mistakes(test.x, test.y, probs, test.classes, fig_dir)
     write_json(run_dir / "metrics.json", metrics)
     return metrics
 
@@ -219,7 +220,7 @@ def fit_classifier(
 ) -> tuple[Task, FitResult]:
     """Fit a fresh model on ``train[train_idx]``, validating on ``train[val_idx]``."""
     streams = Streams.from_seed(cfg.train.seed)
-    task = make_classifier(cfg, backend, streams, task_name, class_vectors)
+    task = make_classifier(cfg, backend, streams, task_name, class_vectors, n_classes=len(train.classes))
     result = fit(
         task,
         train.x[train_idx], train.y[train_idx],
@@ -257,14 +258,19 @@ def train_classifier(
     test = load_split(data_dir, "test")
     out = prepare_out_dir(out, overwrite)
     train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
-    class_vectors, word_source = (class_word_vectors(cfg) if task == "two_tower" else (None, None))
+    classes = train.classes
+    if test.classes != classes:  # pragma: no cover - one folder, one classes.json
+        raise UserError(f"{data_dir}: train and test name different classes")
+    class_vectors, word_source = (class_word_vectors(cfg, classes) if task == "two_tower"
+                                  else (None, None))
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").unlink(missing_ok=True)  # an overwritten run is unfinished until the end
-    write_json(out / "config.json", {"task": task, "backend": backend, **cfg.to_dict()})
+    write_json(out / "config.json",
+               {"task": task, "backend": backend, "classes": list(classes), **cfg.to_dict()})
     save_split(out / "split.npz", train_idx, val_idx)
     if class_vectors is not None:
-        write_npz(out / CLASS_VECTORS, names=np.array(CLASSES), vectors=class_vectors)
+        write_npz(out / CLASS_VECTORS, names=np.array(classes), vectors=class_vectors)
     history: list[dict[str, float]] = []
 
     def on_epoch(row: dict[str, float]) -> None:
@@ -312,7 +318,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{path} is not readable JSON ({exc})") from None
-    sections = {k: v for k, v in raw.items() if k not in ("task", "backend")}
+    sections = {k: v for k, v in raw.items() if k not in ("task", "backend", "classes")}
     try:
         cfg = config_from_dict(sections)
     except ConfigError as exc:
@@ -337,9 +343,14 @@ def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
     data_dir = resolve_data_dir(data)
     test = load_split(data_dir, "test")
     name = raw.get("task", "classifier")
+    classes = tuple(raw.get("classes", CLASSES))
+    if test.classes != classes:
+        raise UserError(f"{run_dir} was trained on {len(classes)} classes ({', '.join(classes[:5])}"
+                        f"{', ...' if len(classes) > 5 else ''}) but {data_dir} holds "
+                        f"{', '.join(test.classes[:5])}{', ...' if len(test.classes) > 5 else ''}")
     vectors = read_class_vectors(run_dir) if name == "two_tower" else None
     task = make_classifier(cfg, raw.get("backend", "numpy"), Streams.from_seed(cfg.train.seed),
-                           name, vectors)
+                           name, vectors, n_classes=len(classes))
     try:
         task.load_state_dict(load_weights(Path(run_dir) / "weights.npz"))
     except (KeyError, ValueError) as exc:

@@ -96,7 +96,7 @@ def run_sweep(
         for _, cfg in points:
             source = cfg.two_tower.word_vectors
             if source not in vectors:
-                vectors[source] = class_word_vectors(cfg)[0]
+                vectors[source] = class_word_vectors(cfg, train.classes)[0]
     jobs = [(i, settings, cfg, seed) for i, (settings, cfg) in enumerate(points) for seed in seeds]
     for i, settings, cfg, seed in tqdm(jobs, desc="sweep", unit="run", disable=not progress):
         raw = cfg.to_dict()

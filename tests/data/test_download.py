@@ -428,13 +428,15 @@ def test_cli_fetch_builds_a_folder_that_trains(server, tmp_path, capsys):
     from doodlelab.cli import main
 
     serve_course(server, n=40)
+    server.files["hot air balloon"] = npy_bytes(class_rows(45, 5))
     out, cache = tmp_path / "course", tmp_path / "cache"
-    assert main(["fetch", "--url", server.url, "--out", str(out), "--cache", str(cache),
-                 "--train", "30", "--test", "10", "--seed", "3"]) == 0
-    assert "5 classes" in capsys.readouterr().out
+    assert main(["fetch", *COURSE_CLASSES, "hot air balloon", "--url", server.url, "--out", str(out),
+                 "--cache", str(cache), "--train", "30", "--test", "10", "--seed", "3"]) == 0
+    assert "6 classes" in capsys.readouterr().out
     assert main(["train", "classifier", "--data", str(out), "--out", str(tmp_path / "run"),
                  "--set", "train.epochs=2", "--set", "model.hidden=[16]"]) == 0
-    assert (tmp_path / "run" / "metrics.json").is_file()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "hot air balloon" in metrics["per_class"] and len(metrics["confusion_matrix"]) == 6
     assert main(["fetch", "--url", server.url, "--out", str(out), "--cache", str(cache)]) == 2
     assert "--overwrite" in capsys.readouterr().err
 

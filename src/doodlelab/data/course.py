@@ -2,7 +2,10 @@
 
 The folder holds ``train_images.npy`` / ``train_labels.npy`` and
 ``test_images.npy`` / ``test_labels.npy``. Images are ``(N, 28, 28)`` or ``(N, 784)``,
-either uint8 in 0..255 or floats in [0, 1]; labels are ``(N,)`` integers 0..4.
+either uint8 in 0..255 or floats in [0, 1]; labels are ``(N,)`` integers 0..K-1. The
+class names are the course's five (0 rabbit, 1 yoga, 2 hand, 3 snowman, 4 motorbike)
+unless the folder holds a ``classes.json`` (as ``doodlelab fetch`` writes) whose
+``classes`` list names them in label order.
 Everything is checked before any training starts, and every problem becomes one
 :class:`~doodlelab.errors.UserError` line that names the file and what to do.
 Files are always opened with ``allow_pickle=False``: a pickled array can run code.
@@ -10,6 +13,7 @@ Files are always opened with ``allow_pickle=False``: a pickled array can run cod
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +28,7 @@ IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 ENV_VAR = "DOODLELAB_DATA"
 DEFAULT_DIR = Path("data") / "quickdraw_subset_np"
+CLASSES_FILE = "classes.json"
 
 
 class DataError(UserError):
@@ -37,6 +42,7 @@ class Split:
     x: np.ndarray
     y: np.ndarray
     checksums: dict[str, str] = field(default_factory=dict)
+    classes: tuple[str, ...] = CLASSES  # names in label order
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -124,8 +130,28 @@ def validate_images(arr: np.ndarray, name: str) -> np.ndarray:
     raise DataError(f"{name} has dtype {flat.dtype}; expected uint8 or float pixels")
 
 
-def validate_labels(arr: np.ndarray, name: str, n_images: int) -> np.ndarray:
-    """Return labels as int64 (N,), or raise DataError naming ``name``."""
+def load_classes(data_dir: Path) -> tuple[str, ...]:
+    """Return the class names of a folder in label order: its ``classes.json``, else the course's five."""
+    path = Path(data_dir) / CLASSES_FILE
+    if not path.exists():
+        return CLASSES
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not readable JSON ({exc}); fix it or remove it") from None
+    if isinstance(names, dict):
+        names = names.get("classes")
+    if (not isinstance(names, list) or len(names) < 2
+            or not all(isinstance(n, str) and n.strip() for n in names)):
+        raise DataError(f"{path} must hold a list of at least two class names "
+                        '(or {"classes": [...]}) in label order')
+    if len(set(names)) != len(names):
+        raise DataError(f"{path} names a class twice")
+    return tuple(names)
+
+
+def validate_labels(arr: np.ndarray, name: str, n_images: int, n_classes: int = len(CLASSES)) -> np.ndarray:
+    """Return labels as int64 (N,) in 0..n_classes-1, or raise DataError naming ``name``."""
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -138,14 +164,14 @@ def validate_labels(arr: np.ndarray, name: str, n_images: int) -> np.ndarray:
         if not np.isfinite(arr).all():
             raise DataError(f"{name} contains NaN or infinite labels")
         if not (arr == np.round(arr)).all():
-            raise DataError(f"{name} has non-integer labels; expected class indices 0..4")
+            raise DataError(f"{name} has non-integer labels; expected class indices 0..{n_classes - 1}")
     elif not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
         raise DataError(f"{name} has dtype {arr.dtype}; expected integer class indices")
     labels = arr.astype(np.int64)
-    bad = (labels < 0) | (labels >= len(CLASSES))
+    bad = (labels < 0) | (labels >= n_classes)
     if bad.any():
         raise DataError(
-            f"{name} has labels outside 0..{len(CLASSES) - 1} "
+            f"{name} has labels outside 0..{n_classes - 1} "
             f"(e.g. {labels[bad][0]} at index {int(np.flatnonzero(bad)[0])})"
         )
     return labels
@@ -153,9 +179,10 @@ def validate_labels(arr: np.ndarray, name: str, n_images: int) -> np.ndarray:
 
 def load_split(data_dir: Path, split: str) -> Split:
     """Load and validate ``{split}_images.npy`` and ``{split}_labels.npy`` from ``data_dir``."""
+    classes = load_classes(data_dir)
     img_path = Path(data_dir) / f"{split}_images.npy"
     lab_path = Path(data_dir) / f"{split}_labels.npy"
     x = validate_images(_load_array(img_path), str(img_path))
-    y = validate_labels(_load_array(lab_path), str(lab_path), x.shape[0])
+    y = validate_labels(_load_array(lab_path), str(lab_path), x.shape[0], len(classes))
     sums = {img_path.name: sha256_file(img_path), lab_path.name: sha256_file(lab_path)}
-    return Split(x=x, y=y, checksums=sums)
+    return Split(x=x, y=y, checksums=sums, classes=classes)

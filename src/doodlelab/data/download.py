@@ -427,7 +427,7 @@ def build_course_folder(
     test), then one permutation per split. Same seed and same class files: byte-identical
     folder. An existing non-empty ``out_dir`` is refused unless ``overwrite``, which replaces
     the five files and leaves anything else there alone. The course loader
-    (:mod:`doodlelab.data.course`) reads labels 0..4, i.e. up to five classes.
+    (:mod:`doodlelab.data.course`) reads the class names from ``classes.json``.
     """
     names = check_class_names(classes, allow_unknown)
     n_train = _check_count("per_class_train", per_class_train)

@@ -132,11 +132,14 @@ class NumpyClassifier:
 
     backend = "numpy"
 
-    def __init__(self, cfg: Config, streams: Streams, dtype: np.dtype | type = np.float32) -> None:
+    def __init__(self, cfg: Config, streams: Streams, dtype: np.dtype | type = np.float32,
+                 n_classes: int = N_CLASSES) -> None:
         self.cfg = cfg
         self.dtype = np.dtype(dtype)
-        self.widths = (N_INPUTS, *cfg.model.hidden, N_CLASSES)
-        self.model = build_mlp(cfg.model, rng=streams.init, dropout_rng=streams.dropout, dtype=dtype)
+        self.n_classes = n_classes
+        self.widths = (N_INPUTS, *cfg.model.hidden, n_classes)
+        self.model = build_mlp(cfg.model, rng=streams.init, dropout_rng=streams.dropout,
+                               n_out=n_classes, dtype=dtype)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
         o = cfg.optim
         self.optimizer = SGD(
@@ -170,12 +173,12 @@ class NumpyClassifier:
         return loss, int((logits.argmax(axis=1) == y).sum())
 
     def logits(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Return eval-mode logits (N, 5) for images (N, 784)."""
+        """Return eval-mode logits (N, K) for images (N, 784)."""
         self.model.eval()
         with blas_threads(self.threads(min(batch_size, x.shape[0]))):
             out = [self.model.forward(x[i : i + batch_size])
                    for i in range(0, x.shape[0], batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, N_CLASSES), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Return copies of the weights in numpy layout (Linear weight is (in, out))."""

@@ -49,14 +49,16 @@ class TorchClassifier:
 
     backend = "torch"
 
-    def __init__(self, cfg: Config, streams: Streams, dtype: np.dtype | type = np.float32) -> None:
+    def __init__(self, cfg: Config, streams: Streams, dtype: np.dtype | type = np.float32,
+                 n_classes: int = N_CLASSES) -> None:
         configure_threads()
         self.cfg = cfg
         self.np_dtype = np.dtype(dtype)
         self.dtype = torch_dtype(dtype)
-        self.widths = (N_INPUTS, *cfg.model.hidden, N_CLASSES)
+        self.n_classes = n_classes
+        self.widths = (N_INPUTS, *cfg.model.hidden, n_classes)
         self.model = build_mlp(cfg.model, rng=streams.init, dropout_rng=streams.dropout,
-                               dtype=self.np_dtype)
+                               n_out=n_classes, dtype=self.np_dtype)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
         o = cfg.optim
         self.optimizer = torch.optim.SGD(
@@ -95,12 +97,12 @@ class TorchClassifier:
         return objective.item(), int((logits.argmax(dim=1) == labels).sum())
 
     def logits(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Return eval-mode logits (N, 5) for images (N, 784)."""
+        """Return eval-mode logits (N, K) for images (N, 784)."""
         self.model.eval()
         with torch.inference_mode(), torch_threads(self.threads(min(batch_size, x.shape[0]))):
             out = [self.model(self._tensor(x[i : i + batch_size])).numpy()
                    for i in range(0, x.shape[0], batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, N_CLASSES), self.np_dtype)
+        return np.concatenate(out) if out else np.zeros((0, self.n_classes), self.np_dtype)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Return copies of the weights in numpy layout (Linear weight is (in, out))."""

@@ -104,15 +104,16 @@ def compare_arrays(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     }
 
 
-def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str) -> dict[str, Any]:
+def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str,
+                     n_classes: int = N_CLASSES) -> dict[str, Any]:
     """Train numpy and torch classifiers side by side on ``batches`` in one dtype.
 
     Returns ``{"gradients": [per-parameter row of the first step], "optimizer":
     {steps, max_abs_param_diff, worst_param, max_abs_objective_diff}}``.
     """
     dtype = DTYPES[dtype_name]
-    core = NumpyClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype)
-    twin = TorchClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype)
+    core = NumpyClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes)
+    twin = TorchClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes)
     schedule = schedule_from(cfg)
     rows: list[dict[str, Any]] = []
     objective_diff = 0.0
@@ -149,23 +150,26 @@ def run_gradcheck(cfg: Config, data_dir: Path | None = None, steps: int = 5) -> 
     ``data_dir`` given: the first ``steps`` training batches of ``cfg`` on that
     course folder; ``None``: seeded synthetic batches.
     """
+    n_classes = N_CLASSES
     if data_dir is None:
         batches = synthetic_batches(cfg, steps)
         batch_info: dict[str, Any] = {"source": "synthetic", "seed": cfg.train.seed}
     else:
-        batches = training_batches(load_split(Path(data_dir), "train"), cfg, steps)
+        train = load_split(Path(data_dir), "train")
+        n_classes = len(train.classes)
+        batches = training_batches(train, cfg, steps)
         batch_info = {"source": "data", "data_dir": str(Path(data_dir).resolve()),
                       "seed": cfg.train.seed, "augmented": cfg.augment.enabled}
     batch_info["size"] = int(batches[0][2].shape[0])
     m = cfg.model
     model: dict[str, Any] = {
         "batch": batch_info,
-        "model": {"layers": [N_INPUTS, *m.hidden, N_CLASSES], "activation": m.activation,
+        "model": {"layers": [N_INPUTS, *m.hidden, n_classes], "activation": m.activation,
                   "dropout": m.dropout, "input_dropout": m.input_dropout},
         "optimizer": {"steps": len(batches)},
     }
     for name in DTYPES:
-        result = check_classifier(cfg, batches, name)
+        result = check_classifier(cfg, batches, name, n_classes)
         model[name] = result["gradients"]
         model["optimizer"][name] = {k: v for k, v in result["optimizer"].items() if k != "steps"}
     problems = failures(model)
