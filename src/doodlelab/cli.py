@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train every backend on N threads (default: the size rule)")
     _add_config_args(bn)
 
+    zs = sub.add_parser("zeroshot", help="two-tower model trained without some classes, scored on them")
+    zs.add_argument("--holdout", required=True, metavar="NAME,NAME",
+                    help="classes left out of training, recognised only through their word vectors")
+    zs.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    _add_data_arg(zs)
+    zs.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
+    _add_config_args(zs)
+
     ft = sub.add_parser("fetch", help="official Quick, Draw! bitmaps to a course-layout folder")
     ft.add_argument("classes", nargs="*", metavar="CLASS",
                     help="class names in label order (default: rabbit yoga hand snowman motorbike)")
@@ -249,6 +257,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zeroshot(args: argparse.Namespace) -> int:
+    from doodlelab.config import load_config
+    from doodlelab.zeroshot import format_zero_shot, zero_shot
+
+    cfg = load_config(args.config, args.overrides)
+    holdout = [h.strip() for h in args.holdout.split(",") if h.strip()]
+    report = zero_shot(data=args.data, holdout=holdout, cfg=cfg, backend=args.backend, out=args.json)
+    print(format_zero_shot(report))
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from doodlelab.data import download
     from doodlelab.data.course import CLASSES
@@ -310,7 +329,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
             "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench, "render": cmd_render,
-            "fetch": cmd_fetch}
+            "fetch": cmd_fetch, "zeroshot": cmd_zeroshot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
