@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--allow-unknown", action="store_true",
                     help="accept class names outside the official 345 (for other servers)")
 
+    from doodlelab.demo.server import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
+
     rn = sub.add_parser("render", help="Quick, Draw! strokes (.ndjson) to 28x28 images, the dataset's way")
     rn.add_argument("strokes", type=Path, metavar="STROKES.ndjson",
                     help="one JSON drawing a line, as in the official simplified/<class>.ndjson")
@@ -257,6 +261,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from doodlelab.demo.server import command
+
+    return command(args)
+
+
 def cmd_zeroshot(args: argparse.Namespace) -> int:
     from doodlelab.config import load_config
     from doodlelab.zeroshot import format_zero_shot, zero_shot
@@ -329,7 +339,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
             "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench, "render": cmd_render,
-            "fetch": cmd_fetch, "zeroshot": cmd_zeroshot}
+            "fetch": cmd_fetch, "zeroshot": cmd_zeroshot, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

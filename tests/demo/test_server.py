@@ -301,3 +301,19 @@ def test_parser_and_command(run_dirs, tmp_path, server):
     busy = server.server_address[1]  # the port the module's server already holds
     with pytest.raises(UserError, match="cannot listen"):
         make_server(server.models, "127.0.0.1", busy)
+
+
+def test_a_run_of_other_classes_answers_with_its_own_names(run_dirs, tmp_path):
+    from tests.test_cli import _k_class_folder
+
+    names = ["cat", "dog", "hot air balloon"]
+    data = _k_class_folder(tmp_path / "three", names, n_train=45, n_test=12)
+    run = tmp_path / "three-run"
+    assert main(["train", "classifier", "--data", str(data), "--out", str(run),
+                 "--set", "train.epochs=2", "--set", "model.hidden=[16]"]) == 0
+    models = load_models([run_dirs[0], run])
+    assert models[1].classes == tuple(names) and models[0].classes == CLASSES
+    answer = predict(models, [[[0, 50, 100], [0, 80, 20]]])
+    assert list(answer["models"][1]["probabilities"]) == names
+    assert answer["models"][1]["prediction"] in names
+    assert answer["classes"] == [*CLASSES, *names]

@@ -55,14 +55,20 @@ class LoadedModel:
     task: str  # "classifier" or "two_tower"
     backend: str  # "numpy" or "torch"
     run_dir: Path
-    model: Any  # a Task: logits(x (N, 784)) -> (N, 5)
+    model: Any  # a Task: logits(x (N, 784)) -> (N, K)
     tta: bool
     accuracy: float | None  # test accuracy from metrics.json, if it holds one
+    classes: tuple[str, ...] = ()  # the run's class names in label order
 
     def info(self) -> dict[str, Any]:
         """Return what the page shows about this model (JSON-ready)."""
         return {"name": self.name, "task": self.task, "backend": self.backend, "tta": self.tta,
-                "accuracy": self.accuracy}
+                "accuracy": self.accuracy, "classes": list(self.classes)}
+
+
+def all_classes(models: list[LoadedModel]) -> list[str]:
+    """Return every class any of ``models`` knows, in first-seen order."""
+    return list(dict.fromkeys(c for m in models for c in m.classes))
 
 
 def _test_accuracy(path: Path) -> float | None:
@@ -75,6 +81,7 @@ def _test_accuracy(path: Path) -> float | None:
 
 def load_model(run_dir: str | Path) -> LoadedModel:
     """Return the trained model of one finished run folder; UserError if it is not one."""
+    from doodlelab.data.course import CLASSES
     from doodlelab.runs import load_run, load_weights, make_classifier, read_class_vectors
     from doodlelab.tasks.classifier import Streams
 
@@ -86,15 +93,17 @@ def load_model(run_dir: str | Path) -> LoadedModel:
         raise UserError(f"{run_dir} is not a finished run (no metrics.json); train it again")
     task_name = str(raw.get("task", "classifier"))
     backend = str(raw.get("backend", "numpy"))
+    classes = tuple(raw.get("classes", CLASSES))
     vectors = read_class_vectors(run_dir) if task_name == "two_tower" else None
-    model = make_classifier(cfg, backend, Streams.from_seed(cfg.train.seed), task_name, vectors)
+    model = make_classifier(cfg, backend, Streams.from_seed(cfg.train.seed), task_name, vectors,
+                            n_classes=len(classes))
     try:
         model.load_state_dict(load_weights(run_dir / "weights.npz"))
     except (KeyError, ValueError) as exc:
         raise UserError(f"{run_dir}/weights.npz does not match config.json ({exc})") from None
     label = f"{run_dir.resolve().name} ({task_name}, {backend})"
     return LoadedModel(label, task_name, backend, run_dir, model, bool(cfg.eval.tta),
-                       _test_accuracy(run_dir / "metrics.json"))
+                       _test_accuracy(run_dir / "metrics.json"), classes)
 
 
 def load_models(run_dirs: list[str | Path] | tuple[str | Path, ...]) -> list[LoadedModel]:
@@ -139,7 +148,7 @@ def predict(models: list[LoadedModel], raw_strokes: object, *, raw: bool = True)
     """
     import numpy as np
 
-    from doodlelab.data.course import CLASSES, validate_images
+    from doodlelab.data.course import validate_images
     from doodlelab.data.render import render, simplify
     from doodlelab.runs import probabilities
 
@@ -149,13 +158,13 @@ def predict(models: list[LoadedModel], raw_strokes: object, *, raw: bool = True)
     answers = []
     with _PREDICT_LOCK:
         for m in models:
-            p = probabilities(m.model, x, tta=m.tta)[0]  # (5,) float64
+            p = probabilities(m.model, x, tta=m.tta)[0]  # (K,) float64
             answers.append({
                 "name": m.name, "task": m.task, "backend": m.backend,
-                "probabilities": {c: float(v) for c, v in zip(CLASSES, p)},
-                "prediction": CLASSES[int(np.argmax(p))],
+                "probabilities": {c: float(v) for c, v in zip(m.classes, p)},
+                "prediction": m.classes[int(np.argmax(p))],
             })
-    return {"image": image.tolist(), "models": answers, "classes": list(CLASSES)}
+    return {"image": image.tolist(), "models": answers, "classes": all_classes(list(models))}
 
 
 def page() -> bytes:
@@ -216,9 +225,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             self._send(200, self.server.page, "text/html; charset=utf-8",
                        {"Content-Security-Policy": csp, "Referrer-Policy": "no-referrer"})
         elif path == "/api/models":
-            from doodlelab.data.course import CLASSES
-
-            self._json(200, {"models": [m.info() for m in self.server.models], "classes": list(CLASSES)})
+            models = self.server.models
+            self._json(200, {"models": [m.info() for m in models], "classes": all_classes(models)})
         else:
             self.send_error(404, f"no such page: {path[:200]}")
 
