@@ -61,3 +61,11 @@ def shared_data_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip(f"${SHARED_DATA_ENV} does not name the shared data folder")
     return Path(value)
+
+
+def skip_without_cairo() -> None:
+    """Skip the calling test module where cairo (cairocffi + the system's libcairo2) is missing."""
+    try:
+        import cairocffi  # noqa: F401
+    except (ImportError, OSError) as exc:  # OSError: the wrapper is there, libcairo2 is not
+        pytest.skip(f"cairo is not available: {exc}", allow_module_level=True)

@@ -8,10 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-try:  # the wrapper imports only where the system's libcairo2 is installed
-    import cairocffi  # noqa: F401
-except (ImportError, OSError) as exc:
-    pytest.skip(f"cairo is not available: {exc}", allow_module_level=True)
+from tests.conftest import skip_without_cairo
+
+skip_without_cairo()
 
 from doodlelab.cli import main
 from doodlelab.data.render import (
