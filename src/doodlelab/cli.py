@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
     gc.add_argument("--steps", type=int, default=5, metavar="N",
                     help="optimizer steps whose parameters are compared too (default 5)")
+    gc.add_argument("--model", choices=["classifier", "two_tower", "all"], default="classifier",
+                    help="which model to check (default classifier)")
     _add_config_args(gc)
 
     cmp = sub.add_parser("compare", help="two runs side by side: test metrics, overlaid curves")
@@ -199,7 +201,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"gradcheck needs PyTorch ({exc}); install it with "
                         "pip install -e '.[torch]'") from None
-    report = run_gradcheck(cfg, data_dir, steps=args.steps)
+    models = ("classifier", "two_tower") if args.model == "all" else (args.model,)
+    report = run_gradcheck(cfg, data_dir, steps=args.steps, models=models)
     print(format_report(report))
     if args.json:
         write_json(args.json, report)

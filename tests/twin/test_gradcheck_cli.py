@@ -42,7 +42,7 @@ def test_synthetic_gradcheck_meets_the_thresholds(tmp_path: Path, capsys) -> Non
         assert model["optimizer"][dtype]["worst_param"] in PARAMS
     assert model["optimizer"]["steps"] == 5
     printed = capsys.readouterr().out
-    assert "float64  0.weight   784x512" in printed
+    assert "float64  0.weight        784x512" in printed
     assert "after 5 optimizer steps" in printed
     assert "FAILED" not in printed
 
@@ -149,3 +149,23 @@ def test_gradcheck_on_the_real_first_batch(real_data_dir: Path, tmp_path: Path) 
     assert report["passed"] and report["classifier"]["batch"]["source"] == "data"
     for dtype, limit in report["thresholds"].items():
         assert max(r["max_abs_diff"] for r in report["classifier"][dtype]) <= limit
+
+
+def test_two_tower_gradcheck_on_a_data_folder(course_dir: Path, tmp_path: Path) -> None:
+    glove = tmp_path / "glove.tiny.txt"
+    rng = np.random.default_rng(0)
+    glove.write_text("".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
+                             for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    out = tmp_path / "gc.json"
+    assert main(["gradcheck", "--model", "all", "--data", str(course_dir), "--json", str(out),
+                 "--steps", "3", "--set", "model.hidden=[16]", "--set", "train.batch_size=16",
+                 "--set", "two_tower.embed_dim=6", "--set", "two_tower.align_weight=0.5",
+                 "--set", f"two_tower.word_vectors={json.dumps(str(glove))}"]) == 0
+    report = json.loads(out.read_text())
+    assert report["passed"] and set(report) >= {"classifier", "two_tower"}
+    tower = report["two_tower"]
+    assert tower["model"]["layers"] == [784, 16, 6] and tower["model"]["word_tower"] == [4, 64, 6]
+    names = [r["param"] for r in tower["float64"]]
+    assert names[0] == "image.0.weight" and "text.0.weight" in names
+    assert max(r["max_abs_diff"] for r in tower["float64"]) <= 1e-10
+    assert tower["optimizer"]["steps"] == 3

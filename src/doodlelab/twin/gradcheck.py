@@ -34,7 +34,7 @@ import numpy as np
 from doodlelab.config import Config
 from doodlelab.data.augment import random_affine
 from doodlelab.data.batches import iterate_minibatches, n_batches
-from doodlelab.data.course import Split, load_split
+from doodlelab.data.course import CLASSES, Split, load_split
 from doodlelab.data.split import stratified_split
 from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, NumpyClassifier, Streams
 from doodlelab.train import schedule_from
@@ -104,16 +104,29 @@ def compare_arrays(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     }
 
 
-def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str,
-                     n_classes: int = N_CLASSES) -> dict[str, Any]:
-    """Train numpy and torch classifiers side by side on ``batches`` in one dtype.
+def _pair(cfg: Config, dtype: type, n_classes: int, task: str,
+          class_vectors: np.ndarray | None) -> tuple[Any, Any]:
+    """Return a numpy task and its torch twin built from the same seed."""
+    if task == "two_tower":
+        from doodlelab.tasks.two_tower import NumpyTwoTower
+        from doodlelab.twin.two_tower import TorchTwoTower
 
+        return (NumpyTwoTower(cfg, Streams.from_seed(cfg.train.seed), class_vectors, dtype=dtype),
+                TorchTwoTower(cfg, Streams.from_seed(cfg.train.seed), class_vectors, dtype=dtype))
+    return (NumpyClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes),
+            TorchClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes))
+
+
+def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str, n_classes: int = N_CLASSES,
+                     task: str = "classifier", class_vectors: np.ndarray | None = None) -> dict[str, Any]:
+    """Train a numpy model and its torch twin side by side on ``batches`` in one dtype.
+
+    ``task`` is ``classifier`` or ``two_tower`` (which needs ``class_vectors`` (K, D)).
     Returns ``{"gradients": [per-parameter row of the first step], "optimizer":
     {steps, max_abs_param_diff, worst_param, max_abs_objective_diff}}``.
     """
     dtype = DTYPES[dtype_name]
-    core = NumpyClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes)
-    twin = TorchClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes)
+    core, twin = _pair(cfg, dtype, n_classes, task, class_vectors)
     schedule = schedule_from(cfg)
     rows: list[dict[str, Any]] = []
     objective_diff = 0.0
@@ -144,38 +157,57 @@ def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str,
     }
 
 
-def run_gradcheck(cfg: Config, data_dir: Path | None = None, steps: int = 5) -> dict[str, Any]:
-    """Return the full gradcheck report (see the module docstring) for the classifier.
+def run_gradcheck(cfg: Config, data_dir: Path | None = None, steps: int = 5,
+                  models: tuple[str, ...] = ("classifier",)) -> dict[str, Any]:
+    """Return the full gradcheck report (see the module docstring) for ``models``.
 
     ``data_dir`` given: the first ``steps`` training batches of ``cfg`` on that
-    course folder; ``None``: seeded synthetic batches.
+    course folder; ``None``: seeded synthetic batches. ``models`` may hold
+    ``classifier`` and ``two_tower`` (whose class word vectors come from
+    ``cfg.two_tower.word_vectors``).
     """
+    classes = CLASSES
     n_classes = N_CLASSES
     if data_dir is None:
         batches = synthetic_batches(cfg, steps)
         batch_info: dict[str, Any] = {"source": "synthetic", "seed": cfg.train.seed}
     else:
         train = load_split(Path(data_dir), "train")
-        n_classes = len(train.classes)
+        classes, n_classes = train.classes, len(train.classes)
         batches = training_batches(train, cfg, steps)
         batch_info = {"source": "data", "data_dir": str(Path(data_dir).resolve()),
                       "seed": cfg.train.seed, "augmented": cfg.augment.enabled}
     batch_info["size"] = int(batches[0][2].shape[0])
     m = cfg.model
-    model: dict[str, Any] = {
-        "batch": batch_info,
-        "model": {"layers": [N_INPUTS, *m.hidden, n_classes], "activation": m.activation,
-                  "dropout": m.dropout, "input_dropout": m.input_dropout},
-        "optimizer": {"steps": len(batches)},
-    }
-    for name in DTYPES:
-        result = check_classifier(cfg, batches, name, n_classes)
-        model[name] = result["gradients"]
-        model["optimizer"][name] = {k: v for k, v in result["optimizer"].items() if k != "steps"}
-    problems = failures(model)
-    model["passed"] = not problems
-    return {"thresholds": dict(THRESHOLDS), "passed": not problems,
-            "failures": [f"classifier: {p}" for p in problems], "classifier": model}
+    report: dict[str, Any] = {"thresholds": dict(THRESHOLDS), "failures": []}
+    for task in models:
+        vectors = None
+        if task == "two_tower":
+            from doodlelab.runs import class_word_vectors
+
+            vectors = class_word_vectors(cfg, classes)[0]
+            layers = [N_INPUTS, *m.hidden, cfg.two_tower.embed_dim]
+        else:
+            layers = [N_INPUTS, *m.hidden, n_classes]
+        model: dict[str, Any] = {
+            "batch": batch_info,
+            "model": {"layers": layers, "activation": m.activation,
+                      "dropout": m.dropout, "input_dropout": m.input_dropout},
+            "optimizer": {"steps": len(batches)},
+        }
+        if task == "two_tower":
+            t = cfg.two_tower
+            model["model"]["word_tower"] = [int(vectors.shape[1]), *t.text_hidden, t.embed_dim]
+        for name in DTYPES:
+            result = check_classifier(cfg, batches, name, n_classes, task, vectors)
+            model[name] = result["gradients"]
+            model["optimizer"][name] = {k: v for k, v in result["optimizer"].items() if k != "steps"}
+        problems = failures(model)
+        model["passed"] = not problems
+        report["failures"] += [f"{task}: {p}" for p in problems]
+        report[task] = model
+    report["passed"] = not report["failures"]
+    return report
 
 
 def failures(model: dict[str, Any]) -> list[str]:
@@ -209,12 +241,12 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  model {'-'.join(map(str, arch['layers']))}, {arch['activation']}, "
                          f"dropout {arch['dropout']:g} (input {arch['input_dropout']:g}), "
                          "the same dropout masks on both sides")
-        lines.append(f"  {'dtype':<8} {'param':<10} {'shape':<10} {'max_abs_diff':>13} "
+        lines.append(f"  {'dtype':<8} {'param':<15} {'shape':<10} {'max_abs_diff':>13} "
                      f"{'max_rel_diff':>13} {'cosine':>18}")
         for dtype_name in THRESHOLDS:
             for row in model[dtype_name]:
                 shape = "x".join(str(s) for s in row["shape"])
-                lines.append(f"  {dtype_name:<8} {row['param']:<10} {shape:<10} "
+                lines.append(f"  {dtype_name:<8} {row['param']:<15} {shape:<10} "
                              f"{row['max_abs_diff']:>13.3e} {row['max_rel_diff']:>13.3e} "
                              f"{row['cosine']:>18.15f}")
         lines.append("  (max_rel_diff = max |numpy - torch| / largest |entry| of the tensor)")
