@@ -172,7 +172,7 @@ class TwoTowerConfig:
     embed_dim: int = 64
     text_hidden: tuple[int, ...] = (64,)
     logit_scale: float = 10.0  # inverse temperature of the softmax over class similarities
-    align_weight: float = 0.0  # extra term: weight of mean(1 - cos(image, its class))
+    align_weight: float = 0.5  # extra term: weight of mean(1 - cos(image, its class)); chosen on validation
     word_vectors: str = "glove-6b-50d"  # the packaged GloVe, or a path to a glove.*.txt file
 
     def __post_init__(self) -> None:
