@@ -83,7 +83,8 @@ def plot_loss_terms(history: Sequence[Mapping[str, float]], out_dir: Path, prefi
         return []
     plt = _pyplot()
     out_dir = Path(out_dir)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), squeeze=False,
+                             layout="constrained")  # keeps the suptitle clear of the panel titles
     epochs = [h["epoch"] for h in history]
     for ax, name in zip(axes[0], names):
         ax.plot(epochs, [h[prefix + name] for h in history], color="tab:purple")
