@@ -128,9 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--allow-unknown", action="store_true",
                     help="accept class names outside the official 345 (for other servers)")
 
+    from doodlelab import pipeline
     from doodlelab.demo.server import add_parser as add_demo_parser
 
     add_demo_parser(sub)
+    pipeline.add_parser(sub)  # run, report
 
     rn = sub.add_parser("render", help="Quick, Draw! strokes (.ndjson) to 28x28 images, the dataset's way")
     rn.add_argument("strokes", type=Path, metavar="STROKES.ndjson",
@@ -264,6 +266,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from doodlelab import pipeline
+
+    return pipeline.command(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from doodlelab.demo.server import command
 
@@ -342,7 +350,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "gradcheck": cmd_gradcheck,
             "compare": cmd_compare, "sweep": cmd_sweep, "bench": cmd_bench, "render": cmd_render,
-            "fetch": cmd_fetch, "zeroshot": cmd_zeroshot, "demo": cmd_demo}
+            "fetch": cmd_fetch, "zeroshot": cmd_zeroshot, "demo": cmd_demo,
+            "run": cmd_pipeline, "report": cmd_pipeline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
