@@ -44,7 +44,31 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class TorchClassifier:
+class TorchTask:
+    """What every torch task shares: numpy images in, the learning rate, the thread rule.
+
+    Subclasses set ``np_dtype``, ``optimizer`` and ``widths`` (the image MLP's layer sizes).
+    """
+
+    np_dtype: np.dtype
+    optimizer: torch.optim.Optimizer
+    widths: tuple[int, ...]
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        """Return images as a torch tensor of the model dtype, sharing memory when possible."""
+        return torch.from_numpy(np.require(x, dtype=self.np_dtype, requirements=["C", "W"]))
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate used by the next steps."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def threads(self, rows: int) -> int:
+        """Return the intra-op thread count for ``rows`` images: the numpy core's rule."""
+        return matmul_threads(rows, self.widths)
+
+
+class TorchClassifier(TorchTask):
     """MLP classifier trained with torch autograd and ``torch.optim.SGD``."""
 
     backend = "torch"
@@ -68,19 +92,6 @@ class TorchClassifier:
             nesterov=o.nesterov,
             weight_decay=o.weight_decay,
         )
-
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        """Return images as a torch tensor of the model dtype, sharing memory when possible."""
-        return torch.from_numpy(np.require(x, dtype=self.np_dtype, requirements=["C", "W"]))
-
-    def set_lr(self, lr: float) -> None:
-        """Set the learning rate used by the next steps."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def threads(self, rows: int) -> int:
-        """Return the intra-op thread count for ``rows`` images: the numpy core's rule."""
-        return matmul_threads(rows, self.widths)
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""

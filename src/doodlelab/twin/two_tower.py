@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
-from doodlelab.tasks.classifier import N_INPUTS, Streams, matmul_threads
+from doodlelab.tasks.classifier import N_INPUTS, Streams
 from doodlelab.tasks.two_tower import build_towers
-from doodlelab.twin.classifier import configure_threads, torch_threads
+from doodlelab.twin.classifier import TorchTask, configure_threads, torch_threads
 from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
 from doodlelab.twin.modules import from_numpy, load_numpy_state, numpy_state, torch_dtype
 
@@ -26,7 +26,7 @@ class TorchTowers(torch.nn.Module):
         self.image, self.text = image, text
 
 
-class TorchTwoTower:
+class TorchTwoTower(TorchTask):
     """Image and word-vector MLPs trained with torch autograd and ``torch.optim.SGD``."""
 
     backend = "torch"
@@ -51,18 +51,6 @@ class TorchTwoTower:
         o = cfg.optim
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=o.lr, momentum=o.momentum,
                                          nesterov=o.nesterov, weight_decay=o.weight_decay)
-
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.require(x, dtype=self.np_dtype, requirements=["C", "W"]))
-
-    def set_lr(self, lr: float) -> None:
-        """Set the learning rate used by the next steps."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def threads(self, rows: int) -> int:
-        """Return the intra-op thread count for ``rows`` images: the numpy core's rule."""
-        return matmul_threads(rows, self.widths)
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
