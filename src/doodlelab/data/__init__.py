@@ -1,7 +1,12 @@
-"""The data layer: course-folder loader and validation, split, batches, augmentation."""
+"""The data layer: course-folder loader and validation, split, batches, augmentation.
+
+Also here, each imported on use: :mod:`~doodlelab.data.wordvec` (GloVe word vectors),
+:mod:`~doodlelab.data.render` (strokes to the dataset's 28x28 bitmaps) and
+:mod:`~doodlelab.data.download` (official class bitmaps to a course-layout folder).
+"""
 
 from doodlelab.data.batches import iterate_minibatches, n_batches
-from doodlelab.data.course import CLASSES, DataError, Split, load_split, resolve_data_dir
+from doodlelab.data.course import CLASSES, DataError, Split, load_classes, load_split, resolve_data_dir
 from doodlelab.data.split import load_split_file, save_split, stratified_split
 
 __all__ = [
@@ -9,6 +14,7 @@ __all__ = [
     "DataError",
     "Split",
     "iterate_minibatches",
+    "load_classes",
     "load_split",
     "load_split_file",
     "n_batches",
