@@ -138,3 +138,21 @@ def test_a_task_without_terms_logs_the_usual_columns():
 
     result = _fit(ScriptedTask([0.1, 0.2]), "train.epochs=2")
     assert history_columns(result.history) == list(HISTORY_COLUMNS)
+
+
+def test_figures_of_many_classes_keep_every_number_in_their_csv(tmp_path):
+    from doodlelab.figures import plot_confusion, plot_roc_pr
+
+    k = 40
+    names = [f"class {i}" for i in range(k)]
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % k
+    probs = rng.dirichlet(np.ones(k), 200)
+    confusion = np.zeros((k, k), int)
+    np.add.at(confusion, (y, probs.argmax(1)), 1)
+    written = plot_confusion(confusion, names, tmp_path) + plot_roc_pr(y, probs, names, tmp_path)
+    assert all(p.stat().st_size > 1000 for p in written)
+    rows = (tmp_path / "confusion.csv").read_text().splitlines()
+    assert len(rows) == k + 1 and rows[0].split(",")[1:] == names
+    roc_classes = {line.split(",")[0] for line in (tmp_path / "roc.csv").read_text().splitlines()[1:]}
+    assert roc_classes == set(names)

@@ -97,21 +97,33 @@ def plot_loss_terms(history: Sequence[Mapping[str, float]], out_dir: Path, prefi
             write_csv(out_dir / f"{stem}loss_terms.csv", rows, ["epoch", *names])]
 
 
+# Up to this many classes a figure names every class in place (cell counts, legend
+# entries); with more (a folder from ``doodlelab fetch``) it would be unreadable, so the
+# figure shows the pattern and the CSV beside it holds every number.
+MAX_LABELLED_CLASSES = 12
+
+
 def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], out_dir: Path,
                    stem: str = "") -> list[Path]:
-    """Plot the confusion matrix (rows true, columns predicted) with counts in the cells."""
+    """Plot the confusion matrix (rows true, columns predicted), with counts in the cells for few classes."""
     plt = _pyplot()
     m = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    k = len(class_names)
+    few = k <= MAX_LABELLED_CLASSES
+    side = 4.6 if few else min(4.6 + 0.12 * k, 24.0)
+    fig, ax = plt.subplots(figsize=(side + 0.6, side))
     im = ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
+    size = 10 if few else max(4, 9 - k // 40)
+    ax.set_xticks(range(k), class_names, rotation=30 if few else 90, ha="right" if few else "center",
+                  fontsize=size)
+    ax.set_yticks(range(k), class_names, fontsize=size)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black")
+    if few:
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, str(m[i, j]), ha="center", va="center",
+                        color="white" if m[i, j] > m.max() / 2 else "black")
     fig.colorbar(im, ax=ax)
     ax.set_title("confusion matrix (test)")
     rows = [{"true": class_names[i], **{class_names[j]: int(m[i, j]) for j in range(m.shape[1])}}
@@ -131,14 +143,16 @@ def plot_roc_pr(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str
     fig_roc, ax_roc = plt.subplots(figsize=(5.6, 4.6))
     fig_pr, ax_pr = plt.subplots(figsize=(5.6, 4.6))
     roc_rows, pr_rows = [], []
+    few = len(class_names) <= MAX_LABELLED_CLASSES
     for c, name in enumerate(class_names):
         positive = (y_true == c).astype(int)
         if positive.min() == positive.max():
             continue  # a class absent (or alone) has no curve
         fpr, tpr, _ = roc_curve(positive, probs[:, c])
         prec, rec, _ = precision_recall_curve(positive, probs[:, c])
-        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
-        ax_pr.plot(rec, prec, label=name)
+        style = {} if few else {"lw": 0.7, "alpha": 0.5}
+        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})", **style)
+        ax_pr.plot(rec, prec, label=name, **style)
         roc_rows += [{"class": name, "fpr": float(a), "tpr": float(b)} for a, b in zip(fpr, tpr)]
         pr_rows += [{"class": name, "recall": float(a), "precision": float(b)}
                     for a, b in zip(rec, prec)]
@@ -147,7 +161,10 @@ def plot_roc_pr(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str
     ax_pr.set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
     for ax in (ax_roc, ax_pr):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if few:
+            ax.legend(fontsize=8)
+        else:  # one curve per class, no legend: the CSV names them
+            ax.set_title(f"{ax.get_title()}, {len(class_names)} classes (names in the CSV)", fontsize=10)
     written.append(_save(fig_roc, out_dir / f"{stem}roc.png"))
     written.append(write_csv(out_dir / f"{stem}roc.csv", roc_rows, ["class", "fpr", "tpr"]))
     written.append(_save(fig_pr, out_dir / f"{stem}pr.png"))
