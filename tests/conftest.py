@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+from tests.quickdraw_server import start_server, stop_server
+
 # Timing deadlines make property tests flaky on a loaded 2-core machine; correctness
 # is what they check, speed lives in benchmarks/.
 settings.register_profile("doodlelab", deadline=None)
@@ -69,3 +71,20 @@ def skip_without_cairo() -> None:
         import cairocffi  # noqa: F401
     except (ImportError, OSError) as exc:  # OSError: the wrapper is there, libcairo2 is not
         pytest.skip(f"cairo is not available: {exc}", allow_module_level=True)
+
+
+@pytest.fixture
+def local_only(monkeypatch):
+    """No proxy and no base-URL override from the environment: requests go straight to 127.0.0.1."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                "DOODLELAB_QUICKDRAW_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+
+
+@pytest.fixture
+def server(local_only):
+    """A threaded fake of the official bucket on 127.0.0.1 (ephemeral port)."""
+    state, httpd, thread = start_server()
+    yield state
+    stop_server(httpd, thread)

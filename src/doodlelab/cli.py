@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("classes", nargs="*", metavar="CLASS",
                     help="class names in label order (default: rabbit yoga hand snowman motorbike)")
     ft.add_argument("--list", action="store_true", help="print the 345 official class names and exit")
+    ft.add_argument("--all", action="store_true", help="every one of the 345 official classes")
     ft.add_argument("--out", type=Path, default=Path("data/quickdraw_subset_np"), metavar="DIR",
                     help="folder to write (default data/quickdraw_subset_np)")
     ft.add_argument("--train", type=int, default=4000, metavar="N", help="training drawings per class")
@@ -292,11 +293,14 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from doodlelab.data import download
     from doodlelab.data.course import CLASSES
+    from doodlelab.data.course_folder import MANIFEST, build_course_folder
 
     if args.list:
         print("\n".join(download.QUICKDRAW_CLASSES))
         return 0
-    classes = args.classes or list(CLASSES)
+    if args.all and args.classes:
+        raise UserError("give class names or --all, not both")
+    classes = list(download.QUICKDRAW_CLASSES) if args.all else args.classes or list(CLASSES)
     if args.download_only:
         names = download.check_class_names(classes, args.allow_unknown)
         for name in names:
@@ -304,11 +308,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                                            timeout=args.timeout)
             print(f"{name} -> {path}")
         return 0
-    manifest = download.build_course_folder(
+    manifest = build_course_folder(
         classes, args.out, args.train, args.test, args.seed, args.cache, args.url,
         overwrite=args.overwrite, allow_unknown=args.allow_unknown, timeout=args.timeout)
     counts = manifest.get("counts", {})
-    print(f"{len(manifest['classes'])} classes -> {args.out} ({counts}); see {args.out / download.MANIFEST}")
+    print(f"{len(manifest['classes'])} classes -> {args.out} ({counts}); see {args.out / MANIFEST}")
     return 0
 
 

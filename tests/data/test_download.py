@@ -2,113 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import re
 import socket
-import threading
-import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
-from doodlelab.data import course
-from doodlelab.data import download as dl
+from doodlelab.data import course, ranged
+from doodlelab.data.course_folder import build_course_folder
 from doodlelab.data.download import (
     COURSE_CLASSES,
     QUICKDRAW_CLASSES,
     URL_ENV_VAR,
     DownloadError,
-    build_course_folder,
     check_class_names,
     download_class,
 )
 from doodlelab.errors import UserError
+from tests.quickdraw_server import FakeQuickDraw
 
-PREFIX = "/qd/"
 COURSE_FILES = ("train_images.npy", "train_labels.npy", "test_images.npy", "test_labels.npy")
-
-
-class FakeQuickDraw:
-    """What the test server serves, how it misbehaves, and the requests it saw."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}  # class name -> bytes of <name>.npy
-        self.requests: list[tuple[str, str | None]] = []  # (raw path, Range header)
-        self.ranges = True  # honour Range requests with 206
-        self.status: int | None = None  # answer every request with this error status
-        self.cut_after: int | None = None  # send only this many body bytes, then hang up
-        self.delay = 0.0  # seconds to wait before answering
-        self.url = ""
-
-
-def _handler(state: FakeQuickDraw) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            state.requests.append((self.path, self.headers.get("Range")))
-            if state.delay:
-                time.sleep(state.delay)
-            if state.status:
-                self.send_error(state.status)
-                return
-            path = urllib.parse.unquote(self.path)
-            data = state.files.get(path[len(PREFIX):-len(".npy")]) if path.startswith(PREFIX) else None
-            if data is None or not path.endswith(".npy"):
-                self.send_error(404)
-                return
-            start, code = 0, 200
-            asked = self.headers.get("Range")
-            if asked and state.ranges:
-                start = int(re.fullmatch(r"bytes=(\d+)-", asked)[1])
-                if start >= len(data):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(data)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                code = 206
-            body = data[start:]
-            self.send_response(code)
-            if code == 206:
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                self.wfile.write(body if state.cut_after is None else body[: state.cut_after])
-            except OSError:
-                pass
-
-    return Handler
-
-
-@pytest.fixture
-def local_only(monkeypatch):
-    """No proxy and no base-URL override from the environment: requests go straight to 127.0.0.1."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-                URL_ENV_VAR):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-
-
-@pytest.fixture
-def server(local_only):
-    """A threaded fake of the official bucket on 127.0.0.1 (ephemeral port)."""
-    state = FakeQuickDraw()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}{PREFIX.rstrip('/')}"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
 
 
 def npy_bytes(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
@@ -128,6 +42,11 @@ def serve_course(server: FakeQuickDraw, n: int = 50) -> dict[str, np.ndarray]:
     rows = {name: class_rows(n + 3 * k, k) for k, name in enumerate(COURSE_CLASSES)}
     server.files.update({name: npy_bytes(x) for name, x in rows.items()})
     return rows
+
+
+def kept(cache) -> list:
+    """Return what a cache folder holds besides its lock files."""
+    return [p for p in cache.iterdir() if p.name != ".locks"]
 
 
 def one_line_error(excinfo) -> str:
@@ -187,10 +106,18 @@ def test_server_without_range_support_restarts_from_zero(server, tmp_path):
     data = npy_bytes(class_rows(50, 4))
     server.files["motorbike"] = data
     server.ranges = False
+    (tmp_path / "motorbike.npy.part").write_bytes(data[:300])
+    path = download_class("motorbike", tmp_path, server.url, progress=False)
+    assert server.requests[0][1] == "bytes=300-"  # a resume was asked for, the server sent it all
+    assert path.read_bytes() == data and not list(tmp_path.glob("*.part*"))
+
+
+def test_a_part_that_is_not_an_npy_start_is_not_resumed(server, tmp_path):
+    data = npy_bytes(class_rows(50, 4))
+    server.files["motorbike"] = data
     (tmp_path / "motorbike.npy.part").write_bytes(b"stale bytes that must not survive")
     path = download_class("motorbike", tmp_path, server.url, progress=False)
-    assert server.requests[0][1] is not None  # a resume was asked for, the server sent it all
-    assert path.read_bytes() == data
+    assert server.requests == [("/qd/motorbike.npy", None)] and path.read_bytes() == data
 
 
 @pytest.mark.parametrize("part", ["complete", "too long"])
@@ -200,7 +127,7 @@ def test_416_finishes_a_complete_part_or_starts_over(server, tmp_path, part):
     (tmp_path / "yoga.npy.part").write_bytes(data if part == "complete" else data + b"junk")
     path = download_class("yoga", tmp_path, server.url, progress=False)
     assert path.read_bytes() == data
-    assert len(server.requests) == (1 if part == "complete" else 2)
+    assert len(server.requests) == (0 if part == "complete" else 2)  # a whole .part needs no request
 
 
 def test_404_is_one_line_pointing_at_the_list(server, tmp_path):
@@ -208,7 +135,7 @@ def test_404_is_one_line_pointing_at_the_list(server, tmp_path):
         download_class("rabbit", tmp_path, server.url, progress=False)
     msg = one_line_error(excinfo)
     assert "no class named 'rabbit'" in msg and "--list" in msg
-    assert list(tmp_path.iterdir()) == []
+    assert kept(tmp_path) == []
 
 
 def test_server_error_status_is_one_line(server, tmp_path):
@@ -216,7 +143,7 @@ def test_server_error_status_is_one_line(server, tmp_path):
     with pytest.raises(DownloadError) as excinfo:
         download_class("rabbit", tmp_path, server.url, progress=False)
     assert "HTTP 503" in one_line_error(excinfo)
-    assert list(tmp_path.iterdir()) == []
+    assert kept(tmp_path) == []
 
 
 def test_connection_refused_is_one_line(tmp_path, local_only):
@@ -226,7 +153,7 @@ def test_connection_refused_is_one_line(tmp_path, local_only):
     with pytest.raises(DownloadError) as excinfo:
         download_class("rabbit", tmp_path, f"http://127.0.0.1:{port}/qd", progress=False)
     assert "cannot reach" in one_line_error(excinfo)
-    assert list(tmp_path.iterdir()) == []
+    assert kept(tmp_path) == []
 
 
 def test_timeout_is_one_line(server, tmp_path):
@@ -263,7 +190,7 @@ def test_bad_content_is_refused_and_nothing_is_kept(server, tmp_path, body, reas
         download_class("rabbit", tmp_path, server.url, progress=False)
     msg = one_line_error(excinfo)
     assert reason in msg and "not a Quick, Draw! class file" in msg
-    assert list(tmp_path.iterdir()) == []  # neither .npy nor a .part that could never be resumed
+    assert kept(tmp_path) == []  # neither .npy nor a .part that could never be resumed
 
 
 def test_broken_cached_file_is_reported_not_replaced(server, tmp_path):
@@ -351,29 +278,37 @@ def test_built_folder_passes_the_course_loader(server, tmp_path):
     for k, src in enumerate(saved["sources"]):
         name = COURSE_CLASSES[k]
         assert src["label"] == k and src["name"] == name and src["drawings"] == 50 + 3 * k
-        assert src["sha256"] == hashlib.sha256(server.files[name]).hexdigest()
+        assert 30 <= src["rows_fetched"] < 30 + 30
         assert src["url"] == f"{server.url}/{name}.npy"
 
 
 def test_same_seed_same_bytes_other_seed_different(server, tmp_path):
     serve_course(server)
     build(server, tmp_path, out="a", seed=1)
+    first = len(server.requests)
     build(server, tmp_path, out="b", seed=1)
+    assert len(server.requests) == first + 5  # one header each, then the rows come from the cache
     build(server, tmp_path, out="c", seed=2)
-    assert len(server.requests) == 5  # each class downloaded once, then taken from the cache
     for fname in (*COURSE_FILES, "classes.json"):
         assert (tmp_path / "a" / fname).read_bytes() == (tmp_path / "b" / fname).read_bytes()
     for fname in ("train_images.npy", "test_images.npy"):
         assert (tmp_path / "a" / fname).read_bytes() != (tmp_path / "c" / fname).read_bytes()
 
 
-def test_class_files_are_memory_mapped(server, tmp_path, monkeypatch):
+def test_cached_whole_class_files_are_memory_mapped_and_give_the_same_folder(server, tmp_path, monkeypatch):
     serve_course(server)
+    build(server, tmp_path, out="ranged")
+    for name in COURSE_CLASSES:
+        download_class(name, tmp_path / "cache", server.url, progress=False)
+    asked = len(server.requests)
     calls = []
     real_load = np.load
-    monkeypatch.setattr(dl.np, "load", lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))
-    build(server, tmp_path)
+    monkeypatch.setattr(ranged.np, "load", lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))
+    build(server, tmp_path, out="whole")
+    assert len(server.requests) == asked  # nothing more was fetched
     assert len(calls) == 5 and all(kw == {"mmap_mode": "r", "allow_pickle": False} for kw in calls)
+    for fname in COURSE_FILES:
+        assert (tmp_path / "ranged" / fname).read_bytes() == (tmp_path / "whole" / fname).read_bytes()
 
 
 def test_refuses_a_non_empty_folder_unless_overwrite(server, tmp_path):

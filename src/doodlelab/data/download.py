@@ -1,15 +1,16 @@
-"""Downloading the official Quick, Draw! bitmaps and building a course-layout folder from them.
+"""Downloading whole official Quick, Draw! class files into a cache folder, bounded and locked.
 
 Google publishes one file per class, ``<base>/<class name>.npy``: a uint8 ``(N, 784)``
 array of 28x28 drawings, N about 100k-300k (100-250 MB a class). :func:`download_class`
 streams one into a cache folder as ``<name>.npy.part`` (resumed with an HTTP Range
 request when the server allows it), checks its ``.npy`` header without unpickling
 anything, and renames it to ``<name>.npy`` only once it is complete and valid: a file
-under its final name is always whole. :func:`build_course_folder` samples disjoint
-train/test drawings from the cached files (memory-mapped: only the chosen rows are
-read) and writes the course's four files plus ``classes.json``.
+under its final name is always whole. A download stops at :func:`max_class_bytes`
+whatever the server claims, and one cache entry is written by one process at a time
+(a lock file beside it). Sampling a few rows without the whole file is
+:mod:`doodlelab.data.ranged`; building a course folder is :mod:`doodlelab.data.course_folder`.
 
-HTTP uses the standard library only (urllib, which honours the usual proxy variables).
+HTTP here uses the standard library (urllib, which honours the usual proxy variables).
 A resumed download is not matched against a changed file on the server (no ETag): the
 official files have not changed since 2017, and the header/size check catches a file
 whose length changed.
@@ -17,93 +18,49 @@ whose length changed.
 
 from __future__ import annotations
 
-import difflib
 import http.client
 import io
 import os
 import re
-import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from doodlelab import __version__
-from doodlelab.data.course import CLASSES, IMAGE_SIDE, N_PIXELS
+from doodlelab.data.course import N_PIXELS
+from doodlelab.data.quickdraw_classes import (  # noqa: F401  (re-exported: the names live there)
+    COURSE_CLASSES,
+    LIST_HINT,
+    QUICKDRAW_CLASSES,
+    check_class_names,
+)
 from doodlelab.errors import UserError
-from doodlelab.fileio import sha256_file, write_bytes, write_json
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap"
 URL_ENV_VAR = "DOODLELAB_QUICKDRAW_URL"
-MANIFEST = "classes.json"
-LIST_HINT = "see `doodlelab fetch --list` for the 345 class names"
+MAX_BYTES_ENV_VAR = "DOODLELAB_MAX_CLASS_MB"
+# The largest official class file is about 270 MB; nothing beyond this is written.
+DEFAULT_MAX_CLASS_BYTES = 320 * 2**20
+LOCK_WAIT_SECONDS = 3600.0  # how long a fetch waits for another process fetching the same class
+HEADER_BYTES = 4096  # a (N, 784) uint8 .npy header takes 128 bytes; this bounds a malformed one
 
-COURSE_CLASSES: tuple[str, ...] = CLASSES  # ("rabbit", "yoga", "hand", "snowman", "motorbike")
-
-# The 345 official categories, as in googlecreativelab/quickdraw-dataset's categories.txt
-# (case and hyphens matter: they are the file names on the server).
-QUICKDRAW_CLASSES: tuple[str, ...] = (
-    "aircraft carrier", "airplane", "alarm clock", "ambulance", "angel", "animal migration", "ant",
-    "anvil", "apple", "arm", "asparagus", "axe", "backpack", "banana", "bandage", "barn", "baseball",
-    "baseball bat", "basket", "basketball", "bat", "bathtub", "beach", "bear", "beard", "bed", "bee",
-    "belt", "bench", "bicycle", "binoculars", "bird", "birthday cake", "blackberry", "blueberry",
-    "book", "boomerang", "bottlecap", "bowtie", "bracelet", "brain", "bread", "bridge", "broccoli",
-    "broom", "bucket", "bulldozer", "bus", "bush", "butterfly", "cactus", "cake", "calculator",
-    "calendar", "camel", "camera", "camouflage", "campfire", "candle", "cannon", "canoe", "car",
-    "carrot", "castle", "cat", "ceiling fan", "cello", "cell phone", "chair", "chandelier", "church",
-    "circle", "clarinet", "clock", "cloud", "coffee cup", "compass", "computer", "cookie", "cooler",
-    "couch", "cow", "crab", "crayon", "crocodile", "crown", "cruise ship", "cup", "diamond",
-    "dishwasher", "diving board", "dog", "dolphin", "donut", "door", "dragon", "dresser", "drill",
-    "drums", "duck", "dumbbell", "ear", "elbow", "elephant", "envelope", "eraser", "eye", "eyeglasses",
-    "face", "fan", "feather", "fence", "finger", "fire hydrant", "fireplace", "firetruck", "fish",
-    "flamingo", "flashlight", "flip flops", "floor lamp", "flower", "flying saucer", "foot", "fork",
-    "frog", "frying pan", "garden", "garden hose", "giraffe", "goatee", "golf club", "grapes", "grass",
-    "guitar", "hamburger", "hammer", "hand", "harp", "hat", "headphones", "hedgehog", "helicopter",
-    "helmet", "hexagon", "hockey puck", "hockey stick", "horse", "hospital", "hot air balloon",
-    "hot dog", "hot tub", "hourglass", "house", "house plant", "hurricane", "ice cream", "jacket",
-    "jail", "kangaroo", "key", "keyboard", "knee", "knife", "ladder", "lantern", "laptop", "leaf",
-    "leg", "light bulb", "lighter", "lighthouse", "lightning", "line", "lion", "lipstick", "lobster",
-    "lollipop", "mailbox", "map", "marker", "matches", "megaphone", "mermaid", "microphone",
-    "microwave", "monkey", "moon", "mosquito", "motorbike", "mountain", "mouse", "moustache", "mouth",
-    "mug", "mushroom", "nail", "necklace", "nose", "ocean", "octagon", "octopus", "onion", "oven",
-    "owl", "paintbrush", "paint can", "palm tree", "panda", "pants", "paper clip", "parachute",
-    "parrot", "passport", "peanut", "pear", "peas", "pencil", "penguin", "piano", "pickup truck",
-    "picture frame", "pig", "pillow", "pineapple", "pizza", "pliers", "police car", "pond", "pool",
-    "popsicle", "postcard", "potato", "power outlet", "purse", "rabbit", "raccoon", "radio", "rain",
-    "rainbow", "rake", "remote control", "rhinoceros", "rifle", "river", "roller coaster",
-    "rollerskates", "sailboat", "sandwich", "saw", "saxophone", "school bus", "scissors", "scorpion",
-    "screwdriver", "sea turtle", "see saw", "shark", "sheep", "shoe", "shorts", "shovel", "sink",
-    "skateboard", "skull", "skyscraper", "sleeping bag", "smiley face", "snail", "snake", "snorkel",
-    "snowflake", "snowman", "soccer ball", "sock", "speedboat", "spider", "spoon", "spreadsheet",
-    "square", "squiggle", "squirrel", "stairs", "star", "steak", "stereo", "stethoscope", "stitches",
-    "stop sign", "stove", "strawberry", "streetlight", "string bean", "submarine", "suitcase", "sun",
-    "swan", "sweater", "swing set", "sword", "syringe", "table", "teapot", "teddy-bear", "telephone",
-    "television", "tennis racquet", "tent", "The Eiffel Tower", "The Great Wall of China",
-    "The Mona Lisa", "tiger", "toaster", "toe", "toilet", "tooth", "toothbrush", "toothpaste",
-    "tornado", "tractor", "traffic light", "train", "tree", "triangle", "trombone", "truck", "trumpet",
-    "t-shirt", "umbrella", "underwear", "van", "vase", "violin", "washing machine", "watermelon",
-    "waterslide", "whale", "wheel", "windmill", "wine bottle", "wine glass", "wristwatch", "yoga",
-    "zebra", "zigzag",
-)
-
-_KNOWN = frozenset(QUICKDRAW_CLASSES)
 _MAGIC = b"\x93NUMPY"
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class DownloadError(UserError):
     """A class file could not be fetched, or the server sent something that is not one."""
 
 
-class _BadFile(Exception):
+class NotAClassFile(Exception):
     """Why a file is not a Quick, Draw! class array (turned into a DownloadError by callers)."""
 
 
@@ -137,87 +94,94 @@ def class_url(name: str, base_url: str | None = None) -> str:
     return f"{resolve_base_url(base_url)}/{urllib.parse.quote(name)}.npy"
 
 
-def _suggestions(name: str) -> list[str]:
-    by_lower = {c.lower(): c for c in QUICKDRAW_CLASSES}
-    key = " ".join(name.lower().split())
-    if key in by_lower:
-        return [by_lower[key]]
-    return [by_lower[m] for m in difflib.get_close_matches(key, list(by_lower), n=3, cutoff=0.75)]
+def parse_header(head: bytes) -> tuple[int, int]:
+    """Return ``(N, data offset)`` from the first bytes of a uint8 (N, 784) C-order .npy file.
 
-
-def check_class_names(names: Iterable[str] | str, allow_unknown: bool = False) -> list[str]:
-    """Return ``names`` as a list after checking them: official (unless allowed), unique, file-safe."""
-    names = [names] if isinstance(names, str) else list(names)
-    if not names:
-        raise UserError(f"no classes given; name at least one Quick, Draw! class ({LIST_HINT})")
-    for name in names:
-        if not isinstance(name, str):
-            raise UserError(f"class names must be strings (got {name!r})")
-        if (
-            not name
-            or name != name.strip()
-            or name in (".", "..")
-            or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
-        ):
-            raise UserError(
-                f"{name!r} is not a usable class name: it becomes the file name <name>.npy, so it must be "
-                "non-empty, without slashes, control characters or surrounding spaces"
-            )
-    twice = [n for n, k in Counter(names).items() if k > 1]
-    if twice:
-        raise UserError(f"class {twice[0]!r} is listed more than once; each class gets one label")
-    unknown = [n for n in names if n not in _KNOWN]
-    if unknown and not allow_unknown:
-        described = []
-        for name in unknown:
-            close = _suggestions(name)
-            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-            described.append(f"{name!r}{hint}")
-        noun = "class" if len(unknown) == 1 else "classes"
-        raise UserError(
-            f"unknown Quick, Draw! {noun} {', '.join(described)}; {LIST_HINT}, "
-            "or pass --allow-unknown for a server with other classes"
-        )
-    return names
-
-
-def _bitmap_rows(path: Path) -> int:
-    """Return N for a uint8 (N, 784) C-order .npy file of exactly the right size; else raise _BadFile."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        if fh.read(len(_MAGIC)) != _MAGIC:
-            raise _BadFile("it has no NumPy header (not an .npy file)")
-        fh.seek(0)
-        version = tuple(fh.read(8)[6:])
-        if version not in ((1, 0), (2, 0)):
-            raise _BadFile(f"it uses .npy format version {version}; expected (1, 0) or (2, 0)")
-        read_header = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
-        fh.seek(0)
-        try:
-            np.lib.format.read_magic(fh)
-            shape, fortran, dtype = read_header[version[0]](fh)  # literal_eval of a dict: never unpickles
-        except Exception as exc:  # on garbage numpy raises ValueError, SyntaxError, tokenize.TokenError...
-            raise _BadFile(f"its .npy header is malformed ({type(exc).__name__})") from None
-        offset = fh.tell()
+    Raises NotAClassFile for anything else (never unpickles: the header is a literal dict).
+    """
+    if head[: len(_MAGIC)] != _MAGIC:
+        raise NotAClassFile("it has no NumPy header (not an .npy file)")
+    version = tuple(head[6:8])
+    if version not in ((1, 0), (2, 0)):
+        raise NotAClassFile(f"it uses .npy format version {version}; expected (1, 0) or (2, 0)")
+    read_header = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
+    fh = io.BytesIO(head)
+    try:
+        np.lib.format.read_magic(fh)
+        shape, fortran, dtype = read_header[version[0]](fh)  # literal_eval of a dict: never unpickles
+    except Exception as exc:  # on garbage numpy raises ValueError, SyntaxError, tokenize.TokenError...
+        raise NotAClassFile(f"its .npy header is malformed ({type(exc).__name__})") from None
     if dtype.hasobject:
-        raise _BadFile("it holds pickled Python objects, which are refused for safety")
+        raise NotAClassFile("it holds pickled Python objects, which are refused for safety")
     if dtype != np.uint8:
-        raise _BadFile(f"its dtype is {dtype}; expected uint8 pixels")
+        raise NotAClassFile(f"its dtype is {dtype}; expected uint8 pixels")
     if len(shape) != 2 or shape[1] != N_PIXELS:
-        raise _BadFile(f"its shape is {shape}; expected (N, {N_PIXELS}) flattened 28x28 bitmaps")
+        raise NotAClassFile(f"its shape is {shape}; expected (N, {N_PIXELS}) flattened 28x28 bitmaps")
     if fortran:
-        raise _BadFile("it is stored in Fortran order; expected C order (numpy.save's default)")
+        raise NotAClassFile("it is stored in Fortran order; expected C order (numpy.save's default)")
     if shape[0] == 0:
-        raise _BadFile("it holds no drawings (N = 0)")
-    expected = offset + shape[0] * N_PIXELS
+        raise NotAClassFile("it holds no drawings (N = 0)")
+    return int(shape[0]), fh.tell()
+
+
+def check_size(rows: int, offset: int, size: int) -> None:
+    """Raise NotAClassFile unless ``size`` bytes is exactly ``offset`` header bytes plus ``rows`` rows."""
+    expected = offset + rows * N_PIXELS
     if size < expected:
-        raise _BadFile(f"it is truncated ({size} of {expected} bytes)")
+        raise NotAClassFile(f"it is truncated ({size} of {expected} bytes)")
     if size > expected:
-        raise _BadFile(f"it has {size - expected} unexpected bytes after the array")
-    return int(shape[0])
+        raise NotAClassFile(f"it has {size - expected} unexpected bytes after the array")
 
 
-def _not_a_class_file(url: str, why: object) -> DownloadError:
+def bitmap_rows(path: Path) -> int:
+    """Return N for a uint8 (N, 784) C-order .npy file of exactly the right size, else NotAClassFile."""
+    with open(path, "rb") as fh:
+        rows, offset = parse_header(fh.read(HEADER_BYTES))
+    check_size(rows, offset, path.stat().st_size)
+    return rows
+
+
+def max_class_bytes() -> int:
+    """Return the most bytes one class file may have: ``$DOODLELAB_MAX_CLASS_MB`` MiB, else 320 MiB."""
+    raw = os.environ.get(MAX_BYTES_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_MAX_CLASS_BYTES
+    try:
+        mib = float(raw)
+    except ValueError:
+        mib = -1.0
+    if not mib > 0:
+        raise UserError(f"${MAX_BYTES_ENV_VAR} must be a positive number of MiB (got {raw!r})")
+    return int(mib * 2**20)
+
+
+@contextmanager
+def cache_entry_lock(cache: Path, name: str, timeout: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold ``<cache>/.locks/<name>.lock`` for the block: one process fetches one class at a time.
+
+    The lock is the kernel's (``flock``), so a killed holder never leaves a stale lock. A
+    second process waits (saying so on stderr) up to ``timeout`` seconds, then gives up.
+    """
+    (cache / ".locks").mkdir(exist_ok=True)
+    lock = FileLock(str(cache / ".locks" / f"{name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"doodlelab: waiting for another process fetching {name!r} into {cache}", file=sys.stderr)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise DownloadError(
+                f"another process has been fetching {name!r} into {cache} for over {timeout:g} s "
+                f"({lock.lock_file}); let it finish or stop it, then run again"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def not_a_class_file(url: str, why: object) -> DownloadError:
     return DownloadError(
         f"{url} is not a Quick, Draw! class file: {why}; nothing was kept (check the base URL or "
         f"${URL_ENV_VAR})"
@@ -265,63 +229,121 @@ def _read(resp: http.client.HTTPResponse, n: int, url: str, done: int) -> bytes:
         ) from None
 
 
-def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, progress: bool) -> None:
-    """Stream ``url`` into ``part``, resuming from the bytes already there when the server allows it."""
+def _valid_prefix(part: Path) -> bool:
+    """Return True when ``part`` starts like an .npy file (or is too short to tell): worth resuming."""
+    try:
+        with open(part, "rb") as fh:
+            head = fh.read(len(_MAGIC))
+    except OSError:
+        return False
+    return head == _MAGIC[: len(head)]
+
+
+def _open_resumable(url: str, part: Path, name: str, timeout: float) -> tuple[http.client.HTTPResponse, int]:
+    """Return (response, first byte it carries): resuming a valid ``part`` when the server allows it."""
     start = part.stat().st_size if part.is_file() else 0
+    if start and not _valid_prefix(part):
+        part.unlink()  # not the start of a class file: nothing worth keeping
+        start = 0
     resp = _request(url, name, start, timeout)
-    if resp is None:  # 416: nothing after `start`, so the .part may already be the whole file
-        try:
-            _bitmap_rows(part)
-            return
-        except _BadFile:
-            part.unlink()
-            start = 0
-            resp = _request(url, name, 0, timeout)
-            assert resp is not None  # a request without Range never returns None
-    with resp:
-        if resp.status == 206 and start:
-            match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
-            if not match or int(match[1]) != start:
-                part.unlink()
-                raise DownloadError(
-                    f"{url} answered the resume request with the wrong range "
-                    f"({resp.headers.get('Content-Range')!r}); the partial file was dropped, run again"
-                )
-            total = int(match[3]) if match[3] != "*" else None
-        elif resp.status == 200:
-            start = 0  # no Range support (or no Range asked): the whole file follows
-            total = None
-        else:
-            raise DownloadError(f"{url} answered HTTP {resp.status}, expected 200; check the base URL")
-        length_header = resp.headers.get("Content-Length")
-        length = int(length_header) if length_header and length_header.isdigit() else None
-        if total is None and length is not None:
-            total = start + length
-        received = 0
-        try:
-            with open(part, "ab" if start else "wb") as fh, tqdm(
-                total=total, initial=start, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=not progress, leave=False,
-            ) as bar:
-                while block := _read(resp, chunk_size, url, start + received):
-                    if not start and not received and block[: len(_MAGIC)] != _MAGIC[: len(block)]:
-                        raise _BadFile("it has no NumPy header (not an .npy file)")  # fail before 200 MB
-                    fh.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-                fh.flush()
-                os.fsync(fh.fileno())
-        except _BadFile as exc:
-            part.unlink(missing_ok=True)
-            raise _not_a_class_file(url, exc) from None
-        except OSError as exc:  # writing failed (reading errors arrive as DownloadError)
-            raise DownloadError(f"cannot write {part} ({exc.strerror or exc}); free some space or "
-                                "choose another cache folder") from None
-    if length is not None and received < length:
+    if resp is None:  # 416: nothing after `start`; the caller checks whether the .part is whole
+        return _request(url, name, 0, timeout), 0  # type: ignore[return-value]
+    if resp.status == 206 and start:
+        match = CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if not match or int(match[1]) != start:
+            resp.close()
+            raise DownloadError(
+                f"{url} answered the resume request with the wrong range "
+                f"({resp.headers.get('Content-Range')!r}); the partial file was kept, run again"
+            )
+        return resp, start
+    if resp.status == 200:
+        return resp, 0  # no Range support (or no Range asked): the whole file follows
+    resp.close()
+    raise DownloadError(f"{url} answered HTTP {resp.status}, expected 200; check the base URL")
+
+
+def _expected_total(resp: http.client.HTTPResponse, start: int) -> int | None:
+    """Return the file size the server announces (Content-Range total, else start + Content-Length)."""
+    match = CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+    if match and match[3] != "*":
+        return int(match[3])
+    length = resp.headers.get("Content-Length", "")
+    return start + int(length) if length.isdigit() else None
+
+
+def _stream(resp: http.client.HTTPResponse, target: Path, start: int, limit: int, url: str,
+            name: str, chunk_size: int, progress: bool) -> int:
+    """Append the body to ``target`` (truncated first when ``start`` is 0); return the file's size."""
+    total = _expected_total(resp, start)
+    received = 0
+    with open(target, "ab" if start else "wb") as fh, tqdm(
+        total=total, initial=start, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
+        disable=not progress, leave=False,
+    ) as bar:
+        while block := _read(resp, chunk_size, url, start + received):
+            if not start and not received and block[: len(_MAGIC)] != _MAGIC[: len(block)]:
+                raise NotAClassFile("it has no NumPy header (not an .npy file)")  # fail before 200 MB
+            if start + received + len(block) > limit:
+                raise NotAClassFile(f"it is larger than {limit} bytes, the most a class file may be "
+                                    f"(${MAX_BYTES_ENV_VAR} sets it in MiB)")
+            fh.write(block)
+            received += len(block)
+            bar.update(len(block))
+        fh.flush()
+        os.fsync(fh.fileno())
+    if total is not None and start + received < total:
         raise DownloadError(
-            f"download of {url} was cut off after {start + received} of {start + length} bytes; "
+            f"download of {url} was cut off after {start + received} of {total} bytes; "
             "run the command again to resume"
         )
+    return start + received
+
+
+def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, progress: bool) -> None:
+    """Stream ``url`` into ``part``, resuming from the bytes already there when the server allows it.
+
+    At most :func:`max_class_bytes` bytes are ever written. A restart from zero (a server
+    that ignores Range) goes to a sibling file first, so a failed restart never shortens
+    the valid progress already in ``part``.
+    """
+    limit = max_class_bytes()
+    had = part.stat().st_size if part.is_file() else 0
+    if had:
+        try:
+            bitmap_rows(part)
+            return  # a whole file that was never renamed (e.g. killed just before)
+        except NotAClassFile:
+            pass
+    resp, start = _open_resumable(url, part, name, timeout)
+    target = part if start or not part.is_file() else part.with_name(part.name + ".restart")
+    total = _expected_total(resp, start)
+    try:
+        with resp:
+            if total is not None and total > limit:
+                raise NotAClassFile(f"the server announces {total} bytes, more than the {limit} a class "
+                                    f"file may have (${MAX_BYTES_ENV_VAR} sets the limit in MiB)")
+            _stream(resp, target, start, limit, url, name, chunk_size, progress)
+    except NotAClassFile as exc:
+        target.unlink(missing_ok=True)
+        raise not_a_class_file(url, exc) from None
+    except DownloadError:
+        if target != part and target.is_file():
+            _keep_longer(target, part)
+        raise
+    except OSError as exc:  # writing failed (reading errors arrive as DownloadError)
+        raise DownloadError(f"cannot write {target} ({exc.strerror or exc}); free some space or "
+                            "choose another cache folder") from None
+    if target != part:
+        os.replace(target, part)
+
+
+def _keep_longer(candidate: Path, part: Path) -> None:
+    """Keep whichever of two prefixes of one file is longer under ``part``'s name."""
+    if candidate.stat().st_size > part.stat().st_size:
+        os.replace(candidate, part)
+    else:
+        candidate.unlink()
 
 
 def download_class(
@@ -342,148 +364,39 @@ def download_class(
     check_class_names([name], allow_unknown)
     url = class_url(name, base_url)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = cache / f"{name}.npy"
-    part = cache / f"{name}.npy.part"
-    if final.exists():
-        try:
-            _bitmap_rows(final)
-        except (_BadFile, OSError) as exc:
-            raise DownloadError(
-                f"cached file {final} is not a usable Quick, Draw! class file ({_one_line(exc)}); "
-                "delete it and run again to download it afresh"
-            ) from None
-        return final
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create the cache folder {cache} ({exc.strerror or exc})") from None
-    if progress is None:
-        progress = sys.stderr.isatty()
+    with cache_entry_lock(cache, name):
+        return fetch_whole_file(url, name, cache, timeout, chunk_size,
+                                sys.stderr.isatty() if progress is None else progress)
+
+
+def fetch_whole_file(url: str, name: str, cache: Path, timeout: float = 60.0, chunk_size: int = 1 << 20,
+                     progress: bool = False) -> Path:
+    """Return ``<cache>/<name>.npy``, downloading it unless cached; the caller holds the entry's lock."""
+    final = cache / f"{name}.npy"
+    if final.exists():
+        check_cached(final)
+        return final
+    part = cache / f"{name}.npy.part"
     _fetch(url, part, name, timeout, chunk_size, progress)
     try:
-        _bitmap_rows(part)
-    except _BadFile as exc:
+        bitmap_rows(part)
+    except NotAClassFile as exc:
         part.unlink(missing_ok=True)  # complete but wrong: resuming it could never help
-        raise _not_a_class_file(url, exc) from None
+        raise not_a_class_file(url, exc) from None
     os.replace(part, final)
     return final
 
 
-def _check_count(flag: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise UserError(f"{flag} must be a whole number >= 1 (got {value!r})")
-    return int(value)
-
-
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder; choose another output folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(
-            f"{out} already holds files; pass --overwrite to replace the course files in it, "
-            "or choose a new or empty folder"
-        )
-
-
-def _write_folder(out: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
-    """Write every file into a hidden sibling folder, then move them into ``out``, manifest last."""
+def check_cached(path: Path) -> int:
+    """Return N of a cached class file, or raise DownloadError saying to delete it."""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-        try:
-            for fname, arr in arrays.items():
-                buf = io.BytesIO()
-                np.save(buf, arr, allow_pickle=False)
-                write_bytes(tmp / fname, buf.getbuffer())
-            write_json(tmp / MANIFEST, manifest)
-            out.mkdir(exist_ok=True)
-            for fname in (*arrays, MANIFEST):  # classes.json last: it marks a complete folder
-                os.replace(tmp / fname, out / fname)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as exc:
-        raise UserError(f"cannot write the course folder {out} ({exc.strerror or exc})") from None
-
-
-def build_course_folder(
-    classes: Iterable[str],
-    out_dir: str | Path,
-    per_class_train: int,
-    per_class_test: int,
-    seed: int = 0,
-    cache_dir: str | Path | None = None,
-    base_url: str | None = None,
-    *,
-    overwrite: bool = False,
-    allow_unknown: bool = False,
-    timeout: float = 60.0,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Write a course-layout folder from the official class files; return what ``classes.json`` holds.
-
-    Label k is ``classes[k]``. Images are uint8 (K * per_class, 28, 28), labels int64
-    (K * per_class,). From one ``numpy.random.default_rng(seed)``: for each class in label
-    order, ``per_class_train + per_class_test`` distinct rows (the first ones train, the rest
-    test), then one permutation per split. Same seed and same class files: byte-identical
-    folder. An existing non-empty ``out_dir`` is refused unless ``overwrite``, which replaces
-    the five files and leaves anything else there alone. The course loader
-    (:mod:`doodlelab.data.course`) reads the class names from ``classes.json``.
-    """
-    names = check_class_names(classes, allow_unknown)
-    n_train = _check_count("per_class_train", per_class_train)
-    n_test = _check_count("per_class_test", per_class_test)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError(f"seed must be a whole number >= 0 (got {seed!r})")
-    out = Path(out_dir)
-    _check_out_dir(out, overwrite)
-    base = resolve_base_url(base_url)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    need = n_train + n_test
-
-    files = []
-    for name in names:
-        path = download_class(name, cache_dir, base, allow_unknown=allow_unknown, timeout=timeout,
-                              progress=progress)
-        n = _bitmap_rows(path)
-        if n < need:
-            raise UserError(
-                f"class {name!r} has only {n} drawings ({path}), fewer than the {need} asked for "
-                f"({n_train} train + {n_test} test per class); ask for fewer"
-            )
-        files.append((name, path, n))
-
-    rng = np.random.default_rng(seed)
-    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    sources = []
-    for label, (name, path, n) in enumerate(tqdm(files, desc="sample", unit="class",
-                                                  disable=not progress, leave=False)):
-        bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)  # (n, 784) uint8, nothing read yet
-        pick = rng.choice(n, size=need, replace=False)  # distinct rows, so train and test are disjoint
-        for split, idx in (("train", pick[:n_train]), ("test", pick[n_train:])):
-            rows = np.asarray(bitmaps[np.sort(idx)])  # sorted: one forward pass over the file
-            images[split].append(rows.reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
-            labels[split].append(np.full(rows.shape[0], label, dtype=np.int64))
-        del bitmaps
-        sources.append({"label": label, "name": name, "url": class_url(name, base), "drawings": n,
-                        "sha256": sha256_file(path)})
-
-    arrays: dict[str, np.ndarray] = {}
-    for split in ("train", "test"):
-        x = np.concatenate(images.pop(split))  # (K * per_class, 28, 28) uint8
-        y = np.concatenate(labels.pop(split))  # (K * per_class,) int64
-        order = rng.permutation(y.shape[0])
-        arrays[f"{split}_images.npy"] = x[order]
-        arrays[f"{split}_labels.npy"] = y[order]
-    manifest = {
-        "classes": names,
-        "seed": int(seed),
-        "per_class": {"train": n_train, "test": n_test},
-        "counts": {"train": n_train * len(names), "test": n_test * len(names)},
-        "image_shape": [IMAGE_SIDE, IMAGE_SIDE],
-        "source_url": base,
-        "sources": sources,
-    }
-    _write_folder(out, arrays, manifest)
-    return manifest
+        return bitmap_rows(path)
+    except (NotAClassFile, OSError) as exc:
+        raise DownloadError(
+            f"cached file {path} is not a usable Quick, Draw! class file ({_one_line(exc)}); "
+            "delete it and run again to download it afresh"
+        ) from None

@@ -1,0 +1,135 @@
+"""Building a course-layout folder (the four .npy files and ``classes.json``) from official class files.
+
+Each class is sampled with :func:`doodlelab.data.ranged.sample_class` (Range requests: only
+the kept drawings are transferred, plus less than one block a class), then split into
+disjoint train and test drawings and shuffled, all from one seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from doodlelab.data.course import IMAGE_SIDE
+from doodlelab.data.download import class_url, resolve_base_url
+from doodlelab.data.quickdraw_classes import check_class_names
+from doodlelab.data.ranged import sample_class
+from doodlelab.errors import UserError
+from doodlelab.fileio import write_bytes, write_json
+
+MANIFEST = "classes.json"
+
+
+def _check_count(flag: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UserError(f"{flag} must be a whole number >= 1 (got {value!r})")
+    return int(value)
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder; choose another output folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(
+            f"{out} already holds files; pass --overwrite to replace the course files in it, "
+            "or choose a new or empty folder"
+        )
+
+
+def _write_folder(out: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+    """Write every file into a hidden sibling folder, then move them into ``out``, manifest last."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+        try:
+            for fname, arr in arrays.items():
+                buf = io.BytesIO()
+                np.save(buf, arr, allow_pickle=False)
+                write_bytes(tmp / fname, buf.getbuffer())
+            write_json(tmp / MANIFEST, manifest)
+            out.mkdir(exist_ok=True)
+            for fname in (*arrays, MANIFEST):  # classes.json last: it marks a complete folder
+                os.replace(tmp / fname, out / fname)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        raise UserError(f"cannot write the course folder {out} ({exc.strerror or exc})") from None
+
+
+def build_course_folder(
+    classes: Iterable[str],
+    out_dir: str | Path,
+    per_class_train: int,
+    per_class_test: int,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    base_url: str | None = None,
+    *,
+    overwrite: bool = False,
+    allow_unknown: bool = False,
+    timeout: float = 60.0,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Write a course-layout folder from the official class files; return what ``classes.json`` holds.
+
+    Label k is ``classes[k]``. Images are uint8 (K * per_class, 28, 28), labels int64
+    (K * per_class,). Each class's rows come from :func:`~doodlelab.data.ranged.sample_class`
+    (seeded blocks); from one ``numpy.random.default_rng(seed)``, for each class in label
+    order, ``per_class_train + per_class_test`` distinct rows of its sample (the first ones
+    train, the rest test), then one permutation per split. Same seed and same class files:
+    byte-identical folder, whether the server honours Range or not. An existing non-empty
+    ``out_dir`` is refused unless ``overwrite``, which replaces the five files and leaves
+    anything else there alone.
+    """
+    names = check_class_names(classes, allow_unknown)
+    n_train = _check_count("per_class_train", per_class_train)
+    n_test = _check_count("per_class_test", per_class_test)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"seed must be a whole number >= 0 (got {seed!r})")
+    out = Path(out_dir)
+    _check_out_dir(out, overwrite)
+    base = resolve_base_url(base_url)
+    progress = sys.stderr.isatty() if progress is None else progress
+    need = n_train + n_test
+    rng = np.random.default_rng(seed)
+    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    sources = []
+    for label, name in enumerate(tqdm(names, desc="fetch", unit="class", disable=not progress)):
+        sample = sample_class(name, need, seed, cache_dir, base, allow_unknown=allow_unknown,
+                              timeout=timeout, progress=progress)
+        pick = rng.choice(sample.pixels.shape[0], size=need, replace=False)  # distinct: train, test disjoint
+        for split, idx in (("train", pick[:n_train]), ("test", pick[n_train:])):
+            images[split].append(sample.pixels[idx].reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+            labels[split].append(np.full(idx.size, label, dtype=np.int64))
+        sources.append({"label": label, "name": name, "url": class_url(name, base), "drawings": sample.rows,
+                        "rows_fetched": int(sample.pixels.shape[0]),
+                        "sha256_rows_fetched": hashlib.sha256(sample.pixels).hexdigest()})
+    arrays: dict[str, np.ndarray] = {}
+    for split in ("train", "test"):
+        x = np.concatenate(images.pop(split))  # (K * per_class, 28, 28) uint8
+        y = np.concatenate(labels.pop(split))  # (K * per_class,) int64
+        order = rng.permutation(y.shape[0])
+        arrays[f"{split}_images.npy"] = x[order]
+        arrays[f"{split}_labels.npy"] = y[order]
+    manifest = {
+        "classes": names,
+        "seed": int(seed),
+        "per_class": {"train": n_train, "test": n_test},
+        "counts": {"train": n_train * len(names), "test": n_test * len(names)},
+        "image_shape": [IMAGE_SIDE, IMAGE_SIDE],
+        "source_url": base,
+        "sources": sources,
+    }
+    _write_folder(out, arrays, manifest)
+    return manifest
