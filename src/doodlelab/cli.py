@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run folder to write (default: runs/<model>-<backend>-<time>)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a finished run already in RUN_DIR")
+    train.add_argument("--offline", action="store_true",
+                       help="never fetch the course data when no folder is found ($DOODLELAB_OFFLINE=1)")
+    train.add_argument("--device", choices=["cpu", "cuda", "mps", "auto"], default="cpu",
+                       help="where the torch backend computes (default cpu; auto: cuda, else mps, else cpu)")
     _add_config_args(train)
 
     ev = sub.add_parser("evaluate", help="test metrics of a trained run")
@@ -162,9 +166,11 @@ def _summary(metrics: dict) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from doodlelab.config import load_config
+    from doodlelab.data.autofetch import data_dir_or_fetch
     from doodlelab.runs import train_classifier
 
     cfg = load_config(args.config, args.overrides)
+    data = data_dir_or_fetch(args.data, no_fetch=args.offline)
     if args.out is None:
         from datetime import datetime
 
@@ -172,8 +178,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path("runs") / f"{args.model}-{args.backend}-{stamp}"
     else:
         out = args.out
-    metrics = train_classifier(data=args.data, out=out, cfg=cfg, backend=args.backend,
-                               overwrite=args.overwrite, task=args.model)
+    metrics = train_classifier(data=data, out=out, cfg=cfg, backend=args.backend,
+                               overwrite=args.overwrite, task=args.model, device=args.device)
+    if metrics is None:  # a torchrun process other than rank 0: rank 0 reports
+        return 0
     print(f"{args.model} ({args.backend}) -> {out}")
     print(f"test: {_summary(metrics)}")
     return 0

@@ -527,6 +527,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                      help=f"results folder (default {DEFAULT_OUT}); a re-run resumes what is missing")
     run.add_argument("--quick", action="store_true", help="2 epochs, tiny models and sweeps (a smoke test)")
+    run.add_argument("--offline", action="store_true",
+                     help="never fetch the course data when no folder is found ($DOODLELAB_OFFLINE=1)")
     run.add_argument("--overwrite", action="store_true",
                      help="redo every step even if its outputs are complete")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -543,7 +545,10 @@ def command(args: argparse.Namespace) -> int:
         html, pdf = build_report(args.results_dir)
         print(f"report -> {html}, {pdf}")
         return 0
-    out = run_all(args.data, args.out, quick=args.quick, overwrite=args.overwrite,
+    from doodlelab.data.autofetch import data_dir_or_fetch
+
+    data = data_dir_or_fetch(args.data, no_fetch=args.offline)
+    out = run_all(data, args.out, quick=args.quick, overwrite=args.overwrite,
                   overrides=args.overrides, log=lambda line: print(f"doodlelab run: {line}", file=sys.stderr))
     report = _read_json(out / "gradcheck.json") or {}
     print(f"results -> {out}; report -> {out / 'report' / 'report.html'}, {out / 'report' / 'report.pdf'}")

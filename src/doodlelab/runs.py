@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from doodlelab import __version__
 from doodlelab.config import Config, ConfigError, config_from_dict
 from doodlelab.data.augment import tta_views
 from doodlelab.data.course import CLASSES, Split, load_split, resolve_data_dir
+from doodlelab.data.images import rows_of
 from doodlelab.data.split import save_split, stratified_split
 from doodlelab.errors import UserError
 from doodlelab.fileio import write_csv, write_json, write_npz
@@ -112,18 +114,21 @@ def task_class(backend: str, task: str = "classifier") -> type:
 
 
 def make_classifier(cfg: Config, backend: str, streams: Streams, task: str = "classifier",
-                    class_vectors: np.ndarray | None = None, n_classes: int = len(CLASSES)) -> Task:
+                    class_vectors: np.ndarray | None = None, n_classes: int = len(CLASSES),
+                    device: Any = None) -> Task:
     """Return the task of ``backend`` with weights drawn from ``streams.init``.
 
     A classifier gets ``n_classes`` outputs; a two-tower task needs ``class_vectors``
-    (K, D), the word vectors of the K classes.
+    (K, D), the word vectors of the K classes. ``device`` (a torch device) is for the
+    torch backend; None is the CPU.
     """
     cls = task_class(backend, task)
+    placed = {"device": device} if device is not None else {}
     if task == "two_tower":
         if class_vectors is None:
             raise ValueError("a two-tower task needs class_vectors")
-        return cls(cfg, streams, class_vectors)
-    return cls(cfg, streams, n_classes=n_classes)
+        return cls(cfg, streams, class_vectors, **placed)
+    return cls(cfg, streams, n_classes=n_classes, **placed)
 
 
 def class_word_vectors(cfg: Config, names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, dict[str, Any]]:
@@ -206,6 +211,46 @@ def write_test_outputs(task: Task, test: Split, run_dir: Path, cfg: Config) -> d
     return metrics
 
 
+@dataclass
+class Placement:
+    """Where a run computes: a torch device (None: the CPU) and a process group (None: one process)."""
+
+    device: Any = None
+    group: Any = None  # a doodlelab.twin.distributed.ProcessGroup
+
+    @property
+    def writes(self) -> bool:
+        """Return True for the process that writes the run folder (rank 0, or the only one)."""
+        return self.group is None or self.group.rank == 0
+
+    def describe(self) -> dict[str, Any]:
+        """Return what env.json records: device, world_size and the process group (None: one process)."""
+        return {"device": str(self.device) if self.device is not None else "cpu",
+                "world_size": 1 if self.group is None else self.group.world_size,
+                "distributed": None if self.group is None else self.group.describe()}
+
+
+def place(backend: str, task: str, device: str = "cpu") -> Placement:
+    """Return the placement of a run: resolve ``device`` and join torchrun's group if started by it."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    if backend != "torch":
+        if device != "cpu":
+            raise UserError(f"--device {device} is for the torch backend; the numpy core runs on the CPU")
+        if distributed:
+            raise UserError("several processes (torchrun) train the torch backend only; add --backend torch")
+        return Placement()
+    from doodlelab.twin.device import resolve_device
+
+    resolved = resolve_device(device)
+    if not distributed:
+        return Placement(device=resolved)
+    if task != "classifier":
+        raise UserError(f"several processes (torchrun) train the classifier only, not {task}")
+    from doodlelab.twin.distributed import start
+
+    return Placement(device=resolved, group=start(resolved))
+
+
 def fit_classifier(
     cfg: Config,
     backend: str,
@@ -217,21 +262,42 @@ def fit_classifier(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     task_name: str = "classifier",
     class_vectors: np.ndarray | None = None,
+    placement: Placement | None = None,
 ) -> tuple[Task, FitResult]:
-    """Fit a fresh model on ``train[train_idx]``, validating on ``train[val_idx]``."""
+    """Fit a fresh model on ``train[train_idx]``, validating on ``train[val_idx]``.
+
+    Images are taken as row views (never a copy of the training set when they are read
+    on demand); ``placement`` puts a torch model on a device and in a process group.
+    """
+    placement = placement or Placement()
     streams = Streams.from_seed(cfg.train.seed)
-    task = make_classifier(cfg, backend, streams, task_name, class_vectors, n_classes=len(train.classes))
+    task = make_classifier(cfg, backend, streams, task_name, class_vectors, n_classes=len(train.classes),
+                           device=placement.device)
+    if placement.group is not None:
+        task.distribute(placement.group.world_size)  # type: ignore[attr-defined]
     result = fit(
         task,
-        train.x[train_idx], train.y[train_idx],
-        train.x[val_idx], train.y[val_idx],
+        rows_of(train.x, train_idx), train.y[train_idx],
+        rows_of(train.x, val_idx), train.y[val_idx],
         cfg,
         shuffle_rng=streams.shuffle,
         augment_rng=streams.augment,
         progress=progress,
         on_epoch=on_epoch,
+        shard=placement.group,
     )
     return task, result
+
+
+def _start_run_folder(out: Path, meta: dict[str, Any], cfg: Config, train_idx: np.ndarray,
+                      val_idx: np.ndarray, class_vectors: np.ndarray | None) -> None:
+    """Write what a run folder holds before training: config, split and class vectors."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").unlink(missing_ok=True)  # an overwritten run is unfinished until the end
+    write_json(out / "config.json", {**meta, **cfg.to_dict()})
+    save_split(out / "split.npz", train_idx, val_idx)
+    if class_vectors is not None:
+        write_npz(out / CLASS_VECTORS, names=np.array(meta["classes"]), vectors=class_vectors)
 
 
 def train_classifier(
@@ -243,12 +309,14 @@ def train_classifier(
     overwrite: bool = False,
     progress: bool | None = None,
     task: str = "classifier",
-) -> dict[str, Any]:
+    device: str = "cpu",
+) -> dict[str, Any] | None:
     """Train ``task`` (classifier or two_tower) on the course folder and write a complete run folder.
 
     Returns the test metrics. Raises UserError (before writing anything) on bad data,
-    a bad backend or model, missing word vectors or an occupied ``out``. Both models
-    use the same split for the same seed and data.
+    a bad backend, model or device, missing word vectors or an occupied ``out``. Both
+    models use the same split for the same seed and data. Under torchrun every process
+    trains its share and only rank 0 writes the folder (the others return None).
     """
     from doodlelab.figures import plot_curves, plot_loss_terms
 
@@ -261,24 +329,27 @@ def train_classifier(
     classes = train.classes  # one folder, one classes.json: the test split names the same
     class_vectors, word_source = (class_word_vectors(cfg, classes) if task == "two_tower"
                                   else (None, None))
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)  # an overwritten run is unfinished until the end
-    write_json(out / "config.json",
-               {"task": task, "backend": backend, "classes": list(classes), **cfg.to_dict()})
-    save_split(out / "split.npz", train_idx, val_idx)
-    if class_vectors is not None:
-        write_npz(out / CLASS_VECTORS, names=np.array(classes), vectors=class_vectors)
+    placement = place(backend, task, device)  # joining a process group waits for every check above
     history: list[dict[str, float]] = []
 
     def on_epoch(row: dict[str, float]) -> None:
         history.append(row)
         write_csv(out / "history.csv", history, history_columns(history))
 
-    model, result = fit_classifier(
-        cfg, backend, train, train_idx, val_idx, progress=progress, on_epoch=on_epoch,
-        task_name=task, class_vectors=class_vectors,
-    )
+    try:
+        if placement.writes:
+            _start_run_folder(out, {"task": task, "backend": backend, "classes": list(classes)}, cfg,
+                              train_idx, val_idx, class_vectors)
+        model, result = fit_classifier(
+            cfg, backend, train, train_idx, val_idx, progress=progress if placement.writes else False,
+            on_epoch=on_epoch if placement.writes else None, task_name=task,
+            class_vectors=class_vectors, placement=placement,
+        )
+    finally:
+        if placement.group is not None:
+            placement.group.close()
+    if not placement.writes:
+        return None
     write_npz(out / "weights.npz", **model.state_dict())
     plot_curves({backend: result.history}, out / "figures")
     plot_loss_terms(result.history, out / "figures")
@@ -288,6 +359,7 @@ def train_classifier(
     env.update(
         seed=cfg.train.seed,
         backend=backend,
+        **placement.describe(),
         data_dir=str(Path(data_dir).resolve()),
         data_checksums={**train.checksums, **test.checksums},
         n_train=int(train_idx.size),

@@ -5,6 +5,12 @@ learning rate, feeds (augmented) mini-batches to ``train_batch``, measures clean
 loss and accuracy on the training and validation images after every epoch, keeps
 the best weights, stops early when validation stops improving, and stops a run
 whose loss has become NaN or infinite with a message saying what to change.
+
+The images may be an array or :class:`~doodlelab.data.images.ImageRows` read on demand
+from a memory map: the loop only ever indexes mini-batches and chunks of them. Under
+``torchrun`` a :class:`Shard` says which rows of every global batch this process trains
+on; every process draws the whole global batch's randomness from the same seeded
+streams and keeps its slice, and the epoch's sums are added over processes.
 """
 
 from __future__ import annotations
@@ -48,6 +54,39 @@ def history_columns(history: list[dict[str, float]]) -> list[str]:
     return [*HISTORY_COLUMNS, *extra]
 
 
+SCORE_ROWS = 8192  # rows per chunk when the clean loss of a whole split is measured
+
+
+class Shard(Protocol):
+    """This process's part of the work when several train one model (see ``twin.distributed``)."""
+
+    rank: int
+    world_size: int
+
+    def rows(self, n: int) -> slice: ...
+    def all_sum(self, values: np.ndarray) -> np.ndarray: ...
+
+
+class OneProcess:
+    """The :class:`Shard` of a run that is one process: every row, sums as they are."""
+
+    rank = 0
+    world_size = 1
+
+    def rows(self, n: int) -> slice:
+        """Return ``slice(0, n)``: all of a batch of ``n`` rows."""
+        return slice(0, n)
+
+    def all_sum(self, values: np.ndarray) -> np.ndarray:
+        """Return ``values`` unchanged: there is no other process to add."""
+        return values
+
+
+def shard_rows(n: int, rank: int, world_size: int) -> slice:
+    """Return rank ``rank``'s contiguous share of ``n`` rows split over ``world_size`` processes."""
+    return slice(n * rank // world_size, n * (rank + 1) // world_size)
+
+
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite."""
 
@@ -87,6 +126,24 @@ def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return loss, float((logits.argmax(axis=1) == y).mean())
 
 
+def split_scores(task: Task, x: np.ndarray, y: np.ndarray, shard: Shard | None = None) -> tuple[float, float]:
+    """Return (mean cross-entropy, accuracy) of eval-mode logits over every row, chunk by chunk.
+
+    Each process scores its share of the rows; the sums are added over processes.
+    """
+    shard = shard or OneProcess()
+    mine = shard.rows(y.shape[0])
+    loss_sum, correct = 0.0, 0
+    for start in range(mine.start, mine.stop, SCORE_ROWS):
+        stop = min(start + SCORE_ROWS, mine.stop)
+        logits, yb = task.logits(x[start:stop]), y[start:stop]
+        logp = log_softmax(logits.astype(np.float64))
+        loss_sum -= float(logp[np.arange(yb.shape[0]), yb].sum())
+        correct += int((logits.argmax(axis=1) == yb).sum())
+    loss_sum, correct = shard.all_sum(np.array([loss_sum, correct], dtype=np.float64))
+    return float(loss_sum / y.shape[0]), float(correct / y.shape[0])
+
+
 def schedule_from(cfg: Config) -> LRSchedule:
     """Return the learning-rate schedule described by ``cfg.optim``."""
     o = cfg.optim
@@ -119,11 +176,14 @@ def fit(
     augment_rng: np.random.Generator,
     progress: bool | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    shard: Shard | None = None,
 ) -> FitResult:
     """Train ``task`` for ``cfg.train.epochs`` epochs; return history and best epoch.
 
-    ``progress=None`` shows a tqdm bar only when stderr is a terminal.
+    ``progress=None`` shows a tqdm bar only when stderr is a terminal. With a ``shard``
+    of several processes the task must have ``set_batch_shard`` (the torch tasks do).
     """
+    shard = shard or OneProcess()
     t = cfg.train
     schedule = schedule_from(cfg)
     history: list[dict[str, float]] = []
@@ -146,8 +206,11 @@ def fit(
         for i, idx in enumerate(iterate_minibatches(y_train.shape[0], t.batch_size, shuffle_rng)):
             lr = schedule(epoch - 1 + i / steps_per_epoch)  # the schedule moves every step
             task.set_lr(lr)
-            xb = random_affine(x_train[idx], cfg.augment, augment_rng)
-            yb = y_train[idx]
+            mine = shard.rows(idx.shape[0])
+            if shard.world_size > 1:
+                task.set_batch_shard(idx.shape[0], mine)  # type: ignore[attr-defined]
+            xb = random_affine(x_train[idx[mine]], cfg.augment, augment_rng, batch_rows=(idx.shape[0], mine))
+            yb = y_train[idx[mine]]
             loss, correct = task.train_batch(xb, yb)
             if not math.isfinite(loss):
                 bar.close()
@@ -160,8 +223,11 @@ def fit(
                 term_sums[name] = term_sums.get(name, 0.0) + value * yb.shape[0]
             total_correct += correct
             seen += yb.shape[0]
-        train_loss, train_acc = loss_and_accuracy(task.logits(x_train), y_train)
-        val_loss, val_acc = loss_and_accuracy(task.logits(x_val), y_val)
+        train_loss, train_acc = split_scores(task, x_train, y_train, shard)
+        val_loss, val_acc = split_scores(task, x_val, y_val, shard)
+        sums = shard.all_sum(np.array([total_loss, total_correct, seen, *term_sums.values()], np.float64))
+        total_loss, total_correct, seen = float(sums[0]), float(sums[1]), float(sums[2])
+        term_sums = dict(zip(term_sums, (float(v) for v in sums[3:])))
         seconds = time.perf_counter() - tick
         epoch_seconds.append(seconds)
         row = {

@@ -92,16 +92,23 @@ def _only_integer_shifts(cfg: AugmentConfig) -> bool:
     return cfg.integer_shift and not (cfg.rotate or cfg.scale or cfg.shear or cfg.flip)
 
 
-def random_affine(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Return a randomly distorted copy of images ``x`` (B, 784); ``x`` is not modified."""
-    if not cfg.enabled or x.shape[0] == 0:
+def random_affine(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
+                  batch_rows: tuple[int, slice] | None = None) -> np.ndarray:
+    """Return a randomly distorted copy of images ``x`` (B, 784); ``x`` is not modified.
+
+    With ``batch_rows = (n, rows)``, ``x`` holds rows ``rows`` of a batch of ``n`` images:
+    the distortions of all ``n`` are drawn (so ``rng`` moves as for the whole batch) and
+    those of ``rows`` applied. This is how processes sharing one global batch stay in step.
+    """
+    n, rows = batch_rows if batch_rows is not None else (x.shape[0], slice(0, x.shape[0]))
+    if not cfg.enabled or n == 0:
         return x
     if _only_integer_shifts(cfg):  # a pure translation needs no interpolation: gather directly
         reach = int(cfg.shift)
-        d = rng.integers(-reach, reach + 1, (x.shape[0], 2))
+        d = rng.integers(-reach, reach + 1, (n, 2))[rows]
         return shift_images(x, d[:, 0], d[:, 1])
-    inv, shift = sample_inverse_maps(x.shape[0], cfg, rng)
-    return warp(x, inv, shift)
+    inv, shift = sample_inverse_maps(n, cfg, rng)
+    return warp(x, inv[rows], shift[rows])
 
 
 # The original image and its four one-pixel neighbours (down, up, right, left).

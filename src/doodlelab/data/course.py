@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from doodlelab.data.images import ImageRows, chunks, to_float
 from doodlelab.errors import UserError
 from doodlelab.fileio import sha256_file
 
@@ -37,9 +38,9 @@ class DataError(UserError):
 
 @dataclass
 class Split:
-    """One split of the data: ``x`` float32 (N, 784) in [0, 1], ``y`` int64 (N,)."""
+    """One split of the data: ``x`` float32 (N, 784) in [0, 1] (or rows read on demand), ``y`` int64 (N,)."""
 
-    x: np.ndarray
+    x: np.ndarray | ImageRows
     y: np.ndarray
     checksums: dict[str, str] = field(default_factory=dict)
     classes: tuple[str, ...] = CLASSES  # names in label order
@@ -48,8 +49,18 @@ class Split:
         return int(self.y.shape[0])
 
 
+def cached_course_dir() -> Path:
+    """Return where a fetched course folder lives: ``$XDG_CACHE_HOME/doodlelab/quickdraw_subset_np``."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "doodlelab" / "quickdraw_subset_np"
+
+
 def resolve_data_dir(data: str | Path | None) -> Path:
-    """Return the data folder: ``--data``, else ``$DOODLELAB_DATA``, else ``./data/...``."""
+    """Return the data folder: ``--data``, else ``$DOODLELAB_DATA``, else ``./data/...``, else the fetched.
+
+    The fetched one is the user-cache course folder that ``doodlelab run`` / ``train`` build
+    when nothing else is found (:mod:`doodlelab.data.autofetch`); it counts once complete.
+    """
     if data is not None:
         path = Path(data)
         source = "--data"
@@ -58,6 +69,8 @@ def resolve_data_dir(data: str | Path | None) -> Path:
         source = f"${ENV_VAR}"
     elif DEFAULT_DIR.is_dir():
         return DEFAULT_DIR
+    elif (cached_course_dir() / CLASSES_FILE).is_file():  # classes.json is written last
+        return cached_course_dir()
     else:
         raise DataError(
             f"no data folder given: pass --data DIR, set ${ENV_VAR}, or put the course's "
@@ -68,7 +81,7 @@ def resolve_data_dir(data: str | Path | None) -> Path:
     return path
 
 
-def _load_array(path: Path) -> np.ndarray:
+def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
     if not path.is_file():
         raise DataError(
             f"{path} is missing: the data folder needs {path.name} in the course layout "
@@ -82,7 +95,7 @@ def _load_array(path: Path) -> np.ndarray:
     if magic != b"\x93NUMPY":
         raise DataError(f"{path} is not a readable .npy file (no NumPy header); save it with numpy.save")
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise DataError(
@@ -92,13 +105,15 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataError(f"{path} is not a readable .npy file ({exc})") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path} is not a readable .npy file ({exc})") from None
+    if not isinstance(arr, np.ndarray) and mmap:
+        return _load_array(path)  # an .npz archive: refused just below, by the eager path
     if not isinstance(arr, np.ndarray):
         raise DataError(f"{path} is an .npz archive; expected a single .npy array")
     return arr
 
 
-def validate_images(arr: np.ndarray, name: str) -> np.ndarray:
-    """Return images as float32 (N, 784) in [0, 1], or raise DataError naming ``name``."""
+def _flat_images(arr: np.ndarray, name: str) -> np.ndarray:
+    """Return ``arr`` viewed as (N, 784), or raise DataError on a wrong shape or no images."""
     if arr.ndim == 3 and arr.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):
         flat = arr.reshape(arr.shape[0], N_PIXELS)
     elif arr.ndim == 2 and arr.shape[1] == N_PIXELS:
@@ -109,15 +124,19 @@ def validate_images(arr: np.ndarray, name: str) -> np.ndarray:
         )
     if flat.shape[0] == 0:
         raise DataError(f"{name} holds no images (N = 0)")
-    if flat.dtype == np.uint8:
-        return flat.astype(np.float32) / np.float32(255)
-    if np.issubdtype(flat.dtype, np.integer):
-        lo, hi = int(flat.min()), int(flat.max())
+    return flat
+
+
+def _check_pixels(block: np.ndarray, name: str) -> None:
+    """Raise DataError unless the pixels of ``block`` are uint8, integers 0..255 or floats in [0, 1]."""
+    if block.dtype == np.uint8 or block.size == 0:
+        return
+    if np.issubdtype(block.dtype, np.integer):
+        lo, hi = int(block.min()), int(block.max())
         if lo < 0 or hi > 255:
             raise DataError(f"{name} has integer pixels in [{lo}, {hi}]; expected 0..255")
-        return flat.astype(np.float32) / np.float32(255)
-    if np.issubdtype(flat.dtype, np.floating):
-        out = flat.astype(np.float32)
+    elif np.issubdtype(block.dtype, np.floating):
+        out = block.astype(np.float32)
         if not np.isfinite(out).all():
             raise DataError(f"{name} contains NaN or infinite pixels")
         lo, hi = float(out.min()), float(out.max())
@@ -126,8 +145,25 @@ def validate_images(arr: np.ndarray, name: str) -> np.ndarray:
                 f"{name} has float pixels in [{lo:g}, {hi:g}]; expected [0, 1] "
                 "(or uint8 0..255)"
             )
-        return out
-    raise DataError(f"{name} has dtype {flat.dtype}; expected uint8 or float pixels")
+    else:
+        raise DataError(f"{name} has dtype {block.dtype}; expected uint8 or float pixels")
+
+
+def validate_images(arr: np.ndarray, name: str) -> np.ndarray:
+    """Return images as float32 (N, 784) in [0, 1], or raise DataError naming ``name``."""
+    flat = _flat_images(arr, name)
+    _check_pixels(flat, name)
+    return to_float(flat)
+
+
+def validate_image_file(arr: np.ndarray, name: str) -> ImageRows:
+    """Return a memory-mapped image array as :class:`ImageRows`, checked chunk by chunk (never whole)."""
+    _check_pixels(arr[:0], name)  # the dtype, before any pixel is read
+    flat = _flat_images(arr, name)
+    if flat.dtype != np.uint8:
+        for block in chunks(flat):
+            _check_pixels(block, name)
+    return ImageRows(arr)
 
 
 def load_classes(data_dir: Path) -> tuple[str, ...]:
@@ -177,12 +213,21 @@ def validate_labels(arr: np.ndarray, name: str, n_images: int, n_classes: int = 
     return labels
 
 
-def load_split(data_dir: Path, split: str) -> Split:
-    """Load and validate ``{split}_images.npy`` and ``{split}_labels.npy`` from ``data_dir``."""
+def load_split(data_dir: Path, split: str, lazy: bool | None = None) -> Split:
+    """Load and validate ``{split}_images.npy`` and ``{split}_labels.npy`` from ``data_dir``.
+
+    With ``lazy`` (the default for the training split) the images are memory-mapped and
+    ``Split.x`` is an :class:`~doodlelab.data.images.ImageRows` that reads rows on demand;
+    otherwise they are read into a float32 (N, 784) array. Labels are always in memory.
+    """
+    lazy = split == "train" if lazy is None else lazy
     classes = load_classes(data_dir)
     img_path = Path(data_dir) / f"{split}_images.npy"
     lab_path = Path(data_dir) / f"{split}_labels.npy"
-    x = validate_images(_load_array(img_path), str(img_path))
+    if lazy:
+        x: np.ndarray | ImageRows = validate_image_file(_load_array(img_path, mmap=True), str(img_path))
+    else:
+        x = validate_images(_load_array(img_path), str(img_path))
     y = validate_labels(_load_array(lab_path), str(lab_path), x.shape[0], len(classes))
     sums = {img_path.name: sha256_file(img_path), lab_path.name: sha256_file(lab_path)}
     return Split(x=x, y=y, checksums=sums, classes=classes)

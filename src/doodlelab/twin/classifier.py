@@ -20,7 +20,7 @@ import torch
 from doodlelab.config import Config
 from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, Streams, matmul_threads, usable_cpus
 from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
-from doodlelab.twin.modules import build_mlp, load_numpy_state, numpy_state, torch_dtype
+from doodlelab.twin.modules import Dropout, build_mlp, load_numpy_state, numpy_state, torch_dtype
 
 
 def configure_threads() -> int:
@@ -45,18 +45,49 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 class TorchTask:
-    """What every torch task shares: numpy images in, the learning rate, the thread rule.
+    """What every torch task shares: numpy images in, the device, the learning rate, the thread
+    rule, and the share of a global batch when several processes train one model.
 
-    Subclasses set ``np_dtype``, ``optimizer`` and ``widths`` (the image MLP's layer sizes).
+    Subclasses set ``np_dtype``, ``optimizer``, ``model`` and ``widths`` (the image MLP's layer sizes).
     """
 
     np_dtype: np.dtype
     optimizer: torch.optim.Optimizer
+    model: torch.nn.Module
     widths: tuple[int, ...]
+    device: torch.device = torch.device("cpu")
+    trainer: torch.nn.Module | None = None  # the DistributedDataParallel wrapper, when distributed
+    batch_share: float = 1.0  # (local rows x processes) / global rows of the current batch
+    world_size: int = 1
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        """Return images as a torch tensor of the model dtype, sharing memory when possible."""
-        return torch.from_numpy(np.require(x, dtype=self.np_dtype, requirements=["C", "W"]))
+        """Return images as a torch tensor of the model dtype on the task's device."""
+        return torch.from_numpy(np.require(x, dtype=self.np_dtype, requirements=["C", "W"])).to(self.device)
+
+    def _labels(self, y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"])).to(self.device)
+
+    def distribute(self, world_size: int) -> None:
+        """Train through DistributedDataParallel from now on (the process group must exist)."""
+        from doodlelab.twin.distributed import wrap
+
+        self.world_size = world_size
+        self.trainer = wrap(self.model, self.device)
+
+    def set_batch_shard(self, n: int, rows: slice) -> None:
+        """Say that the next batch is rows ``rows`` of a global batch of ``n`` images."""
+        for module in self.model.modules():
+            if isinstance(module, Dropout):
+                module.shard = (n, rows)
+        self.batch_share = (rows.stop - rows.start) * self.world_size / max(n, 1)
+
+    def data_term(self, loss: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Return the batch loss weighted so that averaging over processes gives the global mean."""
+        if self.trainer is None:
+            return loss
+        if logits.shape[0] == 0:  # an empty share still joins the gradient average
+            return logits.sum() * 0.0
+        return loss * self.batch_share
 
     def set_lr(self, lr: float) -> None:
         """Set the learning rate used by the next steps."""
@@ -74,15 +105,16 @@ class TorchClassifier(TorchTask):
     backend = "torch"
 
     def __init__(self, cfg: Config, streams: Streams, dtype: np.dtype | type = np.float32,
-                 n_classes: int = N_CLASSES) -> None:
+                 n_classes: int = N_CLASSES, device: torch.device | str = "cpu") -> None:
         configure_threads()
+        self.device = torch.device(device)
         self.cfg = cfg
         self.np_dtype = np.dtype(dtype)
         self.dtype = torch_dtype(dtype)
         self.n_classes = n_classes
         self.widths = (N_INPUTS, *cfg.model.hidden, n_classes)
         self.model = build_mlp(cfg.model, rng=streams.init, dropout_rng=streams.dropout,
-                               n_out=n_classes, dtype=self.np_dtype)
+                               n_out=n_classes, dtype=self.np_dtype).to(self.device)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
         o = cfg.optim
         self.optimizer = torch.optim.SGD(
@@ -97,21 +129,27 @@ class TorchClassifier(TorchTask):
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
         self.model.train()
         self.optimizer.zero_grad()
-        labels = torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"]))
+        labels = self._labels(y)
         with torch_threads(self.threads(labels.shape[0])):
-            logits = self.model(self._tensor(x))
-            objective = self.loss(logits, labels)
-            if self.cfg.optim.l2:
-                objective = objective + l2_penalty(self.model, self.cfg.optim.l2)
+            logits = (self.model if self.trainer is None else self.trainer)(self._tensor(x))
+            loss = self.loss(logits, labels) if labels.shape[0] else logits.sum() * 0.0
+            objective = self.data_term(loss, logits)
+            penalty = l2_penalty(self.model, self.cfg.optim.l2) if self.cfg.optim.l2 else None
+            if penalty is not None:
+                objective = objective + penalty
             objective.backward()
             self.optimizer.step()
-        return objective.item(), int((logits.argmax(dim=1) == labels).sum())
+        if self.trainer is None:
+            value = objective.item()
+        else:  # this process's own batch objective, not the weighted share it back-propagated
+            value = loss.item() + (penalty.item() if penalty is not None else 0.0)
+        return value, int((logits.argmax(dim=1) == labels).sum())
 
     def logits(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Return eval-mode logits (N, K) for images (N, 784)."""
         self.model.eval()
         with torch.inference_mode(), torch_threads(self.threads(min(batch_size, x.shape[0]))):
-            out = [self.model(self._tensor(x[i : i + batch_size])).numpy()
+            out = [self.model(self._tensor(x[i : i + batch_size])).cpu().numpy()
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), self.np_dtype)
 

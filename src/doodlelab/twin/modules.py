@@ -47,8 +47,12 @@ class Dropout(torch.nn.Module):
     """Inverted dropout whose masks come from a numpy Generator, as in the core.
 
     In training mode each call draws ``dropout_scale(rng, x.shape, p, dtype)``:
-    0 with probability ``p``, else ``1/(1-p)``; eval mode is the identity.
+    0 with probability ``p``, else ``1/(1-p)``; eval mode is the identity. When ``shard``
+    is ``(n, rows)``, ``x`` holds rows ``rows`` of a global batch of ``n``: the mask of all
+    ``n`` rows is drawn and the slice used, so processes sharing the batch stay in step.
     """
+
+    shard: tuple[int, slice] | None = None
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator) -> None:
         super().__init__()
@@ -61,8 +65,12 @@ class Dropout(torch.nn.Module):
         """Return ``x * mask`` in training mode, ``x`` otherwise; shape unchanged."""
         if not self.training or self.p == 0.0:
             return x
-        scale = dropout_scale(self.rng, tuple(x.shape), self.p, NUMPY_DTYPES[x.dtype])
-        return x * torch.from_numpy(scale).to(x.device)
+        if self.shard is None:
+            scale = dropout_scale(self.rng, tuple(x.shape), self.p, NUMPY_DTYPES[x.dtype])
+        else:
+            n, rows = self.shard
+            scale = dropout_scale(self.rng, (n, *x.shape[1:]), self.p, NUMPY_DTYPES[x.dtype])[rows]
+        return x * torch.from_numpy(np.ascontiguousarray(scale)).to(x.device)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -33,18 +33,19 @@ class TorchTwoTower(TorchTask):
     task = "two_tower"
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
-                 dtype: np.dtype | type = np.float32) -> None:
+                 dtype: np.dtype | type = np.float32, device: torch.device | str = "cpu") -> None:
         configure_threads()
+        self.device = torch.device(device)
         self.cfg = cfg
         self.np_dtype = np.dtype(dtype)
         self.dtype = torch_dtype(dtype)
         vectors = np.ascontiguousarray(class_vectors, dtype=self.np_dtype)
         if vectors.ndim != 2 or vectors.shape[0] < 2:
             raise ValueError(f"class_vectors must be (K >= 2, D), got {vectors.shape}")
-        self.class_vectors = torch.from_numpy(vectors)  # (K, D)
+        self.class_vectors = torch.from_numpy(vectors).to(self.device)  # (K, D)
         towers = build_towers(cfg, vectors.shape[1], rng=streams.init, dropout_rng=streams.dropout,
                               dtype=self.np_dtype)
-        self.model = TorchTowers(from_numpy(towers.image), from_numpy(towers.text))
+        self.model = TorchTowers(from_numpy(towers.image), from_numpy(towers.text)).to(self.device)
         self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
         self.loss_terms: dict[str, float] = {}
@@ -62,7 +63,7 @@ class TorchTwoTower(TorchTask):
     def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Set ``.grad`` of every parameter; return (objective, logits (B, K)) like the core."""
         t = self.cfg.two_tower
-        labels = torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"]))
+        labels = self._labels(y)
         self.model.train()
         self.optimizer.zero_grad()
         u = self.model.image(self._tensor(x))  # (B, E)
@@ -79,20 +80,20 @@ class TorchTwoTower(TorchTask):
             objective = objective + terms["l2"]
         objective.backward()
         self.loss_terms = {k: float(v.item()) for k, v in terms.items()}
-        return float(objective.item()), logits.detach().numpy()
+        return float(objective.item()), logits.detach().cpu().numpy()
 
     def class_embeddings(self, class_vectors: np.ndarray | None = None) -> np.ndarray:
         """Return the eval-mode word-tower embeddings (K, E) of ``class_vectors`` (default: the classes)."""
         vectors = self.class_vectors if class_vectors is None else self._tensor(class_vectors)
         self.model.eval()
         with torch.inference_mode():
-            return self.model.text(vectors).numpy()
+            return self.model.text(vectors).cpu().numpy()
 
     def embed(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Return eval-mode image embeddings (N, E), unit rows, for images (N, 784)."""
         self.model.eval()
         with torch.inference_mode(), torch_threads(self.threads(min(batch_size, max(len(x), 1)))):
-            out = [self.model.image(self._tensor(x[i : i + batch_size])).numpy()
+            out = [self.model.image(self._tensor(x[i : i + batch_size])).cpu().numpy()
                    for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.cfg.two_tower.embed_dim), self.np_dtype)
 
