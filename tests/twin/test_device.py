@@ -32,7 +32,8 @@ def test_torch_trains_on_the_device(tmp_path, device):
         pytest.skip(f"no {device} device on this machine")
     data = make_course_folder(tmp_path / "course")
     assert main(["train", "classifier", "--backend", "torch", "--device", device, "--data", str(data),
-                 "--out", str(tmp_path / "run"), "--set", "train.epochs=2", "--set", "model.hidden=[16]"]) == 0
+                 "--out", str(tmp_path / "run"), "--set", "train.epochs=2",
+                 "--set", "model.hidden=[16]"]) == 0
     env = json.loads((tmp_path / "run" / "env.json").read_text())
     assert env["device"] == {"cpu": "cpu", "cuda": "cuda:0", "mps": "mps"}[device]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
