@@ -23,7 +23,7 @@ import numpy as np
 
 from doodlelab import __version__
 from doodlelab.config import Config, ConfigError, config_from_dict
-from doodlelab.data.augment import tta_views
+from doodlelab.data.augment import TTA_SHIFTS, tta_views
 from doodlelab.data.course import CLASSES, Split, load_split, resolve_data_dir
 from doodlelab.data.images import rows_of
 from doodlelab.data.split import save_split, stratified_split
@@ -166,9 +166,17 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def view_probabilities(task: Task, x: np.ndarray, tta: bool = False) -> list[np.ndarray]:
-    """Return float64 class probabilities (N, 5) per view: the images, plus their shifts if ``tta``."""
-    return [softmax(task.logits(v).astype(np.float64)) for v in (tta_views(x) if tta else [x])]
+def view_probabilities(task: Task, x: np.ndarray, tta: bool = False, chunk: int = 8192) -> list[np.ndarray]:
+    """Return float64 class probabilities (N, K) per view: the images, plus their shifts if ``tta``.
+
+    The views are made ``chunk`` rows at a time, so memory does not grow with five copies of N images.
+    """
+    parts: list[list[np.ndarray]] = [[] for _ in (TTA_SHIFTS if tta else [None])]
+    for start in range(0, x.shape[0], chunk):
+        block = x[start : start + chunk]
+        for part, view in zip(parts, tta_views(block) if tta else [block]):
+            part.append(softmax(task.logits(view).astype(np.float64)))
+    return [np.concatenate(part) for part in parts]
 
 
 def probabilities(task: Task, x: np.ndarray, tta: bool = False) -> np.ndarray:
@@ -350,6 +358,9 @@ def train_classifier(
             placement.group.close()
     if not placement.writes:
         return None
+    sizes = {"n_train": int(train_idx.size), "n_val": int(val_idx.size), "n_test": len(test)}
+    checksums = {**train.checksums, **test.checksums}
+    del train, train_idx, val_idx  # the training data is done with: scoring needs none of it
     write_npz(out / "weights.npz", **model.state_dict())
     plot_curves({backend: result.history}, out / "figures")
     plot_loss_terms(result.history, out / "figures")
@@ -361,10 +372,8 @@ def train_classifier(
         backend=backend,
         **placement.describe(),
         data_dir=str(Path(data_dir).resolve()),
-        data_checksums={**train.checksums, **test.checksums},
-        n_train=int(train_idx.size),
-        n_val=int(val_idx.size),
-        n_test=len(test),
+        data_checksums=checksums,
+        **sizes,
         best_epoch=result.best_epoch,
         weights_epoch=result.weights_epoch,
         epochs_run=len(result.history),

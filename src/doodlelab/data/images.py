@@ -23,9 +23,10 @@ CHUNK_ROWS = 65_536  # rows per step when a whole file is scanned (validation)
 def to_float(block: np.ndarray) -> np.ndarray:
     """Return pixels (B, 784) as float32 in [0, 1]: integers divided by 255, floats cast."""
     flat = block.reshape(block.shape[0], N_PIXELS)
+    out = flat.astype(np.float32)
     if np.issubdtype(flat.dtype, np.integer):
-        return flat.astype(np.float32) / np.float32(255)
-    return flat.astype(np.float32)
+        out /= np.float32(255)  # in place: the same division, without a second copy
+    return out
 
 
 class ImageRows:
