@@ -35,16 +35,28 @@ def test_gathers_convert_only_the_chosen_rows_exactly(mapped):
     assert np.array_equal(rows_of(np.asarray(rows), np.array([2])), rows[np.array([2])])
 
 
-def test_mapped_pages_are_released_as_gathers_add_up(mapped, monkeypatch):
-    _, mm = mapped
-    released = []
-    monkeypatch.setattr(images, "RELEASE_BYTES", 784 * 50)
-    rows = ImageRows(mm)
-    monkeypatch.setattr(rows, "release", lambda: released.append(1) or setattr(rows, "_gathered", 0))
-    for start in range(0, 300, 10):
-        rows[start : start + 10]
-    assert len(released) == 300 // 50  # once per 50 rows gathered
-    ImageRows(mm).release()  # the real one runs on a real map without error
+def _resident_file_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("RssFile:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def test_random_gathers_do_not_make_the_file_resident(tmp_path):
+    if _resident_file_mb() is None:
+        pytest.skip("no /proc/self/status RssFile on this system")
+    n = 60_000  # 47 MB of images
+    x = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.uint8, shape=(n, 784))
+    x[:, 0] = np.arange(n) % 251
+    x.flush()
+    del x
+    rows = ImageRows(np.load(tmp_path / "big.npy", mmap_mode="r"))
+    before = _resident_file_mb()
+    idx = np.random.default_rng(0).integers(0, n, 4000)
+    got = np.concatenate([rows[idx[i : i + 64]] for i in range(0, idx.size, 64)])
+    assert np.array_equal(got[:, 0], (idx % 251).astype(np.float32) / np.float32(255))
+    assert _resident_file_mb() - before < 8  # through the map this was the whole file
 
 
 def test_a_bad_pixel_in_a_late_chunk_is_found_without_loading_the_file(tmp_path, monkeypatch):
