@@ -6,7 +6,7 @@
 ``memory`` writes a synthetic course folder of each size (GB of training images, uint8,
 written in chunks so this script never holds it), trains one epoch of the classifier on
 it with each backend in a child process (``doodlelab train``; the training split is
-memory-mapped) and reports the child's peak resident memory (``wait4`` rusage), then
+memory-mapped) and reports the child's own peak resident memory (its ``VmHWM``), then
 deletes the folder. The model is ``model.hidden=[64]``: memory is about the data, and a
 small model keeps the 2 GB epoch short.
 
@@ -55,20 +55,31 @@ def write_folder(path: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
     return path
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[int, float, float]:
-    """Run ``cmd``; return (exit status, peak RSS in MB of it and its children, wall seconds)."""
+# Runs `doodlelab ...` and writes the process's own peak RSS (VmHWM, kB) to argv[1]. (The
+# rusage of a waited child is no use: Linux counts the parent's memory copied at fork.)
+PEAK_WRAPPER = (
+    "import sys\nfrom doodlelab.cli import main\ncode = main(sys.argv[2:])\n"
+    "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+    "open(sys.argv[1], 'w').write(hwm)\nsys.exit(code)\n"
+)
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[int, float | None, float]:
+    """Run ``cmd``; return (exit status, its peak RSS in MB if it reports one, wall seconds)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        sys.stderr.write(proc.stderr.read().decode()[-2000:] if proc.stderr else "")
-    return proc.returncode, usage.ru_maxrss / 1024, time.perf_counter() - start
+    with tempfile.NamedTemporaryFile("r", suffix=".hwm") as peak_file:
+        cmd = [peak_file.name if part == "{peak}" else part for part in cmd]
+        done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode:
+            sys.stderr.write(done.stderr[-2000:])
+        text = Path(peak_file.name).read_text().strip()
+    return done.returncode, int(text) / 1024 if text else None, time.perf_counter() - start
 
 
-def train_cmd(data: Path, out: Path, backend: str, extra: list[str]) -> list[str]:
-    """Return the ``doodlelab train`` command line of one epoch."""
-    return [sys.executable, "-m", "doodlelab", "train", "classifier", "--backend", backend,
+def train_cmd(data: Path, out: Path, backend: str, extra: list[str], peak: bool = False) -> list[str]:
+    """Return the ``doodlelab train`` command line of one epoch (``peak``: reporting its peak RSS)."""
+    head = [sys.executable, "-c", PEAK_WRAPPER, "{peak}"] if peak else [sys.executable, "-m", "doodlelab"]
+    return [*head, "train", "classifier", "--backend", backend,
             "--data", str(data), "--out", str(out), "--set", "train.epochs=1", *extra]
 
 
@@ -80,10 +91,10 @@ def memory(sizes: list[float], root: Path) -> list[dict[str, object]]:
         folder = write_folder(root / f"data-{gb:g}gb", n_train, 10_000)
         for backend in ("numpy", "torch"):
             out = root / f"run-{gb:g}-{backend}"
-            code, peak, wall = run_child(train_cmd(folder, out, backend, ["--set", "model.hidden=[64]"]),
-                                         dict(os.environ))
+            cmd = train_cmd(folder, out, backend, ["--set", "model.hidden=[64]"], peak=True)
+            code, peak, wall = run_child(cmd, dict(os.environ))
             rows.append({"train_gb": gb, "n_train_images": n_train, "backend": backend, "exit": code,
-                         "peak_rss_mb": round(peak, 1), "wall_seconds": round(wall, 1)})
+                         "peak_rss_mb": round(peak, 1) if peak else None, "wall_seconds": round(wall, 1)})
             print(json.dumps(rows[-1]), flush=True)
             shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(folder)
@@ -103,7 +114,7 @@ def speed(n_images: int, root: Path) -> list[dict[str, object]]:
     }
     rows = []
     for label, cmd in runs.items():
-        code, peak, wall = run_child(cmd, env)
+        code, _, wall = run_child(cmd, env)
         out = Path(cmd[cmd.index("--out") + 1])
         meta = json.loads((out / "env.json").read_text()) if code == 0 else {}
         seconds = meta.get("timings", {}).get("train_seconds")
@@ -116,7 +127,8 @@ def speed(n_images: int, root: Path) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["memory", "speed"])
     parser.add_argument("--sizes", default="0.2,2", help="GB of training images per folder (memory)")
     parser.add_argument("--images", type=int, default=200_000, help="training images (speed)")
