@@ -523,7 +523,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run`` and ``report`` to the ``doodlelab`` subcommands (dispatch both to :func:`command`)."""
     run = subparsers.add_parser("run", help="every experiment and the report, resumable (results/)")
     run.add_argument("--data", metavar="DIR",
-                     help="course folder (default: $DOODLELAB_DATA, then ./data/quickdraw_subset_np)")
+                     help="course folder (default: $DOODLELAB_DATA, then ./data/quickdraw_subset_np, "
+                          "then the user cache, fetched there if missing unless --offline)")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                      help=f"results folder (default {DEFAULT_OUT}); a re-run resumes what is missing")
     run.add_argument("--quick", action="store_true", help="2 epochs, tiny models and sweeps (a smoke test)")
