@@ -34,7 +34,9 @@ from doodlelab.bench import synthetic_data, time_epoch
 from doodlelab.config import Config
 from doodlelab.nn import modules
 from doodlelab.tasks import classifier
-from doodlelab.tasks.classifier import NumpyClassifier, Streams, usable_cpus
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.threads import usable_cpus
 
 
 def _where_forward(self: modules.ReLU, x: np.ndarray) -> np.ndarray:

@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from doodlelab import bench
+from doodlelab.studies import bench
 from doodlelab.cli import main
 from doodlelab.config import Config, build_config
-from doodlelab.tasks.classifier import matmul_threads
+from doodlelab.tasks.threads import matmul_threads
 
 KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_epoch_s", "ratios",
         "gemm_peak_gflops",

@@ -23,7 +23,7 @@ The numpy and torch loops share the batch order and do one gather per batch
 epochs are interleaved (numpy, torch, sklearn, numpy, torch, ...), so a machine
 whose load changes during the run slows all three alike; each backend reports the
 median of its epochs. Each backend runs with the thread count that
-:func:`doodlelab.tasks.classifier.matmul_threads` chooses for the training matrices
+:func:`doodlelab.tasks.threads.matmul_threads` chooses for the training matrices
 (numpy and torch apply it themselves; the bench applies it to scikit-learn's BLAS).
 
 The floor is the matrix-product work of an epoch divided by the float32 GEMM rate
@@ -43,6 +43,7 @@ no epoch of any of them can take less; when ``0.5 x sklearn_epoch_s`` is below
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -51,21 +52,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from doodlelab.cliargs import add_config_args
 from doodlelab.config import Config
-from doodlelab.tasks.classifier import (
-    N_CLASSES,
-    N_INPUTS,
-    THREADS_ENV,
-    NumpyClassifier,
-    Streams,
-    blas_threads,
-    matmul_threads,
-    usable_cpus,
-)
+from doodlelab.errors import UserError
+from doodlelab.registry import make_task, require_torch
+from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.threads import THREADS_ENV, blas_threads, matmul_threads, usable_cpus
 
 TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
 BACKENDS = ("numpy", "torch", "sklearn", "sklearn_float64")
@@ -145,18 +143,10 @@ def time_epoch(train_batch: TrainBatch, x: np.ndarray, y: np.ndarray, batch_size
     return time.perf_counter() - tick
 
 
-def numpy_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
-    """Return a function that trains the numpy classifier one epoch and returns its seconds."""
-    task = NumpyClassifier(cfg, Streams.from_seed(seed))
-    rng = np.random.default_rng([seed, 1])
-    return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
-
-
-def torch_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
-    """Return a function that trains the torch twin one epoch and returns its seconds."""
-    from doodlelab.twin.classifier import TorchClassifier
-
-    task = TorchClassifier(cfg, Streams.from_seed(seed))
+def task_backend(backend: str, cfg: Config, x: np.ndarray, y: np.ndarray,
+                 seed: int) -> Callable[[], float]:
+    """Return a function that trains the classifier of ``backend`` one epoch and returns its seconds."""
+    task = make_task(cfg, backend, streams=Streams.from_seed(seed))
     rng = np.random.default_rng([seed, 1])
     return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
 
@@ -265,7 +255,7 @@ def numpy_memory(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> dict[s
     rss0 = _rss_bytes()
     tracemalloc.start()
     try:
-        task = NumpyClassifier(cfg, Streams.from_seed(seed))
+        task = make_task(cfg, "numpy", streams=Streams.from_seed(seed))
         state = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         time_epoch(task.train_batch, x, y, cfg.train.batch_size, np.random.default_rng(seed))
@@ -326,8 +316,8 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
     x, y = synthetic_data(samples, seed)
     memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
     makers = {
-        "numpy": numpy_backend,
-        "torch": torch_backend,
+        "numpy": partial(task_backend, "numpy"),
+        "torch": partial(task_backend, "torch"),
         "sklearn": sklearn_backend,
         "sklearn_float64": partial(sklearn_backend, dtype=np.float64),
     }
@@ -434,3 +424,38 @@ def format_bench(report: dict[str, Any]) -> str:
                      f"{mem['epoch_peak_bytes'] / 2**20:.2f} MiB above it (tracemalloc)"
                      + (f", RSS +{rss / 2**20:.1f} MiB" if rss is not None else ""))
     return "\n".join(lines)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``bench`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("bench", help="seconds per training epoch: numpy vs torch vs scikit-learn")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
+    p.add_argument("--samples", type=int, default=20_000, metavar="N",
+                   help="synthetic images per epoch (default 20000)")
+    p.add_argument("--epochs", type=int, default=5, metavar="N",
+                   help="timed epochs per backend, after one warm-up (default 5)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="train every backend on N threads (default: the size rule)")
+    add_config_args(p)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab bench``; return 0."""
+    from doodlelab.config import load_config
+    from doodlelab.fileio import write_json
+
+    cfg = load_config(args.config, args.overrides)
+    if not 1 <= args.samples <= 10_000_000 or not 1 <= args.epochs <= 1000:
+        raise UserError(f"--samples must be in [1, 10000000] and --epochs in [1, 1000] "
+                        f"(got {args.samples}, {args.epochs})")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise UserError(f"--threads must be in [1, 1024] (got {args.threads})")
+    require_torch("bench")
+    report = run_bench(cfg, samples=args.samples, epochs=args.epochs, threads=args.threads)
+    print(format_bench(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
