@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from doodlelab.studies import bench
 from doodlelab.cli import main
 from doodlelab.config import Config, build_config
+from doodlelab.studies import bench
 from doodlelab.tasks.threads import matmul_threads
 
 KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_epoch_s", "ratios",

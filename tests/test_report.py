@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import sys
 import json
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np

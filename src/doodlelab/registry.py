@@ -18,14 +18,6 @@ from doodlelab.tasks.streams import Streams
 BACKENDS = ("numpy", "torch")
 TASKS = ("classifier", "two_tower")
 
-# (task, backend) -> (module, class name), imported on first use
-_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
-    ("classifier", "numpy"): ("doodlelab.tasks.classifier", "NumpyClassifier"),
-    ("two_tower", "numpy"): ("doodlelab.tasks.two_tower", "NumpyTwoTower"),
-    ("classifier", "torch"): ("doodlelab.twin.classifier", "TorchClassifier"),
-    ("two_tower", "torch"): ("doodlelab.twin.two_tower", "TorchTwoTower"),
-}
-
 
 def require_torch(what: str) -> None:
     """Import torch now; if it is missing, UserError naming ``what`` and how to install it."""
@@ -35,19 +27,31 @@ def require_torch(what: str) -> None:
         raise UserError(f"{what} needs PyTorch ({exc}); install it with pip install -e '.[torch]'") from None
 
 
+def backend_versions(backend: str) -> dict[str, Any]:
+    """Return what a run's env.json records about ``backend``: torch's version and thread count."""
+    if backend != "torch":
+        return {}
+    import torch
+
+    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
 def task_class(backend: str, task: str = "classifier") -> type:
     """Return the task class of ``task`` on ``backend``; UserError if it cannot be had."""
     if task not in TASKS:
         raise UserError(f"unknown model {task!r}; choose one of {', '.join(TASKS)}")
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "torch":
-        require_torch("the torch backend")
-    import importlib
+    if backend == "numpy":
+        from doodlelab.tasks.classifier import NumpyClassifier
+        from doodlelab.tasks.two_tower import NumpyTwoTower
 
-    module, name = _CLASSES[(task, backend)]
-    cls: type = getattr(importlib.import_module(module), name)
-    return cls
+        return NumpyTwoTower if task == "two_tower" else NumpyClassifier
+    require_torch("the torch backend")
+    from doodlelab.twin.classifier import TorchClassifier
+    from doodlelab.twin.two_tower import TorchTwoTower
+
+    return TorchTwoTower if task == "two_tower" else TorchClassifier
 
 
 def make_task(cfg: Config, backend: str, task: str = "classifier", *, streams: Streams | None = None,

@@ -22,7 +22,7 @@ from doodlelab.cliargs import add_config_args, add_data_arg
 from doodlelab.config import Config
 from doodlelab.data.course import Split
 from doodlelab.data.prepare import Prepared, prepare
-from doodlelab.registry import BACKENDS, TASKS, task_class
+from doodlelab.registry import BACKENDS, TASKS, backend_versions, task_class
 from doodlelab.runfolder import RunFolder
 from doodlelab.scoring import score_on_test, summary_line
 from doodlelab.train import FitResult, Task, fit_new, history_columns
@@ -70,11 +70,7 @@ def environment(backend: str, cfg: Config) -> dict[str, Any]:
         "training_threads": matmul_threads(cfg.train.batch_size,
                                            (N_INPUTS, *cfg.model.hidden, N_CLASSES)),
     }
-    if backend == "torch":
-        import torch
-
-        env["torch"] = torch.__version__
-        env["torch_threads"] = torch.get_num_threads()
+    env.update(backend_versions(backend))
     return env
 
 

@@ -15,9 +15,9 @@ from doodlelab.config import Config, build_config, load_config
 from doodlelab.data.course import load_split
 from doodlelab.data.prepare import prepare
 from doodlelab.data.split import stratified_split
+from doodlelab.studies import gradcheck
 from doodlelab.tasks.streams import Streams
 from doodlelab.train import fit, schedule_from
-from doodlelab.studies import gradcheck
 
 PARAMS = ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias"]
 
