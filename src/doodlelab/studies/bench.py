@@ -35,10 +35,11 @@ gradient). Elementwise work, dropout draws and the optimizer are not counted, so
 the floor is a bound no implementation reaches.
 
 A tighter, measured bound: ``matmuls`` times *only* the matrix products of an epoch
-(:func:`epoch_products`), at the training shapes and thread count, interleaved with
-the backends. Every backend does at least these products through the same BLAS, so
-no epoch of any of them can take less; when ``0.5 x sklearn_epoch_s`` is below
-``matmul_epoch_s``, the product time alone already rules such a target out.
+(:func:`doodlelab.studies.matmul_floor.epoch_products`), at the training shapes and
+thread count, interleaved with the backends. Every backend does at least these
+products through the same BLAS, so no epoch of any of them can take less; when
+``0.5 x sklearn_epoch_s`` is below ``matmul_epoch_s``, the product time alone already
+rules such a target out.
 """
 
 from __future__ import annotations
@@ -61,13 +62,19 @@ from doodlelab.cliargs import add_config_args
 from doodlelab.config import Config
 from doodlelab.errors import UserError
 from doodlelab.registry import make_task, require_torch
+from doodlelab.studies.matmul_floor import (
+    GEMM_SIZE,
+    epoch_flops,
+    gemm_gflops,
+    layer_sizes,
+    matmul_backend,
+)
 from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.threads import THREADS_ENV, blas_threads, matmul_threads, usable_cpus
 
 TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
 BACKENDS = ("numpy", "torch", "sklearn", "sklearn_float64")
-GEMM_SIZE = 2048  # side of the square float32 product that measures the GEMM peak
 # Idle BLAS/OpenMP worker threads spin for ~0.1 s after a multi-threaded call; a pause
 # before each timed epoch keeps one backend's spinning workers out of the next one's time.
 PAUSE_S = 0.25
@@ -77,59 +84,6 @@ def synthetic_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Return seeded images (n, 784) float32 in [0, 1) and labels (n,) int64 in 0..4."""
     rng = np.random.default_rng([seed, 0xBE7C])
     return rng.random((n, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, n)
-
-
-def layer_sizes(cfg: Config) -> list[int]:
-    """Return the widths ``[784, *hidden, 5]`` of the classifier ``cfg`` describes."""
-    return [N_INPUTS, *cfg.model.hidden, N_CLASSES]
-
-
-def epoch_flops(cfg: Config, n: int) -> float:
-    """Return the matrix-product FLOPs of one training epoch over ``n`` images.
-
-    Per ``Linear`` (in, out) and image: 2*in*out forward, 2*in*out for the weight
-    gradient, 2*in*out for the input gradient except in the first layer.
-    """
-    sizes = layer_sizes(cfg)
-    pairs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
-    return float(n * (2 * sum(pairs) + 2 * sum(pairs) + 2 * sum(pairs[1:])))
-
-
-def epoch_products(cfg: Config, n: int) -> list[tuple[int, int, int]]:
-    """Return ``(m, k, p)`` of every ``(m, k) @ (k, p)`` product of one training epoch, in order.
-
-    Per batch of ``b`` images, for each ``Linear`` (in, out): forward ``(b, in) @ (in, out)``;
-    then, from the last layer down, weight gradient ``(in, b) @ (b, out)`` and input
-    gradient ``(b, out) @ (out, in)`` (not for the first layer: images need none).
-    """
-    sizes = layer_sizes(cfg)
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    products = []
-    for start in range(0, n, cfg.train.batch_size):
-        b = min(cfg.train.batch_size, n - start)
-        products += [(b, i, o) for i, o in layers]
-        for depth in range(len(layers) - 1, -1, -1):
-            i, o = layers[depth]
-            products.append((i, b, o))
-            if depth:
-                products.append((b, o, i))
-    return products
-
-
-def gemm_gflops(size: int = GEMM_SIZE, threads: int | None = None, repeats: int = 5) -> float:
-    """Return the best float32 GFLOP/s of ``size x size`` matrix products on ``threads`` BLAS threads."""
-    rng = np.random.default_rng(1)
-    a = rng.random((size, size), dtype=np.float32)
-    b = rng.random((size, size), dtype=np.float32)
-    out = np.empty_like(a)
-    best = float("inf")
-    with blas_threads(threads or usable_cpus()):
-        np.matmul(a, b, out=out)  # warm-up: page in, spin up the thread pool
-        for _ in range(repeats):
-            tick = time.perf_counter()
-            np.matmul(a, b, out=out)
-            best = min(best, time.perf_counter() - tick)
-    return 2.0 * size**3 / best / 1e9
 
 
 def time_epoch(train_batch: TrainBatch, x: np.ndarray, y: np.ndarray, batch_size: int,
@@ -149,36 +103,6 @@ def task_backend(backend: str, cfg: Config, x: np.ndarray, y: np.ndarray,
     task = make_task(cfg, backend, streams=Streams.from_seed(seed))
     rng = np.random.default_rng([seed, 1])
     return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
-
-
-def matmul_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
-    """Return a function that times only the matrix products of one epoch (:func:`epoch_products`).
-
-    The products run in the training order on the images' consecutive batches,
-    with float32 weights of the classifier's shapes and the training thread count;
-    nothing else (no bias, activation, loss, dropout or optimizer).
-    """
-    sizes = layer_sizes(cfg)
-    rng = np.random.default_rng([seed, 2])
-    weights = [(rng.standard_normal((a, b), dtype=np.float32) / np.float32(np.sqrt(a)))
-               for a, b in zip(sizes[:-1], sizes[1:])]
-    size = cfg.train.batch_size
-
-    def epoch() -> float:
-        with blas_threads(matmul_threads(size, sizes)):
-            tick = time.perf_counter()
-            for start in range(0, y.shape[0], size):
-                acts = [x[start : start + size]]
-                for w in weights:
-                    acts.append(acts[-1] @ w)  # (b, out)
-                grad = acts[-1]
-                for depth in range(len(weights) - 1, -1, -1):
-                    acts[depth].T @ grad  # weight gradient (in, out), discarded
-                    if depth:
-                        grad = grad @ weights[depth].T  # (b, in)
-            return time.perf_counter() - tick
-
-    return epoch
 
 
 def sklearn_settings(cfg: Config, seed: int) -> dict[str, Any]:
@@ -310,11 +234,9 @@ def run_bench(
         return _run_bench(cfg, samples, epochs, warmup, seed, gemm_size or GEMM_SIZE, backends)
 
 
-def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, gemm_size: int,
-               backends: tuple[str, ...]) -> dict[str, Any]:
-    load_before = _load_average()
-    x, y = synthetic_data(samples, seed)
-    memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
+def _interleaved_epochs(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int, warmup: int,
+                        epochs: int, backends: tuple[str, ...]) -> dict[str, list[float]]:
+    """Return the seconds of every timed epoch per backend (and ``matmuls``), interleaved A B C A B C."""
     makers = {
         "numpy": partial(task_backend, "numpy"),
         "torch": partial(task_backend, "torch"),
@@ -327,10 +249,19 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         for run in runners.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(epochs):  # interleaved: A B C A B C ...
+    for _ in range(epochs):
         for name, run in runners.items():
             time.sleep(PAUSE_S)
             times[name].append(run())
+    return times
+
+
+def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, gemm_size: int,
+               backends: tuple[str, ...]) -> dict[str, Any]:
+    load_before = _load_average()
+    x, y = synthetic_data(samples, seed)
+    memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
+    times = _interleaved_epochs(cfg, x, y, seed, warmup, epochs, backends)
     median = {name: statistics.median(ts) for name, ts in times.items()}
 
     cpus = usable_cpus()
