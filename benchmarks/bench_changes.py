@@ -29,8 +29,8 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-
 from doodlelab.bench import synthetic_data, time_epoch
+
 from doodlelab.config import Config
 from doodlelab.nn import modules
 from doodlelab.tasks import classifier

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
-from doodlelab.runfolder import RunFolder
+from doodlelab.runfolder import SPLIT, RunFolder
 
 RUNS = (("classifier", "numpy"), ("classifier", "torch"), ("two_tower", "numpy"), ("two_tower", "torch"))
 MANIFEST = "pipeline.json"
@@ -85,7 +85,7 @@ def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
 
 
 SWEEP_FILES = ("sweep.csv", "histories.csv", "summary.csv")  # summary.csv is written last
-COMPARE_FILES = ("metrics.json", "metrics.csv", "loss.png", "loss.csv", "accuracy.png", "accuracy.csv")
+COMPARE_FILES = ("loss.png", "loss.csv", "accuracy.png", "accuracy.csv")  # + compare's summaries
 
 
 def run_name(task: str, backend: str) -> str:
@@ -234,14 +234,14 @@ class _Pipeline:
                            "validation": counts(train.y[val_idx]), "test": counts(test.y)},
                 "image_shape": [28, 28],
             })
-            save_split(folder / "split.npz", train_idx, val_idx)
+            save_split(folder / SPLIT, train_idx, val_idx)
             rows = _plot_examples(train.x[train_idx], train.y[train_idx], train_idx, classes,
                                   folder / "examples.png")
             write_csv(folder / "examples.csv", rows, ["class", "train_index"])
 
         stamp = {"checksums": self.checksums, "seed": self.cfg.train.seed,
                  "val_fraction": self.cfg.data.val_fraction}
-        complete = all((folder / n).is_file() for n in ("data.json", "split.npz", "examples.png"))
+        complete = all((folder / n).is_file() for n in ("data.json", SPLIT, "examples.png"))
         self.step("data", stamp, complete, work)  # other data, seed or fraction: every run differs too
 
     def run_step(self, task: str, backend: str) -> None:
@@ -309,14 +309,14 @@ class _Pipeline:
     def compare_step(self, task: str) -> None:
         """numpy vs torch of one model (doodlelab compare); redone whenever either run changed."""
         from doodlelab.runfolder import HISTORY, METRICS
-        from doodlelab.studies.compare import compare_runs
+        from doodlelab.studies.compare import SUMMARY_CSV, SUMMARY_JSON, compare_runs
 
         a = self.out / "runs" / run_name(task, "numpy")
         b = self.out / "runs" / run_name(task, "torch")
         folder = self.out / "compare" / task
         stamp = {"inputs": {str((run / name).relative_to(self.out)): digest for run in (a, b)
                             for name, digest in RunFolder(run).sha256(METRICS, HISTORY).items()}}
-        complete = all((folder / n).is_file() for n in COMPARE_FILES)
+        complete = all((folder / n).is_file() for n in (SUMMARY_JSON, SUMMARY_CSV, *COMPARE_FILES))
         self.step(f"compare/{task}", stamp, complete, lambda: compare_runs(a, b, folder), derived=True)
 
     def sweep_step(self, name: str, model: str, grid: dict[str, list[Any]]) -> None:

@@ -36,6 +36,7 @@ from doodlelab.report.document import (
     render_html,
     render_pdf,
 )
+from doodlelab.runfolder import CLASS_VECTORS, METRICS, SPLIT, WEIGHTS, RunFolder
 
 RUN_NAMES = ("classifier-numpy", "classifier-torch", "two_tower-numpy", "two_tower-torch")
 SCALARS = (
@@ -164,8 +165,6 @@ class Results:
 
     def read_run(self, name: str) -> dict[str, Any]:
         """Return config, env, metrics, history, weight shapes and checksums of ``runs/<name>``."""
-        from doodlelab.runfolder import CLASS_VECTORS, RunFolder
-
         rel = f"runs/{name}"
         folder = RunFolder(self.root / rel)
         if not folder.finished:
@@ -285,7 +284,7 @@ def cross_checks(r: Results) -> dict[str, Any]:
     def same(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
         return bool(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
 
-    hashes = {name: run["sha256"]["split.npz"] for name, run in r.runs.items()}
+    hashes = {name: run["sha256"][SPLIT] for name, run in r.runs.items()}
     first = r.runs[RUN_NAMES[0]]["split"]
     same_indices = all(same(run["split"], first) for run in r.runs.values())
     rows = [[name, hashes[name][:16], f"{run['split'][0].size} / {run['split'][1].size}",
@@ -850,9 +849,9 @@ def repro_section(doc: Document, r: Results) -> None:
         else:
             rows.append([k, "; ".join(f"{name}: {v}" for name, v in values.items())])
     doc.add(Table(["", "value (all four runs unless named)"], rows, "env.json of each run."))
-    rows = [[name, run["sha256"]["weights.npz"][:16], run["sha256"]["metrics.json"][:16],
-             run["sha256"]["split.npz"][:16]] for name, run in r.runs.items()]
-    doc.add(Table(["run", "weights.npz", "metrics.json", "split.npz"], rows,
+    rows = [[name, run["sha256"][WEIGHTS][:16], run["sha256"][METRICS][:16],
+             run["sha256"][SPLIT][:16]] for name, run in r.runs.items()]
+    doc.add(Table(["run", WEIGHTS, METRICS, SPLIT], rows,
                   "First 16 hex digits of the SHA-256 of each run's files, computed by the report."))
     built = datetime.now(timezone.utc).isoformat(timespec="seconds")
     doc.add(Para(f"Settings given to doodlelab run: {', '.join(m.get('settings', [])) or 'none (defaults)'}. "
