@@ -1,37 +1,40 @@
 """The ``doodlelab`` command line: it only assembles the subcommands.
 
 Each subcommand lives with its work, in a module that defines ``add_parser(subparsers)``
-and ``command(args) -> int`` (:data:`COMMANDS`). Modules import their heavy libraries
-(torch, matplotlib, scikit-learn) inside the functions that need them, so ``--help`` is
-quick. Every user mistake (bad path, bad data, bad config value) ends as one line on
+and ``command(args) -> int`` (:data:`COMMANDS`). Those modules import their heavy
+libraries (torch, matplotlib, scikit-learn) inside the functions that need them, so
+``--help`` never loads them. Every user mistake (bad path, bad data, bad config value) ends as one line on
 stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from doodlelab import __version__
+from doodlelab import __version__, evaluate, pipeline, runs
 from doodlelab.cliargs import Parser
+from doodlelab.data import fetch, render
+from doodlelab.demo import server
 from doodlelab.errors import UserError
+from doodlelab.studies import bench, compare, gradcheck, sweep, zeroshot
 
 # subcommand -> the module that parses and runs it (a module may serve several)
-COMMANDS: dict[str, str] = {
-    "train": "doodlelab.runs",
-    "evaluate": "doodlelab.evaluate",
-    "gradcheck": "doodlelab.studies.gradcheck",
-    "compare": "doodlelab.studies.compare",
-    "sweep": "doodlelab.studies.sweep",
-    "bench": "doodlelab.studies.bench",
-    "zeroshot": "doodlelab.studies.zeroshot",
-    "fetch": "doodlelab.data.fetch",
-    "demo": "doodlelab.demo.server",
-    "run": "doodlelab.pipeline",
-    "report": "doodlelab.pipeline",
-    "render": "doodlelab.data.render",
+COMMANDS: dict[str, ModuleType] = {
+    "train": runs,
+    "evaluate": evaluate,
+    "gradcheck": gradcheck,
+    "compare": compare,
+    "sweep": sweep,
+    "bench": bench,
+    "zeroshot": zeroshot,
+    "fetch": fetch,
+    "demo": server,
+    "run": pipeline,
+    "report": pipeline,
+    "render": render,
 }
 
 
@@ -47,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"doodlelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in dict.fromkeys(COMMANDS.values()):
-        importlib.import_module(module).add_parser(sub)
+        module.add_parser(sub)
     return parser
 
 
@@ -55,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
-        return int(importlib.import_module(COMMANDS[args.command]).command(args))
+        return int(COMMANDS[args.command].command(args))
     except UserError as exc:
         print(f"doodlelab: error: {exc}", file=sys.stderr)
         return 2
