@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-from doodlelab.bench import synthetic_data, time_epoch
+from doodlelab.studies.bench import synthetic_data, time_epoch
 
 from doodlelab.config import Config
 from doodlelab.nn import modules
