@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from doodlelab.data import course, ranged
-from doodlelab.data.course_folder import build_course_folder
 from doodlelab.data.download import (
     COURSE_CLASSES,
     QUICKDRAW_CLASSES,
@@ -19,6 +18,7 @@ from doodlelab.data.download import (
     check_class_names,
     download_class,
 )
+from doodlelab.data.fetch import build_course_folder
 from doodlelab.errors import UserError
 from tests.quickdraw_server import FakeQuickDraw
 

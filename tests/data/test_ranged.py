@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from doodlelab.data import course
-from doodlelab.data.course_folder import build_course_folder
 from doodlelab.data.download import COURSE_CLASSES, DownloadError, download_class
+from doodlelab.data.fetch import build_course_folder
 from doodlelab.data.ranged import plan_blocks, sample_class
 from tests.quickdraw_server import VirtualClass, row_ids
 

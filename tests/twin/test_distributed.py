@@ -23,8 +23,8 @@ if not torch.distributed.is_available():
 from doodlelab.cli import main
 from doodlelab.config import AugmentConfig
 from doodlelab.data.augment import random_affine
+from doodlelab.data.batches import shard_rows
 from doodlelab.fileio import read_csv
-from doodlelab.train import shard_rows
 from doodlelab.twin.modules import Dropout
 from tests.conftest import make_course_folder
 

@@ -34,7 +34,7 @@ def data_dir_or_fetch(data: str | Path | None, *, no_fetch: bool = False,
     except DataError:
         if data is not None or os.environ.get(ENV_VAR) or offline(no_fetch):
             raise
-    from doodlelab.data.course_folder import build_course_folder
+    from doodlelab.data.fetch import build_course_folder
 
     target = cached_course_dir()
     print(f"doodlelab: no data folder found; fetching the course's {len(CLASSES)} classes "

@@ -23,3 +23,8 @@ def iterate_minibatches(
 def n_batches(n: int, batch_size: int) -> int:
     """Return how many batches :func:`iterate_minibatches` yields: ceil(n / batch_size)."""
     return -(-n // batch_size)
+
+
+def shard_rows(n: int, rank: int, world_size: int) -> slice:
+    """Return rank ``rank``'s contiguous share of ``n`` rows split over ``world_size`` processes."""
+    return slice(n * rank // world_size, n * (rank + 1) // world_size)

@@ -17,12 +17,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from doodlelab.data.images import ImageRows, chunks, to_float
 from doodlelab.errors import UserError
-from doodlelab.fileio import sha256_file
+from doodlelab.fileio import sha256_stream
 
 CLASSES: tuple[str, ...] = ("rabbit", "yoga", "hand", "snowman", "motorbike")
 IMAGE_SIDE = 28
@@ -81,7 +82,29 @@ def resolve_data_dir(data: str | Path | None) -> Path:
     return path
 
 
-def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
+def _map_array(fh: BinaryIO) -> np.ndarray:
+    """Return the .npy array of the open file ``fh`` memory-mapped read-only (nothing read yet)."""
+    version = np.lib.format.read_magic(fh)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in read_header:
+        raise ValueError(f".npy format version {version} is not supported")
+    shape, fortran, dtype = read_header[version](fh)  # literal_eval of a dict: never unpickles
+    if dtype.hasobject:
+        raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+    if 0 in shape:
+        return np.empty(shape, dtype=dtype)
+    mapped = np.memmap(fh, dtype=dtype, mode="r", offset=fh.tell(), shape=shape,
+                       order="F" if fortran else "C")
+    mapped.source_fd = os.dup(fh.fileno())  # ImageRows reads rows here: the file is opened once
+    return mapped
+
+
+def _load_array(path: Path, mmap: bool = False) -> tuple[np.ndarray, str]:
+    """Return the array of one .npy file and the SHA-256 of its bytes, opening the file once.
+
+    With ``mmap`` the array is memory-mapped from that open file (which stays open for
+    :class:`~doodlelab.data.images.ImageRows` to read rows from).
+    """
     if not path.is_file():
         raise DataError(
             f"{path} is missing: the data folder needs {path.name} in the course layout "
@@ -89,13 +112,15 @@ def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
         )
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(6)
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
-    if magic != b"\x93NUMPY":
-        raise DataError(f"{path} is not a readable .npy file (no NumPy header); save it with numpy.save")
-    try:
-        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+            digest = sha256_stream(fh)
+            fh.seek(0)
+            if fh.read(6) != b"\x93NUMPY":
+                raise DataError(f"{path} is not a readable .npy file (no NumPy header); "
+                                "save it with numpy.save")
+            fh.seek(0)
+            if not mmap:
+                return np.load(fh, allow_pickle=False), digest
+            return _map_array(fh), digest
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise DataError(
@@ -103,13 +128,10 @@ def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
                 "save it as a plain numeric array with numpy.save"
             ) from None
         raise DataError(f"{path} is not a readable .npy file ({exc})") from None
+    except PermissionError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path} is not a readable .npy file ({exc})") from None
-    if not isinstance(arr, np.ndarray) and mmap:
-        return _load_array(path)  # an .npz archive: refused just below, by the eager path
-    if not isinstance(arr, np.ndarray):
-        raise DataError(f"{path} is an .npz archive; expected a single .npy array")
-    return arr
 
 
 def _flat_images(arr: np.ndarray, name: str) -> np.ndarray:
@@ -214,20 +236,18 @@ def validate_labels(arr: np.ndarray, name: str, n_images: int, n_classes: int = 
 
 
 def load_split(data_dir: Path, split: str, lazy: bool | None = None) -> Split:
-    """Load and validate ``{split}_images.npy`` and ``{split}_labels.npy`` from ``data_dir``.
+    """Return the validated ``{split}_images.npy`` / ``{split}_labels.npy`` of ``data_dir``, each opened once.
 
+    ``x`` float32 (N, 784) in [0, 1], ``y`` int64 (N,), the files' SHA-256 and the class names.
     With ``lazy`` (the default for the training split) the images are memory-mapped and
-    ``Split.x`` is an :class:`~doodlelab.data.images.ImageRows` that reads rows on demand;
-    otherwise they are read into a float32 (N, 784) array. Labels are always in memory.
+    ``x`` is an :class:`~doodlelab.data.images.ImageRows` that reads rows on demand.
     """
     lazy = split == "train" if lazy is None else lazy
     classes = load_classes(data_dir)
     img_path = Path(data_dir) / f"{split}_images.npy"
     lab_path = Path(data_dir) / f"{split}_labels.npy"
-    if lazy:
-        x: np.ndarray | ImageRows = validate_image_file(_load_array(img_path, mmap=True), str(img_path))
-    else:
-        x = validate_images(_load_array(img_path), str(img_path))
-    y = validate_labels(_load_array(lab_path), str(lab_path), x.shape[0], len(classes))
-    sums = {img_path.name: sha256_file(img_path), lab_path.name: sha256_file(lab_path)}
-    return Split(x=x, y=y, checksums=sums, classes=classes)
+    images, image_sum = _load_array(img_path, mmap=lazy)
+    x = validate_image_file(images, str(img_path)) if lazy else validate_images(images, str(img_path))
+    labels, label_sum = _load_array(lab_path)
+    y = validate_labels(labels, str(lab_path), x.shape[0], len(classes))
+    return Split(x=x, y=y, checksums={img_path.name: image_sum, lab_path.name: label_sum}, classes=classes)

@@ -8,7 +8,7 @@ anything, and renames it to ``<name>.npy`` only once it is complete and valid: a
 under its final name is always whole. A download stops at :func:`max_class_bytes`
 whatever the server claims, and one cache entry is written by one process at a time
 (a lock file beside it). Sampling a few rows without the whole file is
-:mod:`doodlelab.data.ranged`; building a course folder is :mod:`doodlelab.data.course_folder`.
+:mod:`doodlelab.data.ranged`; building a course folder is :mod:`doodlelab.data.fetch`.
 
 HTTP here uses the standard library (urllib, which honours the usual proxy variables).
 A resumed download is not matched against a changed file on the server (no ETag): the

@@ -72,8 +72,9 @@ class ImageRows:
         """Return rows ``ids`` of the mapped file read with ``os.pread`` (runs of rows in one call)."""
         src = self.source
         row_bytes = src.itemsize * int(np.prod(src.shape[1:]))
-        if self._fd is None:
-            self._fd = os.open(src.filename, os.O_RDONLY)
+        if self._fd is None:  # the loader's descriptor of the file, else the file opened now
+            shared = getattr(src, "source_fd", None)
+            self._fd = os.dup(shared) if shared is not None else os.open(src.filename, os.O_RDONLY)
         ids = np.where(ids < 0, ids + src.shape[0], ids)
         out = np.empty((ids.shape[0], *src.shape[1:]), dtype=src.dtype)
         buf = memoryview(out.reshape(-1).view(np.uint8))

@@ -5,7 +5,7 @@ rendezvous address; :func:`start` joins them into one process group (gloo on CPU
 on GPUs). The model is wrapped in ``torch.nn.parallel.DistributedDataParallel``, which
 averages gradients over processes after every backward pass. Every process walks the
 same seeded global batch order and keeps its contiguous share of each batch
-(:func:`doodlelab.train.shard_rows`); dropout masks and distortions are drawn for the whole
+(:func:`doodlelab.data.batches.shard_rows`); dropout masks and distortions are drawn for the whole
 global batch from the shared seeded streams and sliced, so the processes together
 compute exactly the one-process step (up to float rounding of the gradient sum).
 """
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from doodlelab.data.batches import shard_rows
 from doodlelab.errors import UserError
-from doodlelab.train import shard_rows
 
 
 def requested() -> bool:

@@ -1,4 +1,5 @@
-"""Building a course-layout folder (the four .npy files and ``classes.json``) from official class files.
+"""``doodlelab fetch``: a course-layout folder (the four .npy files and ``classes.json``) sampled
+from the official class files.
 
 Each class is sampled with :func:`doodlelab.data.ranged.sample_class` (Range requests: only
 the kept drawings are transferred, plus less than one block a class), then split into
@@ -7,6 +8,7 @@ disjoint train and test drawings and shuffled, all from one seed.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
@@ -20,9 +22,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from doodlelab.data.course import IMAGE_SIDE
-from doodlelab.data.download import class_url, resolve_base_url
-from doodlelab.data.quickdraw_classes import check_class_names
+from doodlelab.data.course import CLASSES, IMAGE_SIDE
+from doodlelab.data.download import class_url, download_class, resolve_base_url
+from doodlelab.data.quickdraw_classes import QUICKDRAW_CLASSES, check_class_names
 from doodlelab.data.ranged import sample_class
 from doodlelab.errors import UserError
 from doodlelab.fileio import write_bytes, write_json
@@ -133,3 +135,52 @@ def build_course_folder(
     }
     _write_folder(out, arrays, manifest)
     return manifest
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``fetch`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("fetch", help="official Quick, Draw! bitmaps to a course-layout folder")
+    p.add_argument("classes", nargs="*", metavar="CLASS",
+                   help="class names in label order (default: rabbit yoga hand snowman motorbike)")
+    p.add_argument("--list", action="store_true", help="print the 345 official class names and exit")
+    p.add_argument("--all", action="store_true", help="every one of the 345 official classes")
+    p.add_argument("--out", type=Path, default=Path("data/quickdraw_subset_np"), metavar="DIR",
+                   help="folder to write (default data/quickdraw_subset_np)")
+    p.add_argument("--train", type=int, default=4000, metavar="N", help="training drawings per class")
+    p.add_argument("--test", type=int, default=1000, metavar="N", help="test drawings per class")
+    p.add_argument("--seed", type=int, default=0, help="which drawings are picked (default 0)")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="where downloaded class files are kept (default ~/.cache/doodlelab/quickdraw)")
+    p.add_argument("--url", default=None, metavar="BASE",
+                   help="base URL of <class>.npy files (default $DOODLELAB_QUICKDRAW_URL, "
+                        "else the official bucket)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SEC")
+    p.add_argument("--download-only", action="store_true", help="only fill the cache")
+    p.add_argument("--overwrite", action="store_true", help="replace the course files in --out")
+    p.add_argument("--allow-unknown", action="store_true",
+                   help="accept class names outside the official 345 (for other servers)")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab fetch``; return 0."""
+    if args.list:
+        print("\n".join(QUICKDRAW_CLASSES))
+        return 0
+    if args.all and args.classes:
+        raise UserError("give class names or --all, not both")
+    classes = list(QUICKDRAW_CLASSES) if args.all else args.classes or list(CLASSES)
+    if args.download_only:
+        for name in check_class_names(classes, args.allow_unknown):
+            path = download_class(name, args.cache, args.url, allow_unknown=args.allow_unknown,
+                                  timeout=args.timeout)
+            print(f"{name} -> {path}")
+        return 0
+    manifest = build_course_folder(
+        classes, args.out, args.train, args.test, args.seed, args.cache, args.url,
+        overwrite=args.overwrite, allow_unknown=args.allow_unknown, timeout=args.timeout)
+    counts = manifest.get("counts", {})
+    print(f"{len(manifest['classes'])} classes -> {args.out} ({counts}); see {args.out / MANIFEST}")
+    return 0

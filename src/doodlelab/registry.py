@@ -1,0 +1,115 @@
+"""The one map from (task, backend) to a task class, and the one place outside twin/ that
+brings in torch (on demand: numpy-only commands never import it).
+
+Every command that builds a model asks here: training, evaluation, the demo, the studies.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from doodlelab.config import Config
+from doodlelab.errors import UserError
+from doodlelab.tasks.mlp import N_CLASSES
+from doodlelab.tasks.streams import Streams
+
+BACKENDS = ("numpy", "torch")
+TASKS = ("classifier", "two_tower")
+
+
+def require_torch(what: str) -> None:
+    """Import torch now; if it is missing, UserError naming ``what`` and how to install it."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"{what} needs PyTorch ({exc}); install it with pip install -e '.[torch]'") from None
+
+
+def backend_versions(backend: str) -> dict[str, Any]:
+    """Return what a run's env.json records about ``backend``: torch's version and thread count."""
+    if backend != "torch":
+        return {}
+    import torch
+
+    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def task_class(backend: str, task: str = "classifier") -> type:
+    """Return the task class of ``task`` on ``backend``; UserError if it cannot be had."""
+    if task not in TASKS:
+        raise UserError(f"unknown model {task!r}; choose one of {', '.join(TASKS)}")
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "numpy":
+        from doodlelab.tasks.classifier import NumpyClassifier
+        from doodlelab.tasks.two_tower import NumpyTwoTower
+
+        return NumpyTwoTower if task == "two_tower" else NumpyClassifier
+    require_torch("the torch backend")
+    from doodlelab.twin.classifier import TorchClassifier
+    from doodlelab.twin.two_tower import TorchTwoTower
+
+    return TorchTwoTower if task == "two_tower" else TorchClassifier
+
+
+def make_task(cfg: Config, backend: str, task: str = "classifier", *, streams: Streams | None = None,
+              class_vectors: np.ndarray | None = None, n_classes: int = N_CLASSES,
+              dtype: Any = np.float32, device: Any = None) -> Any:
+    """Return a fresh task of ``task`` on ``backend`` with weights drawn from ``streams``.
+
+    ``streams`` defaults to those of ``cfg.train.seed``. A classifier gets ``n_classes``
+    outputs; a two-tower task needs ``class_vectors`` (K, D), the word vectors of the K classes.
+    ``device`` (a torch device) places a torch task; None is the CPU.
+    """
+    cls = task_class(backend, task)
+    streams = streams if streams is not None else Streams.from_seed(cfg.train.seed)
+    placed = {"device": device} if device is not None else {}  # a torch device, for torch tasks
+    if task == "two_tower":
+        if class_vectors is None:
+            raise ValueError("a two-tower task needs class_vectors")
+        return cls(cfg, streams, class_vectors, dtype=dtype, **placed)
+    return cls(cfg, streams, dtype=dtype, n_classes=n_classes, **placed)
+
+
+@dataclass
+class Placement:
+    """Where a run computes: a torch device (None: the CPU) and a process group (None: one process)."""
+
+    device: Any = None
+    group: Any = None  # a doodlelab.twin.distributed.ProcessGroup
+
+    @property
+    def writes(self) -> bool:
+        """Return True for the process that writes the run folder (rank 0, or the only one)."""
+        return self.group is None or self.group.rank == 0
+
+    def describe(self) -> dict[str, Any]:
+        """Return what env.json records: device, world_size and the process group (None: one process)."""
+        return {"device": str(self.device) if self.device is not None else "cpu",
+                "world_size": 1 if self.group is None else self.group.world_size,
+                "distributed": None if self.group is None else self.group.describe()}
+
+
+def place(backend: str, task: str, device: str = "cpu") -> Placement:
+    """Return the placement of a run: resolve ``device`` and join torchrun's group if started by it."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    if backend != "torch":
+        if device != "cpu":
+            raise UserError(f"--device {device} is for the torch backend; the numpy core runs on the CPU")
+        if distributed:
+            raise UserError("several processes (torchrun) train the torch backend only; add --backend torch")
+        return Placement()
+    from doodlelab.twin.device import resolve_device
+
+    resolved = resolve_device(device)
+    if not distributed:
+        return Placement(device=resolved)
+    if task != "classifier":
+        raise UserError(f"several processes (torchrun) train the classifier only, not {task}")
+    from doodlelab.twin.distributed import start
+
+    return Placement(device=resolved, group=start(resolved))
