@@ -139,17 +139,20 @@ print(download_class("snowman", sys.argv[1], sys.argv[2], progress=False).stat()
 
 
 def test_two_concurrent_fetches_of_one_class_never_leave_a_corrupt_file(server, tmp_path):
+    from doodlelab.data.download import cache_entry_lock
+
     data = VirtualClass(6000, 3)
     server.files["snowman"] = data
-    server.delay = 0.3  # both processes start while the first request is still unanswered
-    procs = [subprocess.Popen([sys.executable, "-c", FETCH, str(tmp_path), server.url],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
+    with cache_entry_lock(tmp_path, "snowman"):  # both processes start, and both must wait
+        procs = [subprocess.Popen([sys.executable, "-c", FETCH, str(tmp_path), server.url],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        assert all("waiting for another process" in p.stderr.readline() for p in procs)
+    outs = [p.communicate(timeout=120) for p in procs]  # released: they race for the entry
     assert [p.returncode for p in procs] == [0, 0], outs
     assert [int(o[0]) for o in outs] == [len(data)] * 2
     assert (tmp_path / "snowman.npy").read_bytes() == data[0:len(data)]
-    assert len(server.requests) == 1  # the second waited for the first and used its file
-    assert any("waiting for another process" in o[1] for o in outs)
+    assert len(server.requests) == 1  # the second found the first one's whole file
 
 
 def test_the_lock_is_held_while_a_fetch_runs(server, tmp_path):
