@@ -68,6 +68,35 @@ def _write_folder(out: Path, arrays: dict[str, np.ndarray], manifest: dict[str, 
         raise UserError(f"cannot write the course folder {out} ({exc.strerror or exc})") from None
 
 
+def _sample_all(names: list[str], n_train: int, n_test: int, seed: int, cache_dir: str | Path | None,
+                base: str, allow_unknown: bool, timeout: float,
+                progress: bool) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Return the four course arrays by file name, and where each class's drawings came from."""
+    need = n_train + n_test
+    rng = np.random.default_rng(seed)
+    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    sources = []
+    for label, name in enumerate(tqdm(names, desc="fetch", unit="class", disable=not progress)):
+        sample = sample_class(name, need, seed, cache_dir, base, allow_unknown=allow_unknown,
+                              timeout=timeout, progress=progress)
+        pick = rng.choice(sample.pixels.shape[0], size=need, replace=False)  # distinct: train, test disjoint
+        for split, idx in (("train", pick[:n_train]), ("test", pick[n_train:])):
+            images[split].append(sample.pixels[idx].reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+            labels[split].append(np.full(idx.size, label, dtype=np.int64))
+        sources.append({"label": label, "name": name, "url": class_url(name, base), "drawings": sample.rows,
+                        "rows_fetched": int(sample.pixels.shape[0]),
+                        "sha256_rows_fetched": hashlib.sha256(sample.pixels).hexdigest()})
+    arrays: dict[str, np.ndarray] = {}
+    for split in ("train", "test"):
+        x = np.concatenate(images.pop(split))  # (K * per_class, 28, 28) uint8
+        y = np.concatenate(labels.pop(split))  # (K * per_class,) int64
+        order = rng.permutation(y.shape[0])
+        arrays[f"{split}_images.npy"] = x[order]
+        arrays[f"{split}_labels.npy"] = y[order]
+    return arrays, sources
+
+
 def build_course_folder(
     classes: Iterable[str],
     out_dir: str | Path,
@@ -102,28 +131,8 @@ def build_course_folder(
     _check_out_dir(out, overwrite)
     base = resolve_base_url(base_url)
     progress = sys.stderr.isatty() if progress is None else progress
-    need = n_train + n_test
-    rng = np.random.default_rng(seed)
-    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    sources = []
-    for label, name in enumerate(tqdm(names, desc="fetch", unit="class", disable=not progress)):
-        sample = sample_class(name, need, seed, cache_dir, base, allow_unknown=allow_unknown,
-                              timeout=timeout, progress=progress)
-        pick = rng.choice(sample.pixels.shape[0], size=need, replace=False)  # distinct: train, test disjoint
-        for split, idx in (("train", pick[:n_train]), ("test", pick[n_train:])):
-            images[split].append(sample.pixels[idx].reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
-            labels[split].append(np.full(idx.size, label, dtype=np.int64))
-        sources.append({"label": label, "name": name, "url": class_url(name, base), "drawings": sample.rows,
-                        "rows_fetched": int(sample.pixels.shape[0]),
-                        "sha256_rows_fetched": hashlib.sha256(sample.pixels).hexdigest()})
-    arrays: dict[str, np.ndarray] = {}
-    for split in ("train", "test"):
-        x = np.concatenate(images.pop(split))  # (K * per_class, 28, 28) uint8
-        y = np.concatenate(labels.pop(split))  # (K * per_class,) int64
-        order = rng.permutation(y.shape[0])
-        arrays[f"{split}_images.npy"] = x[order]
-        arrays[f"{split}_labels.npy"] = y[order]
+    arrays, sources = _sample_all(names, n_train, n_test, seed, cache_dir, base, allow_unknown, timeout,
+                                  progress)
     manifest = {
         "classes": names,
         "seed": int(seed),
