@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from doodlelab.data.batches import iterate_minibatches, n_batches
 from doodlelab.data.split import load_split_file, save_split, stratified_split
 from doodlelab.errors import UserError
+from tests.conftest import examples
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(counts=st.lists(st.integers(2, 60), min_size=2, max_size=5),
        frac=st.floats(0.05, 0.45), seed=st.integers(0, 1000))
 def test_split_is_a_stratified_partition(counts, frac, seed):
