@@ -27,6 +27,32 @@ def test_split_is_a_stratified_partition(counts, frac, seed):
         assert abs(k - frac * n) <= 1
 
 
+@pytest.mark.parametrize("frac,expected", [
+    # round(frac * n) per class, then at least 1 and at most n - 1 where n >= 2:
+    # 0.2: 100 -> 20, 10 -> 2, 3 -> round(0.6) = 1, 2 -> round(0.4) = 0 -> 1, 1 -> 0 (alone: stays)
+    (0.2, [20, 2, 1, 1, 0]),
+    # 0.9: 100 -> 90, 10 -> 9, 3 -> round(2.7) = 3 -> 2, 2 -> round(1.8) = 2 -> 1, 1 -> round(0.9) = 1
+    (0.9, [90, 9, 2, 1, 1]),
+])
+def test_split_of_an_unbalanced_set_by_hand(frac, expected):
+    counts = [100, 10, 3, 2, 1]
+    labels = np.repeat(np.arange(5), counts)
+    np.random.default_rng(1).shuffle(labels)
+    tr, va = stratified_split(labels, frac, seed=0)
+    assert np.bincount(labels[va], minlength=5).tolist() == expected
+    assert np.bincount(labels[tr], minlength=5).tolist() == [n - k for n, k in zip(counts, expected)]
+    assert np.all(np.diff(va) > 0) and np.all(np.diff(tr) > 0)  # sorted, no repeats
+    assert tr.dtype == va.dtype == np.int64
+
+
+def test_split_draws_members_at_random_not_the_first_ones():
+    labels = np.repeat(np.arange(2), 50)
+    _, va = stratified_split(labels, 0.2, seed=0)
+    firsts = np.r_[np.arange(10), 50 + np.arange(10)]
+    assert va.size == 20 and not np.array_equal(va, firsts)
+    assert np.ptp(va[va < 50]) > 10  # the 10 of class 0 spread over its 50 positions
+
+
 def test_split_depends_only_on_labels_fraction_and_seed():
     labels = np.repeat(np.arange(5), 100)
     a = stratified_split(labels, 0.1, 3)
@@ -52,7 +78,8 @@ def test_split_file_roundtrip_and_mismatch(tmp_path):
 def test_batches_cover_everything_once_and_keep_the_last_partial_batch(n, bs):
     batches = list(iterate_minibatches(n, bs, np.random.default_rng(0)))
     assert len(batches) == n_batches(n, bs)
-    assert all(b.size == bs for b in batches[:-1]) and 1 <= batches[-1].size <= bs
+    assert all(b.size == bs for b in batches[:-1])
+    assert batches[-1].size == (n % bs or bs)  # the remainder, or a full batch
     np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(n))
 
 
