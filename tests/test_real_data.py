@@ -35,7 +35,7 @@ def test_default_numpy_classifier_reaches_088(default_runs):
     assert default_runs["numpy"]["metrics"]["accuracy"] >= 0.88
 
 
-def test_torch_twin_reaches_087_within_15_points_of_numpy(default_runs):
+def test_torch_twin_reaches_087_within_1_5_points_of_numpy(default_runs):
     a = default_runs["numpy"]["metrics"]["accuracy"]
     b = default_runs["torch"]["metrics"]["accuracy"]
     assert b >= 0.87
