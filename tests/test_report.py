@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import shutil
@@ -56,11 +57,27 @@ def test_every_output_exists(results):
             assert (out / "runs" / name / file).is_file(), (name, file)
     for name in ("two_tower-numpy", "two_tower-torch"):
         assert (out / "runs" / name / "class_vectors.npz").is_file()
-    for task in ("classifier", "two_tower"):
-        assert (out / "compare" / task / "metrics.json").is_file()
+    for task in ("classifier", "two_tower"):  # numpy (a) against torch (b), from their metrics.json
+        compare = json.loads((out / "compare" / task / "metrics.json").read_text())
+        a, b = (json.loads((out / "runs" / f"{task}-{side}" / "metrics.json").read_text())
+                for side in ("numpy", "torch"))
+        rows = {r["metric"]: r for r in compare["metrics"]}
+        assert (rows["accuracy"]["a"], rows["accuracy"]["b"]) == (a["accuracy"], b["accuracy"])
+        assert rows["accuracy"]["difference"] == pytest.approx(b["accuracy"] - a["accuracy"])
+        assert rows["rabbit.f1"]["a"] == a["per_class"]["rabbit"]["f1"]
+        assert (compare["runs"]["a"]["backend"], compare["runs"]["b"]["backend"]) == ("numpy", "torch")
+        assert compare["curves"]["epochs_compared"] == 2
         assert (out / "compare" / task / "accuracy.png").stat().st_size > 1000
-    for sweep in ("lr", "hidden", "two_tower_align"):
-        assert (out / "sweep" / sweep / "summary.csv").is_file()
+    # Each sweep asks one question: its grid points are the summary's labels, each trained once.
+    for sweep, labels in (("lr", {"optim.lr=0.02", "optim.lr=0.1"}),
+                          ("hidden", {"model.hidden=[16]", "model.hidden=[64]"}),
+                          ("two_tower_align", {"two_tower.align_weight=0.0"})):
+        with open(out / "sweep" / sweep / "summary.csv") as fh:
+            summary = list(csv.DictReader(fh))
+        assert {r["label"] for r in summary} == labels, sweep
+        assert all(r["seeds"] == "1" for r in summary)
+        means = [float(r["val_accuracy_mean"]) for r in summary]
+        assert means == sorted(means, reverse=True)
     gradcheck = json.loads((out / "gradcheck.json").read_text())
     assert gradcheck["passed"] and gradcheck["classifier"]["batch"]["source"] == "data"
     assert {row["param"] for row in gradcheck["classifier"]["float32"]} >= {"0.weight", "0.bias"}
