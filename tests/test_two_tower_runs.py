@@ -90,3 +90,11 @@ def test_sweep_of_the_two_tower_model(course_dir, glove_file, tmp_path, capsys):
     with open(out / "sweep.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["two_tower.logit_scale"] for r in rows] == ["5", "10"]
+    with open(out / "histories.csv") as fh:
+        history = list(csv.DictReader(fh))
+    losses = {p: [float(h["val_loss"]) for h in history if h["point"] == p] for p in ("0", "1")}
+    # The grid value reaches the model: same seed and split, other logit scale, other curves.
+    assert len(losses["0"]) == len(losses["1"]) > 0 and losses["0"] != losses["1"]
+    for r in rows:  # each row's numbers are its own run's last epoch
+        assert float(r["final_val_accuracy"]) == [float(h["val_accuracy"]) for h in history
+                                                  if h["point"] == r["point"]][-1]
