@@ -70,7 +70,8 @@ def test_astype_converts_every_parameter_and_resets_gradients():
 def test_repr_lists_the_children_like_torch():
     assert repr(_mlp()) == ("Sequential(\n  (0): Linear(in_features=3, out_features=2)\n  (1): ReLU()\n"
                             "  (2): Dropout(p=0.3)\n  (3): Linear(in_features=2, out_features=2)\n)")
-    assert repr(L2Normalize()) == "L2Normalize(eps=1e-12)" and repr(LeakyReLU()) == "LeakyReLU(negative_slope=0.01)"
+    assert repr(L2Normalize()) == "L2Normalize(eps=1e-12)"
+    assert repr(LeakyReLU()) == "LeakyReLU(negative_slope=0.01)"
 
 
 def test_call_is_forward_and_train_eval_reach_every_child():
@@ -186,7 +187,8 @@ def test_leaky_relu_default_slope_and_its_edges():
 
 def test_sigmoid_values_and_dtype():
     x = np.array([-30.0, -2.0, 0.0, 2.0, 30.0])
-    expected = [9.357622968840175e-14, 0.11920292202211755, 0.5, 0.8807970779778823, 1 - 9.357622968840175e-14]
+    tail = 9.357622968840175e-14  # 1 / (1 + e^30)
+    expected = [tail, 0.11920292202211755, 0.5, 0.8807970779778823, 1 - tail]
     np.testing.assert_allclose(Sigmoid().forward(x), expected, rtol=1e-12)
     assert Sigmoid().forward(x.astype(np.float32)).dtype == np.float32
 
