@@ -24,6 +24,7 @@ from doodlelab.nn import (
     Sigmoid,
     SoftmaxCrossEntropy,
     l2_penalty,
+    log_softmax,
     softmax,
 )
 from doodlelab.nn.gradcheck import numerical_grad
@@ -64,7 +65,10 @@ def test_astype_converts_every_parameter_and_resets_gradients():
     assert model.astype(np.float64) is model
     for _, p, g in model.named_parameters():
         assert p.dtype == g.dtype == np.float64 and g.shape == p.shape and not g.any()
-    assert Linear(3, 2, rng=np.random.default_rng(0)).params["weight"].dtype == np.float32
+    assert model.astype(np.float32) is model  # and back: every child, weights and biases
+    assert all(p.dtype == g.dtype == np.float32 for _, p, g in model.named_parameters())
+    lin = Linear(3, 2, rng=np.random.default_rng(0))
+    assert lin.params["weight"].dtype == lin.params["bias"].dtype == lin.grads["bias"].dtype == np.float32
 
 
 def test_repr_lists_the_children_like_torch():
@@ -154,6 +158,8 @@ def test_softmax_by_hand_along_the_last_axis():
     np.testing.assert_allclose(softmax(np.log(np.array([1.0, 3.0]))), [0.25, 0.75], rtol=1e-12)
     cube = np.log(np.arange(1.0, 13.0).reshape(2, 2, 3))  # rows (1, 2, 3), (4, 5, 6), ...
     np.testing.assert_allclose(softmax(cube)[1, 1], [10 / 33, 11 / 33, 12 / 33], rtol=1e-12)
+    np.testing.assert_allclose(log_softmax(cube)[1, 1], np.log([10 / 33, 11 / 33, 12 / 33]), rtol=1e-12)
+    np.testing.assert_allclose(log_softmax(np.log(np.array([1.0, 3.0]))), np.log([0.25, 0.75]), rtol=1e-12)
 
 
 def test_label_smoothing_of_one_or_more_is_refused_and_dtypes_are_kept():
@@ -191,6 +197,10 @@ def test_sigmoid_values_and_dtype():
     expected = [tail, 0.11920292202211755, 0.5, 0.8807970779778823, 1 - tail]
     np.testing.assert_allclose(Sigmoid().forward(x), expected, rtol=1e-12)
     assert Sigmoid().forward(x.astype(np.float32)).dtype == np.float32
+    act = Sigmoid()
+    act.forward(np.array([0.0, 2.0]))
+    # y (1 - y): 0.5 * 0.5 = 0.25 and 0.8807970779778823 * 0.11920292202211755 = 0.1049935854
+    np.testing.assert_allclose(act.backward(np.array([1.0, 2.0])), [0.25, 2 * 0.1049935854035065])
 
 
 def test_l2_normalize_default_eps_and_the_clamped_rows():
@@ -216,7 +226,7 @@ def test_sgd_messages_and_state_round_trip():
         SGD([], lr=0)
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\), got 1.0"):
         SGD([], lr=0.1, momentum=1.0)
-    with pytest.raises(ValueError, match="nesterov needs momentum > 0"):
+    with pytest.raises(ValueError, match="^nesterov needs momentum > 0$"):
         SGD([], lr=0.1, momentum=0.0, nesterov=True)
     with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
         SGD([], lr=0.1, weight_decay=-1)
@@ -241,6 +251,8 @@ def test_schedule_defaults_constant_kind_and_message():
     with pytest.raises(ValueError, match="choose one of constant, step, cosine"):
         LRSchedule("linear", 0.1, 10)
     assert LRSchedule("cosine", 1.0, 4)(2) == pytest.approx((1 + math.cos(math.pi / 2)) / 2)
+    # one epoch of cosine: half-way through it, (1 + cos(pi / 2)) / 2 = 0.5
+    assert LRSchedule("cosine", 1.0, 1)(0.5) == pytest.approx(0.5)
 
 
 def test_numerical_grad_is_float64_for_float32_arrays_and_restores_them():
