@@ -13,8 +13,9 @@ import pytest
 
 from doodlelab.config import load_config
 from doodlelab.data.course import Split
-from doodlelab.runs import score_on_test
-from doodlelab.tasks.classifier import NumpyClassifier, Streams
+from doodlelab.scoring import score_on_test
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
 from doodlelab.train import fit
 
 RNG = np.random.default_rng(0)

@@ -75,38 +75,10 @@ SCORES = np.array([[5, 1, 2, 0], [3, 2, 1, 0], [1, 0, 3, 2], [4, 0, 2, 3], [0, 5
                    [1, 0, 0.5, 3]], float)
 
 
-def test_zero_shot_scores_by_hand(tmp_path, monkeypatch):
-    import doodlelab.runs
-    from doodlelab.config import build_config
-    from doodlelab.train import FitResult
-    from doodlelab.zeroshot import zero_shot
+def test_zero_shot_scores_by_hand():
+    from doodlelab.studies.zeroshot import _scores
 
-    data = tmp_path / "abcd"
-    data.mkdir()
-    (data / "classes.json").write_text(json.dumps(["a", "b", "c", "d"]))
-    np.save(data / "train_images.npy", np.zeros((12, 784), np.uint8))
-    np.save(data / "train_labels.npy", np.arange(12) % 4)
-    np.save(data / "test_images.npy", np.zeros((6, 784), np.uint8))
-    np.save(data / "test_labels.npy", np.array([0, 1, 2, 2, 3, 3]))
-    seen_by_fit = {}
-
-    class Scripted:
-        def logits(self, x, vectors):
-            assert vectors.shape == (4, 3) and x.shape == (6, 784)
-            return SCORES
-
-    def fake_fit(cfg, backend, train, train_idx, val_idx, **kw):
-        seen_by_fit.update(classes=train.classes, labels=sorted(set(train.y[train_idx].tolist())),
-                           vectors=kw["class_vectors"])
-        return Scripted(), FitResult([{"val_accuracy": 0.5}], 1, 1, False, 0.0)
-
-    monkeypatch.setattr(doodlelab.runs, "fit_classifier", fake_fit)
-    monkeypatch.setattr(doodlelab.runs, "class_word_vectors",
-                        lambda cfg, classes: (np.arange(12.0).reshape(4, 3), {"dim": 3}))
-    report = zero_shot(data=data, holdout=["c", "d"], cfg=build_config({}))
-    # Training sees the two seen classes relabelled 0, 1 and only their word vectors.
-    assert seen_by_fit["classes"] == ("a", "b") and seen_by_fit["labels"] == [0, 1]
-    np.testing.assert_array_equal(seen_by_fit["vectors"], [[0, 1, 2], [3, 4, 5]])
+    report = _scores(SCORES, np.array([0, 1, 2, 2, 3, 3]), ("a", "b", "c", "d"), [0, 1], [2, 3])
     assert report["n_test_unseen"] == 4
     assert report["accuracy_among_unseen"] == 0.75  # images 2, 4, 5 of 2..5
     assert report["accuracy_among_all"] == 0.5  # images 2, 5
@@ -116,3 +88,4 @@ def test_zero_shot_scores_by_hand(tmp_path, monkeypatch):
     # of d: positives 2, 3 against negatives 0, 0, 2, 3: (2 + 0.5) + (3 + 0.5) = 6 of 8.
     assert report["roc_auc"] == {"c": 0.9375, "d": 0.75}
     assert report["chance_among_unseen"] == 0.5 and report["chance_mean_rank"] == 2.5
+    assert report["chance_among_all"] == 0.25

@@ -8,8 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from doodlelab.config import build_config
-from doodlelab.tasks.classifier import NumpyClassifier, Streams
-from doodlelab.twin.classifier import TorchClassifier, configure_threads
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
+from doodlelab.twin.base import configure_threads
+from doodlelab.twin.classifier import TorchClassifier
 
 CFG = build_config({"model": {"hidden": [24, 12]}})
 
@@ -71,11 +73,11 @@ def test_set_lr_and_train_batch_return_the_batch_loss_and_count_before_the_step(
 
 
 def test_configure_threads_uses_the_usable_cpus_unless_omp_says_otherwise(monkeypatch) -> None:
-    import doodlelab.twin.classifier as twin_classifier
+    import doodlelab.twin.base as twin_base
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr(twin_classifier, "usable_cpus", lambda: 3)
+        monkeypatch.setattr(twin_base, "usable_cpus", lambda: 3)
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         assert configure_threads() == 3 and torch.get_num_threads() == 3
         torch.set_num_threads(2)
