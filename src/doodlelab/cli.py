@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="accept class names outside the official 345 (for other servers)")
 
     from doodlelab import pipeline
-    from doodlelab.demo.server import add_parser as add_demo_parser
+    from doodlelab.demo.serve import add_parser as add_demo_parser
 
     add_demo_parser(sub)
     pipeline.add_parser(sub)  # run, report
@@ -273,7 +273,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from doodlelab.demo.server import command
+    from doodlelab.demo.serve import command
 
     return command(args)
 
