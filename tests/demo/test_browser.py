@@ -136,8 +136,11 @@ def test_drawing_real_doodles_shows_every_models_answer(browser, page_url, drawi
         assert (ours & theirs).sum() / (ours | theirs).sum() > 0.6
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot))
-    if os.environ.get("DOODLELAB_DEMO_SCREENSHOT"):
-        shutil.copyfile(shot, os.environ["DOODLELAB_DEMO_SCREENSHOT"])
+    if os.environ.get("DOODLELAB_DEMO_SCREENSHOT"):  # kept small: 64 colours
+        from PIL import Image
+
+        Image.open(shot).convert("RGB").quantize(colors=64).save(os.environ["DOODLELAB_DEMO_SCREENSHOT"],
+                                                                 optimize=True)
     # undo takes the last stroke back and asks again; clear empties every answer
     n = len(drawings[-1])
     page.get_by_role("button", name="Undo stroke").click()
