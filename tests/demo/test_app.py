@@ -7,7 +7,7 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -61,7 +61,7 @@ def _strict_json(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-def _assert_one_line_error(resp: httpx.Response, expected: int = 400) -> str:
+def _assert_one_line_error(resp: httpx2.Response, expected: int = 400) -> str:
     assert resp.status_code == expected, resp.text
     assert resp.headers["content-type"].startswith("application/json")
     answer = _strict_json(resp.text)
@@ -166,9 +166,9 @@ def test_simplified_real_drawings_are_rendered_as_the_dataset(client, shared_dat
 def test_a_burst_of_200_concurrent_requests_on_uvicorn_is_all_answered(models):
     body = {"strokes": SNOWMAN, "raw": True}
 
-    async def burst(url: str) -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+    async def burst(url: str) -> list[httpx2.Response]:
+        limits = httpx2.Limits(max_connections=200, max_keepalive_connections=0)
+        async with httpx2.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
             return await asyncio.gather(*(http.post("api/predict", json=body) for _ in range(200)))
 
     with serving(create_app(models)) as url:

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 
@@ -95,7 +95,7 @@ def _heat_colours(grad: np.ndarray) -> np.ndarray:
 
 def _check_answer_shown(page, url: str, body: dict) -> None:
     """Assert the page shows the API's answer to ``body``: predictions, image, saliency, cosines."""
-    answer = httpx.post(url + "api/predict", json=body, timeout=30).json()
+    answer = httpx2.post(url + "api/predict", json=body, timeout=30).json()
     image = render(simplify(body["strokes"]))
     np.testing.assert_array_equal(np.array(answer["image"], dtype=np.uint8), image)
     shown = _shown_pixels(page, "#seen")
