@@ -72,6 +72,14 @@ def test_errors_name_the_place_and_the_problem(client):
     assert "as many" in error(BAD_BODIES["x and y of different lengths"])
 
 
+def test_a_body_not_sent_as_json_is_415_and_says_how(client):
+    resp = client.post("/api/predict", content=b'{"strokes": [' + LINE.encode() + b"]}",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert "application/json" in _assert_one_line_error(resp, 415)
+    resp = client.post("/api/predict", content=b'{"strokes": [' + LINE.encode() + b"]}")
+    assert "without a Content-Type" in _assert_one_line_error(resp, 415)
+
+
 def test_oversize_bodies_are_413_before_parsing(client):
     big = json.dumps({"strokes": [[[1] * (MAX_BODY // 4), [2] * (MAX_BODY // 4)]]}).encode()
     assert len(big) > MAX_BODY
@@ -103,7 +111,7 @@ BODIES = st.one_of(
 def test_random_json_bodies_never_give_a_5xx(client, body):
     text = json.dumps(body)  # Python writes NaN/Infinity bare, as a careless client would
     resp = client.post("/api/predict", content=text.encode(), headers={"Content-Type": "application/json"})
-    assert resp.status_code in (200, 400), resp.text
+    assert resp.status_code in (200, 400), resp.text  # 413/415 cannot happen here
     answer = _strict_json(resp.text)
     if resp.status_code == 400:
         assert "\n" not in answer["error"]

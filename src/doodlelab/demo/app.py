@@ -134,6 +134,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and not (kind == "application/json" or kind.endswith("+json")):
+            sent = f"as {kind[:80]!r}" if kind else "without a Content-Type"
+            return _error(415, f"the body is sent {sent}; send it as application/json "
+                          "(curl: -H 'Content-Type: application/json')")
         return _error(400, _validation_message(exc))
 
     @app.exception_handler(HTTPException)

@@ -70,7 +70,10 @@ def serve(run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
             import webbrowser
 
             webbrowser.open(url_of(sock))
-        make_server(create_app(models)).run(sockets=[sock])
+        try:
+            make_server(create_app(models)).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C
+            pass
         print("doodlelab demo: stopped")
     finally:
         sock.close()
