@@ -105,7 +105,10 @@ def test_unknown_routes_and_methods_are_json_errors(client):
     _assert_one_line_error(client.post("/api/nope", json={}), 404)
     _assert_one_line_error(client.delete("/"), 405)
     _assert_one_line_error(client.get("/api/predict"), 405)
-    assert client.get("/openapi.json").json()["paths"]["/api/predict"]["post"]
+    schema = client.get("/openapi.json").json()
+    assert set(schema["paths"]) == {"/api/models", "/api/predict"}
+    assert "strokes" in schema["components"]["schemas"]["PredictRequest"]["properties"]
+    _assert_one_line_error(client.get("/docs"), 404)  # it would need a CDN
 
 
 # -- predictions -----------------------------------------------------------------------

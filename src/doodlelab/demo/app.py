@@ -1,6 +1,6 @@
 """The demo as a FastAPI app: draw a doodle in the browser, every trained run answers.
 
-Routes (``/docs`` shows them with their schemas):
+Routes (``/openapi.json`` describes them with their schemas):
 
 - ``GET /``: the page (``static/index.html``, no outside files, works offline);
 - ``GET /api/models``: ``{"models": [{"name", "task", "backend", "tta", "accuracy", "classes"}],
@@ -196,7 +196,9 @@ def create_app(runs: Sequence[LoadedModel | str | Path]) -> FastAPI:
     """Return the demo app answering with ``runs`` (loaded models, or run folders to load)."""
     models = (list(runs) if all(isinstance(r, LoadedModel) for r in runs)
               else load_models(list(runs)))  # type: ignore[arg-type]
-    app = FastAPI(title="doodlelab demo", description="Draw a doodle; every trained run answers.")
+    # No /docs or /redoc: their pages load Swagger/ReDoc from a CDN, and the demo works offline.
+    app = FastAPI(title="doodlelab demo", description="Draw a doodle; every trained run answers.",
+                  docs_url=None, redoc_url=None)
     app.state.models = models
     html = page()
     _install_error_handlers(app)

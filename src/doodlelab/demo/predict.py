@@ -47,17 +47,20 @@ def explain(model: LoadedModel, x: np.ndarray) -> dict[str, Any]:
     from doodlelab.runs import probabilities
 
     p = probabilities(model.model, x, tta=model.tta)[0]  # (K,) float64
-    if not np.isfinite(p).all():  # finite weights are checked at startup; this is a bug
-        raise RuntimeError(f"{model.name} gave non-finite scores")
     k = int(np.argmax(p))
+    grad = saliency(model, x, k)  # (28, 28)
+    cos = cosines(model.model, x)[0] if model.task == "two_tower" else np.zeros(0)  # (K,)
+    if not (np.isfinite(p).all() and np.isfinite(grad).all() and np.isfinite(cos).all()):
+        # finite weights are checked at startup, inputs are in [0, 1]: this would be a bug
+        raise RuntimeError(f"{model.name} gave non-finite numbers")
     answer: dict[str, Any] = {
         "name": model.name, "task": model.task, "backend": model.backend,
         "probabilities": {c: float(v) for c, v in zip(model.classes, p)},
         "prediction": model.classes[k],
-        "saliency": saliency(model, x, k).tolist(),
+        "saliency": grad.tolist(),
     }
     if model.task == "two_tower":
-        answer["cosines"] = {c: float(v) for c, v in zip(model.classes, cosines(model.model, x)[0])}
+        answer["cosines"] = {c: float(v) for c, v in zip(model.classes, cos)}
     return answer
 
 
