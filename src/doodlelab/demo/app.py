@@ -125,7 +125,7 @@ def _unparsable_body(exc: HTTPException) -> str:
     if isinstance(cause, RecursionError):
         return "the request body is nested too deeply to read"
     if isinstance(cause, ValueError):
-        return f"the request body cannot be read ({cause})"
+        return f"the request body cannot be read ({str(cause).split(':')[0]})"  # not the server's advice
     return "the request body cannot be read as JSON"
 
 
