@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from doodlelab.config import build_config
 from doodlelab.data.course import CLASSES, validate_images
 from doodlelab.data.render import read_ndjson, render, simplify
 from doodlelab.demo.app import create_app
 from doodlelab.demo.predict import predict
-from doodlelab.runs import load_run, load_weights, make_classifier, probabilities, read_class_vectors
-from doodlelab.tasks.classifier import Streams
+from doodlelab.registry import make_task
+from doodlelab.scoring import probabilities
 from tests.demo.conftest import HAS_TORCH, serving
 
 # A snowman in screen coordinates (pixels, y down), as a browser records it.
@@ -45,12 +46,16 @@ def _post(client: TestClient, obj: object) -> tuple[int, dict]:
 
 
 def _reference_task(run_dir: Path, backend: str | None = None):
-    """Return (task, cfg) of a run rebuilt the way evaluate_run does, optionally on another backend."""
-    raw, cfg = load_run(run_dir)
-    vectors = read_class_vectors(run_dir) if raw["task"] == "two_tower" else None
-    task = make_classifier(cfg, backend or raw["backend"], Streams.from_seed(cfg.train.seed), raw["task"],
-                           vectors)
-    task.load_state_dict(load_weights(run_dir / "weights.npz"))
+    """Return (task, cfg) of a run rebuilt here from its own files, optionally on another backend."""
+    raw = json.loads((run_dir / "config.json").read_text())
+    cfg = build_config({k: v for k, v in raw.items() if k not in ("task", "backend", "classes")})
+    vectors = None
+    if raw["task"] == "two_tower":
+        with np.load(run_dir / "class_vectors.npz") as z:
+            vectors = z["vectors"]
+    task = make_task(cfg, backend or raw["backend"], raw["task"], class_vectors=vectors)
+    with np.load(run_dir / "weights.npz") as z:
+        task.load_state_dict({k: z[k] for k in z.files})
     return task, cfg
 
 

@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from doodlelab.config import build_config
-from doodlelab.tasks.classifier import NumpyClassifier, Streams
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import NumpyTwoTower
 from doodlelab.twin.classifier import TorchClassifier
 from doodlelab.twin.two_tower import TorchTwoTower
