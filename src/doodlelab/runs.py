@@ -145,7 +145,7 @@ def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task:
     """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics."""
     from doodlelab.figures import plot_curves, plot_loss_terms
 
-    checkpoint = None
+    checkpoint = run.checkpoint if resume else None
     if checkpoint is None:
         run.write_config(task, backend, data.classes, cfg)
         run.write_split(data.train_idx, data.val_idx)
@@ -160,7 +160,8 @@ def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task:
     train, (train_idx, val_idx) = data.train, (data.train_idx, data.val_idx)
     model, result = fit_new(cfg, backend, task, train.x[train_idx], train.y[train_idx],
                             train.x[val_idx], train.y[val_idx], class_vectors=data.class_vectors,
-                            n_classes=len(data.classes), progress=progress, on_epoch=on_epoch)
+                            n_classes=len(data.classes), progress=progress, on_epoch=on_epoch,
+                            checkpoint=run.write_checkpoint, resume=checkpoint)
     run.write_weights(model.state_dict())
     plot_curves({backend: result.history}, run.figures_dir)
     plot_loss_terms(result.history, run.figures_dir)
