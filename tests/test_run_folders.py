@@ -163,3 +163,33 @@ def test_a_fit_resumed_from_a_checkpoint_ends_where_the_whole_fit_ends(course_di
             np.testing.assert_array_equal(resumed.state_dict()[name], w)
         else:
             np.testing.assert_allclose(resumed.state_dict()[name], w, atol=1e-5)
+
+
+def test_an_interrupted_run_is_found_and_resumed_in_process(course_dir, tmp_path, monkeypatch):
+    from doodlelab.config import load_config
+    from doodlelab.data.prepare import prepare
+    from doodlelab.runfolder import RunFolder
+    from doodlelab.runs import run_identity, train_run
+
+    cfg = load_config(None, ["model.hidden=[12]", "train.batch_size=8", "train.epochs=5"])
+    data = prepare(cfg, course_dir)
+    train_run(data, tmp_path / "whole", cfg, progress=False)
+    write = RunFolder.write_checkpoint
+
+    def stop_after_two(self, arrays, state):
+        write(self, arrays, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunFolder, "write_checkpoint", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(data, tmp_path / "cut", cfg, progress=False)
+    monkeypatch.undo()
+    cut = RunFolder(tmp_path / "cut")
+    assert cut.can_resume(run_identity(data, cfg, "numpy", "classifier"))
+    assert not cut.can_resume(run_identity(data, cfg, "numpy", "two_tower"))
+    assert not cut.finished and not (tmp_path / ".cut.lock").exists()
+    train_run(data, tmp_path / "cut", cfg, progress=False, resume=True)
+    assert cut.finished and not cut.can_resume(run_identity(data, cfg, "numpy", "classifier"))
+    whole = (tmp_path / "whole" / "metrics.json").read_bytes()
+    assert (tmp_path / "cut" / "metrics.json").read_bytes() == whole

@@ -1,4 +1,4 @@
-"""An exclusive lock on a folder that one process writes: a lock file beside it.
+"""One writer per folder: an exclusive lock file beside it, and signals held at a commit point.
 
 ``FolderLock(target)`` creates ``.<name>.lock`` next to ``target``, atomically (the file
 is written under a temporary name and hard-linked to the lock name, which fails if
@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -125,3 +129,17 @@ class FolderLock:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Run the block with SIGINT and SIGTERM held back (delivered after it), in the main thread."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

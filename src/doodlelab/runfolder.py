@@ -40,11 +40,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,7 +51,7 @@ from doodlelab.config import Config, ConfigError, config_from_dict
 from doodlelab.data.split import load_split_file, save_split
 from doodlelab.errors import UserError
 from doodlelab.fileio import read_csv, sha256_file, write_csv, write_json, write_npz
-from doodlelab.lock import FolderLock
+from doodlelab.lock import FolderLock, signals_held
 
 CONFIG = "config.json"
 ENV = "env.json"
@@ -70,20 +67,6 @@ RUN_FILES = (CONFIG, METRICS, WEIGHTS, HISTORY, SPLIT)  # any of them: the folde
 RUN_KEYS = ("task", "backend", "classes")  # config.json keys beside the Config sections
 
 T = TypeVar("T")
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """Run the block with SIGINT and SIGTERM held back (delivered after it), in the main thread."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _number(text: str) -> float:
@@ -198,6 +181,14 @@ class RunFolder:
             self._release()
             raise
         return self
+
+    def can_resume(self, identity: Mapping[str, Any]) -> bool:
+        """Return whether an interrupted run of ``identity`` waits beside the folder with a checkpoint."""
+        try:
+            status = self._partial_status()
+        except UserError:
+            return False
+        return status is not None and status.get("identity") == json.loads(json.dumps(dict(identity)))
 
     def _partial_status(self) -> dict[str, Any] | None:
         """Return the partial folder's run.json if it holds a checkpoint, else None."""

@@ -114,6 +114,11 @@ def _run_env(backend: str, cfg: Config, data: Prepared, result: FitResult) -> di
     return env
 
 
+def run_identity(data: Prepared, cfg: Config, backend: str, task: str) -> dict[str, Any]:
+    """Return what makes two runs the same run: task, backend, settings and data checksums."""
+    return {"task": task, "backend": backend, "config": cfg.to_dict(), "data_checksums": data.checksums}
+
+
 def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy", task: str = "classifier",
               overwrite: bool = False, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
     """Train ``task`` (classifier or two_tower) on ``data`` and write a complete run folder at ``out``.
@@ -128,8 +133,7 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
     task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
     if data.test is None or (task == "two_tower" and data.class_vectors is None):
         raise ValueError("train_run needs the test split (and, for two_tower, the class vectors)")
-    identity = {"task": task, "backend": backend, "config": cfg.to_dict(), "data_checksums": data.checksums}
-    run = RunFolder(out).begin(overwrite, resume=resume, identity=identity)
+    run = RunFolder(out).begin(overwrite, resume=resume, identity=run_identity(data, cfg, backend, task))
     try:
         return _train_into(run, data, cfg, backend, task, progress, resume)
     except KeyboardInterrupt:
