@@ -44,8 +44,16 @@ def test_folders_that_are_not_finished_runs_are_refused(run_dirs, tmp_path, caps
         load_models([])
 
 
+def _tampered(run: Path, to: Path) -> Path:
+    """Copy a run without its ``run.json`` (a folder from before it existed), so only the demo's
+    own checks stand between a tampered file and the page (with it, the checksums refuse first)."""
+    bad = _copy(run, to)
+    (bad / "run.json").unlink()
+    return bad
+
+
 def test_nan_weights_are_refused_at_startup(run_dirs, tmp_path, capsys):
-    bad = _copy(run_dirs[0], tmp_path / "nan")
+    bad = _tampered(run_dirs[0], tmp_path / "nan")
     with np.load(bad / "weights.npz") as z:
         weights = {k: z[k] for k in z.files}
     key = sorted(weights)[-1]
@@ -54,11 +62,14 @@ def test_nan_weights_are_refused_at_startup(run_dirs, tmp_path, capsys):
     with pytest.raises(UserError, match="NaN"):
         load_models([bad])
     _demo_refuses(bad, capsys, key)
+    checked = _copy(run_dirs[0], tmp_path / "nan-checked")  # with run.json: its checksum refuses
+    np.savez(checked / "weights.npz", **weights)
+    _demo_refuses(checked, capsys, "weights.npz")
 
 
 @pytest.mark.parametrize("rows", [3, 6])
 def test_class_vectors_of_another_class_count_are_refused(run_dirs, tmp_path, capsys, rows):
-    bad = _copy(run_dirs[1], tmp_path / f"rows{rows}")  # the numpy two-tower run
+    bad = _tampered(run_dirs[1], tmp_path / f"rows{rows}")  # the numpy two-tower run
     with np.load(bad / "class_vectors.npz") as z:
         vectors = z["vectors"]
     vectors = np.resize(vectors, (rows, vectors.shape[1]))
