@@ -52,3 +52,18 @@ class NumpyClassifier(NumpyTask):
             out = [self.model.forward(x[i : i + batch_size])
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
+
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
+
+        This is the saliency of class ``k``: which pixels would raise its score. The
+        parameter gradients the pass accumulates are zeroed again afterwards.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        self.model.eval()
+        logits = self.model.forward(x)  # (N, K)
+        dout = np.zeros_like(logits)
+        dout[:, k] = 1
+        dx = self.model.backward(dout)  # (N, 784)
+        self.model.zero_grad()
+        return dx

@@ -147,3 +147,17 @@ class NumpyTwoTower(NumpyTask):
         """Return ``logit_scale * cos`` (N, K) of images (N, 784) against the classes' (or given) vectors."""
         v = self.class_embeddings(class_vectors)
         return self.dtype.type(self.cfg.two_tower.logit_scale) * (self.embed(x) @ v.T)
+
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
+
+        ``logit_k = s * u . v_k`` with ``u`` the image embedding, so the gradient at
+        ``u`` is ``s * v_k``; the image tower's backward carries it to the pixels.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        v = self.class_embeddings()[k]  # (E,), eval mode
+        u = self.model.image.forward(x)  # (N, E)
+        du = np.broadcast_to(self.dtype.type(self.cfg.two_tower.logit_scale) * v, u.shape)
+        dx = self.model.image.backward(np.ascontiguousarray(du))  # (N, 784)
+        self.model.zero_grad()
+        return dx

@@ -58,3 +58,11 @@ class TorchClassifier(TorchTask):
             out = [self.model(self._tensor(x[i : i + batch_size])).numpy()
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), self.np_dtype)
+
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
+        self.model.eval()
+        images = self._tensor(x).clone().requires_grad_(True)
+        self.model(images)[:, k].sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        return images.grad.numpy()

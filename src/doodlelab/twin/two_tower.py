@@ -97,3 +97,12 @@ class TorchTwoTower(TorchTask):
         """Return ``logit_scale * cos`` (N, K) of images against the classes' (or given) vectors."""
         v = self.class_embeddings(class_vectors)
         return self.np_dtype.type(self.cfg.two_tower.logit_scale) * (self.embed(x) @ v.T)
+
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
+        v = torch.from_numpy(self.class_embeddings()[k])  # (E,), no gradient
+        images = self._tensor(x).clone().requires_grad_(True)
+        self.model.eval()
+        (self.cfg.two_tower.logit_scale * (self.model.image(images) @ v)).sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        return images.grad.numpy()
