@@ -59,6 +59,48 @@ def _reference_task(run_dir: Path, backend: str | None = None):
     return task, cfg
 
 
+def _relu_mlp(weights: dict[str, np.ndarray], prefix: str, x: np.ndarray) -> np.ndarray:
+    """Return x through the Linear layers ``{prefix}{i}.weight/bias`` with ReLU between them."""
+    index = sorted({int(k[len(prefix):].split(".")[0]) for k in weights if k.startswith(prefix)})
+    for n, i in enumerate(index):
+        x = x @ weights[f"{prefix}{i}.weight"].astype(np.float64) + weights[f"{prefix}{i}.bias"]
+        if n < len(index) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+def _shifted(image: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """Return a (28, 28) image moved dr rows down and dc columns right, black where it enters."""
+    out = np.zeros_like(image)
+    out[max(dr, 0):28 + min(dr, 0), max(dc, 0):28 + min(dc, 0)] = \
+        image[max(-dr, 0):28 - max(dr, 0), max(-dc, 0):28 - max(dc, 0)]
+    return out
+
+
+def _written_out_probabilities(run_dir: Path, image: np.ndarray) -> np.ndarray:
+    """Return (5,) probabilities of a run on a uint8 image by a forward pass written out here.
+
+    Weights come from the run's weights.npz; the classifier runs average the softmax over the
+    image and its four one-pixel shifts (eval.tta on), the two-tower run (tta off) scores
+    10 x the cosine between its image and word embeddings.
+    """
+    with np.load(run_dir / "weights.npz") as z:
+        weights = dict(z)
+    if json.loads((run_dir / "config.json").read_text())["task"] == "two_tower":
+        with np.load(run_dir / "class_vectors.npz") as z:
+            vectors = z["vectors"].astype(np.float64)
+        u = _relu_mlp(weights, "image.", image.reshape(1, 784) / 255.0)
+        v = _relu_mlp(weights, "text.", vectors)
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        logits = [10.0 * (u @ v.T)[0]]
+    else:
+        views = [image, *(_shifted(image, dr, dc) for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)))]
+        logits = [_relu_mlp(weights, "", view.reshape(1, 784) / 255.0)[0] for view in views]
+    probs = [np.exp(z - z.max()) / np.exp(z - z.max()).sum() for z in logits]
+    return sum(probs) / len(probs)
+
+
 def _strict_json(text: str) -> object:
     """Parse JSON, refusing the bare NaN/Infinity that Python's json module would accept."""
     def refuse(name: str) -> None:
@@ -130,6 +172,8 @@ def test_every_model_answers_as_its_run_would_and_shows_why(client, run_dirs):
         p = np.array([m["probabilities"][c] for c in CLASSES])
         assert list(m["probabilities"]) == list(CLASSES) and abs(p.sum() - 1) < 1e-9
         np.testing.assert_allclose(p, probabilities(task, x, tta=cfg.eval.tta)[0], rtol=1e-6, atol=1e-9)
+        # and independently of the library: the forward pass written out in this file
+        np.testing.assert_allclose(p, _written_out_probabilities(run_dir, image), rtol=1e-5, atol=1e-7)
         k = int(np.argmax(p))
         assert m["prediction"] == CLASSES[k] and m["name"].startswith(run_dir.name + " (")
         # saliency: the numpy core's backward on the run's weights, whichever backend trained it
