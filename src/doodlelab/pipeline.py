@@ -61,10 +61,39 @@ QUICK_SETTINGS = (
     "two_tower.text_hidden=[8]",
 )
 
-# One question per sweep, around the configuration: (name, model, grid, what it asks). The
-# configuration itself is the run in runs/<model>-numpy (same seed, same split), so it is not
-# trained again. The alignment question flips the term: off if the configuration has it, else on.
-Sweep = tuple[str, str, dict[str, list[Any]], str]
+# One question per sweep, around the configuration: (name, model, grid, what it asks, seeds
+# as offsets from train.seed). The configuration itself is the run in runs/<model>-numpy (same
+# seed, same split), so a one-seed sweep does not train it again. The alignment question flips
+# the term: off if the configuration has it, else on.
+Sweep = tuple[str, str, dict[str, list[Any]], str, tuple[int, ...]]
+
+# The two-tower loss study (docs/loss_study.md): every objective at a few margins, with and
+# without the align term, each point trained from three seeds for a shorter schedule.
+LOSS_STUDY_EPOCHS = 30
+LOSS_STUDY_SEEDS = (0, 1, 2)
+LOSS_STUDY_MARGINS = {"hinge_rank": [0.1, 0.2, 0.3, 0.5], "hardest_hinge": [0.2, 0.5],
+                      "triplet": [0.2, 0.5], "cosine_contrastive": [0.0, 0.2]}
+LOSS_STUDY_ALIGN = [0.0, 0.5]
+
+
+def loss_study(quick: bool = False) -> list[Sweep]:
+    """Return the two-tower loss study: one sweep per objective (a margin x align grid where it applies)."""
+    epochs = {} if quick else {"train.epochs": [LOSS_STUDY_EPOCHS]}
+    seeds = (0,) if quick else LOSS_STUDY_SEEDS
+    out: list[Sweep] = []
+    for loss, margins in LOSS_STUDY_MARGINS.items():
+        grid = {"two_tower.loss": [loss], "two_tower.margin": margins[:1] if quick else margins,
+                "two_tower.align_weight": LOSS_STUDY_ALIGN, **epochs}
+        out.append((f"loss_{loss}", "two_tower", grid, f"the {loss} objective: margin and align term",
+                    seeds))
+    out.append(("loss_align_only", "two_tower",
+                {"two_tower.loss": ["align_only"], "two_tower.align_weight": [0.0], **epochs},
+                "the align term alone (collapses: nothing pushes classes apart)", seeds))
+    out.append(("loss_softmax_ce", "two_tower",
+                {"two_tower.loss": ["softmax_ce"], "two_tower.align_weight": LOSS_STUDY_ALIGN, **epochs},
+                "softmax cross-entropy on the cosines (a cross-entropy variant, outside Part II's "
+                "rule; for comparison only)", seeds))
+    return out
 
 
 def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
@@ -72,15 +101,15 @@ def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
     align = 0.0 if cfg.two_tower.align_weight else 0.5
     hidden = [[16], [64]] if quick else [[256, 128], [1024, 512]]
     out: list[Sweep] = [
-        ("lr", "classifier", {"optim.lr": [0.02, 0.1]}, "learning rate"),
-        ("hidden", "classifier", {"model.hidden": hidden}, "width of the hidden layers"),
+        ("lr", "classifier", {"optim.lr": [0.02, 0.1]}, "learning rate", (0,)),
+        ("hidden", "classifier", {"model.hidden": hidden}, "width of the hidden layers", (0,)),
     ]
     if not quick:
         out.append(("augment", "classifier", {"augment.enabled": [not cfg.augment.enabled]},
-                    "random pixel shifts of the training images"))
+                    "random pixel shifts of the training images", (0,)))
     out.append(("two_tower_align", "two_tower", {"two_tower.align_weight": [align]},
-                "extra alignment term of the word-embedding loss"))
-    return tuple(out)
+                "extra alignment term of the word-embedding loss", (0,)))
+    return (*out, *loss_study(quick))
 
 
 SWEEP_FILES = ("sweep.csv", "histories.csv", "summary.csv")  # summary.csv is written last
@@ -351,12 +380,12 @@ class _Pipeline:
         complete = all((folder / n).is_file() for n in COMPARE_FILES)
         self.step(f"compare/{task}", stamp, complete, lambda: compare_runs(a, b, folder), derived=True)
 
-    def sweep_step(self, name: str, model: str, grid: dict[str, list[Any]]) -> None:
-        """One validation-only sweep (doodlelab sweep) of ``grid`` around the configuration."""
+    def sweep_step(self, name: str, model: str, grid: dict[str, list[Any]], offsets: tuple[int, ...]) -> None:
+        """One validation-only sweep (doodlelab sweep) of ``grid``, seeds ``train.seed + offsets``."""
         from doodlelab.sweep import run_sweep
 
         folder = self.out / "sweep" / name
-        seeds = [self.cfg.train.seed]
+        seeds = self.sweep_seeds(offsets)
         stamp = {"model": model, "grid": grid, "seeds": seeds, "config": self.cfg.to_dict(),
                  "checksums": self.checksums}
 
@@ -368,6 +397,10 @@ class _Pipeline:
 
         complete = all((folder / f).is_file() for f in SWEEP_FILES)
         self.step(f"sweep/{name}", stamp, complete, work)
+
+    def sweep_seeds(self, offsets: tuple[int, ...]) -> list[int]:
+        """Return the training seeds of a sweep: ``train.seed`` plus each offset."""
+        return [self.cfg.train.seed + k for k in offsets]
 
     def evidence_step(self) -> None:
         """Copy docs/hyperparameters.md, docs/sweeps.sh and benchmarks/results/*.json next to the results."""
@@ -415,9 +448,10 @@ class _Pipeline:
         for task in ("classifier", "two_tower"):
             lines.append(f"doodlelab compare {out}/runs/{run_name(task, 'numpy')} "
                          f"{out}/runs/{run_name(task, 'torch')} --out {out}/compare/{task}")
-        for name, model, grid, _ in self.sweeps:
+        for name, model, grid, _, offsets in self.sweeps:
             grids = "".join(f" --grid '{k}={_toml(v)}'" for k, v in grid.items())
-            lines.append(f"doodlelab sweep --model {model} --data {data} --seeds {self.cfg.train.seed} "
+            seeds = ",".join(map(str, self.sweep_seeds(offsets)))
+            lines.append(f"doodlelab sweep --model {model} --data {data} --seeds {seeds} "
                          f"--out {out}/sweep/{name}{grids}{sets}")
         lines.append(f"doodlelab report {out}")
         return lines
@@ -436,10 +470,10 @@ class _Pipeline:
         self.gradcheck_step()
         for task in ("classifier", "two_tower"):
             self.compare_step(task)
-        for name, model, grid, _ in self.sweeps:
-            self.sweep_step(name, model, grid)
-        self.manifest["sweeps"] = [{"name": n, "model": m, "grid": g, "question": q, "seeds": [
-            self.cfg.train.seed]} for n, m, g, q in self.sweeps]
+        for name, model, grid, _, offsets in self.sweeps:
+            self.sweep_step(name, model, grid, offsets)
+        self.manifest["sweeps"] = [{"name": n, "model": m, "grid": g, "question": q,
+                                    "seeds": self.sweep_seeds(k)} for n, m, g, q, k in self.sweeps]
         self.evidence_step()
         self.manifest["commands"] = self.commands()
         self.manifest["finished"] = _now()

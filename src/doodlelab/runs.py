@@ -250,7 +250,7 @@ def train_classifier(
     a bad backend or model, missing word vectors or an occupied ``out``. Both models
     use the same split for the same seed and data.
     """
-    from doodlelab.figures import plot_curves, plot_loss_terms
+    from doodlelab.figures import plot_curves, plot_diagnostics, plot_loss_terms
 
     task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
     data_dir = resolve_data_dir(data)
@@ -282,6 +282,7 @@ def train_classifier(
     write_npz(out / "weights.npz", **model.state_dict())
     plot_curves({backend: result.history}, out / "figures")
     plot_loss_terms(result.history, out / "figures")
+    plot_diagnostics(result.history, out / "figures")
     env = environment(backend, cfg)
     if word_source is not None:
         env["word_vectors"] = word_source

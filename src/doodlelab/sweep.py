@@ -126,7 +126,8 @@ def run_sweep(
         })
         histories += [{"point": i, "label": label, "seed": seed, **h} for h in result.history]
         write_csv(out / "sweep.csv", rows)  # after every run: an interrupted sweep keeps its rows
-    write_csv(out / "histories.csv", histories)
+    # Runs of different objectives log different term_* columns: keep every one (blank where absent).
+    write_csv(out / "histories.csv", histories, list(dict.fromkeys(k for h in histories for k in h)))
     summary = summarize(rows)
     write_csv(out / "summary.csv", summary)
     return summary

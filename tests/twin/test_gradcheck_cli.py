@@ -14,6 +14,7 @@ from doodlelab.cli import main
 from doodlelab.config import Config, build_config, load_config
 from doodlelab.data.course import load_split
 from doodlelab.data.split import stratified_split
+from doodlelab.nn.embedding_losses import OBJECTIVES
 from doodlelab.tasks.classifier import Streams
 from doodlelab.train import fit, schedule_from
 from doodlelab.twin import gradcheck
@@ -169,3 +170,24 @@ def test_two_tower_gradcheck_on_a_data_folder(course_dir: Path, tmp_path: Path) 
     assert names[0] == "image.0.weight" and "text.0.weight" in names
     assert max(r["max_abs_diff"] for r in tower["float64"]) <= 1e-10
     assert tower["optimizer"]["steps"] == 3
+
+
+@pytest.mark.parametrize("loss", OBJECTIVES)
+def test_two_tower_gradcheck_for_every_objective(loss: str, tmp_path: Path) -> None:
+    glove = tmp_path / "glove.tiny.txt"
+    rng = np.random.default_rng(1)
+    glove.write_text("".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
+                             for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    out = tmp_path / "gc.json"
+    assert main(["gradcheck", "--model", "two_tower", "--json", str(out), "--steps", "2",
+                 "--set", f"two_tower.loss={loss}", "--set", "model.hidden=[12]",
+                 "--set", "train.batch_size=24", "--set", "two_tower.embed_dim=5",
+                 "--set", "two_tower.text_hidden=[6]",
+                 "--set", f"two_tower.word_vectors={json.dumps(str(glove))}"]) == 0
+    report = json.loads(out.read_text())
+    tower = report["two_tower"]
+    assert report["passed"] and tower["model"]["objective"]["loss"] == loss
+    for dtype, limit in (("float64", 1e-10), ("float32", 1e-5)):
+        assert max(r["max_abs_diff"] for r in tower[dtype]) <= limit
+        assert tower["optimizer"][dtype]["max_abs_param_diff"] <= limit
+    assert min(r["cosine"] for r in tower["float64"]) > 1 - 1e-9

@@ -18,7 +18,7 @@ import numpy as np
 
 from doodlelab.config import Config, ModelConfig
 from doodlelab.errors import UserError
-from doodlelab.nn import SGD, Dropout, Linear, Sequential, SoftmaxCrossEntropy, l2_penalty
+from doodlelab.nn import SGD, Dropout, Linear, Sequential, SoftmaxCrossEntropy, l2_penalty, log_softmax
 from doodlelab.nn.modules import ACTIVATIONS, Module
 
 N_INPUTS = 784
@@ -96,11 +96,12 @@ class Streams:
     dropout: np.random.Generator
     shuffle: np.random.Generator
     augment: np.random.Generator
+    negatives: np.random.Generator  # the triplet objective's sampled negative classes
 
     @classmethod
     def from_seed(cls, seed: int) -> Streams:
-        """Return the four streams for ``seed`` (SeedSequence keeps them independent)."""
-        return cls(*(np.random.default_rng([seed, k]) for k in range(4)))
+        """Return the five streams for ``seed`` (SeedSequence keeps them independent)."""
+        return cls(*(np.random.default_rng([seed, k]) for k in range(5)))
 
 
 def build_mlp(
@@ -125,6 +126,13 @@ def build_mlp(
         width = h
     layers.append(Linear(width, n_out, rng=rng, init=cfg.init, dtype=dtype))
     return Sequential(*layers)
+
+
+def cross_entropy_scores(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Return {"loss": mean cross-entropy, "accuracy"} of logits (N, C) against labels (N,)."""
+    logp = log_softmax(logits.astype(np.float64))
+    return {"loss": float(-logp[np.arange(y.shape[0]), y].mean()),
+            "accuracy": float((logits.argmax(axis=1) == y).mean())}
 
 
 class NumpyClassifier:
@@ -179,6 +187,10 @@ class NumpyClassifier:
             out = [self.model.forward(x[i : i + batch_size])
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Return eval-mode {"loss": mean cross-entropy, "accuracy"} on images (N, 784), labels (N,)."""
+        return cross_entropy_scores(self.logits(x), y)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Return copies of the weights in numpy layout (Linear weight is (in, out))."""

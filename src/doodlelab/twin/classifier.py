@@ -18,7 +18,14 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
-from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, Streams, matmul_threads, usable_cpus
+from doodlelab.tasks.classifier import (
+    N_CLASSES,
+    N_INPUTS,
+    Streams,
+    cross_entropy_scores,
+    matmul_threads,
+    usable_cpus,
+)
 from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
 from doodlelab.twin.modules import build_mlp, load_numpy_state, numpy_state, torch_dtype
 
@@ -66,6 +73,10 @@ class TorchTask:
     def threads(self, rows: int) -> int:
         """Return the intra-op thread count for ``rows`` images: the numpy core's rule."""
         return matmul_threads(rows, self.widths)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Return eval-mode {"loss": mean cross-entropy of the logits, "accuracy"} (the classifier's)."""
+        return cross_entropy_scores(self.logits(x), y)
 
 
 class TorchClassifier(TorchTask):

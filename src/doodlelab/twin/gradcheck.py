@@ -3,8 +3,9 @@
 Both backends get a classifier built from one seed (the twin copies the numpy
 initial weights), the same dropout masks (each draws from its own Generator seeded
 like the other) and the same first mini-batch. Every parameter gradient of the
-training objective (cross-entropy, plus the explicit L2 term if any) is compared,
-in float64 and in float32. Both then keep training for a few more optimizer steps
+training objective (the classifier: cross-entropy, plus the explicit L2 term if any) is
+compared, in float64 and in float32 (the two-tower model: its configured objective,
+``--set two_tower.loss=...``). Both then keep training for a few more optimizer steps
 on the following mini-batches, and the parameters are compared again, so the
 momentum, Nesterov and weight-decay formulas are shown equal as well.
 
@@ -198,6 +199,8 @@ def run_gradcheck(cfg: Config, data_dir: Path | None = None, steps: int = 5,
         if task == "two_tower":
             t = cfg.two_tower
             model["model"]["word_tower"] = [int(vectors.shape[1]), *t.text_hidden, t.embed_dim]
+            model["model"]["objective"] = {"loss": t.loss, "margin": t.margin,
+                                           "align_weight": t.align_weight}
         for name in DTYPES:
             result = check_classifier(cfg, batches, name, n_classes, task, vectors)
             model[name] = result["gradients"]
