@@ -93,7 +93,7 @@ def test_html_reports_the_numbers_of_the_files(results):
         for row in gradcheck["classifier"][dtype]:
             assert fmt_sci(row["max_abs_diff"]) in html
         assert fmt_sci(gradcheck["classifier"]["optimizer"][dtype]["max_abs_param_diff"]) in html
-    assert "term_ce" in html and "term_align" in html  # the objective's terms, one panel each
+    assert "term_hinge_rank" in html and "term_align" in html  # the objective's terms, one panel each
     assert html.count("data:image/png;base64,") >= 15
     assert not re.search(r"(src|href)=\"(https?:|//|file:)", html) and "<link" not in html  # self-contained
     split_hash = json.loads((out / "pipeline.json").read_text())["split"]["sha256"]["classifier-numpy"]
