@@ -15,7 +15,8 @@ pytest.importorskip("torch")
 
 from doodlelab.data.course import CLASSES
 from doodlelab.errors import UserError
-from doodlelab.pipeline import RUNS, add_parser, command, run_all, run_name
+from doodlelab.nn.embedding_losses import OBJECTIVES
+from doodlelab.pipeline import RUNS, add_parser, command, run_all, run_name, sweeps_for
 from doodlelab.report import build_report
 from doodlelab.report.build import fmt_metric, fmt_sci
 from tests.conftest import make_course_folder
@@ -59,8 +60,10 @@ def test_every_output_exists(results):
     for task in ("classifier", "two_tower"):
         assert (out / "compare" / task / "metrics.json").is_file()
         assert (out / "compare" / task / "accuracy.png").stat().st_size > 1000
-    for sweep in ("lr", "hidden", "two_tower_align"):
+    for sweep in ("lr", "hidden", "two_tower_align", *(f"loss_{name}" for name in OBJECTIVES)):
         assert (out / "sweep" / sweep / "summary.csv").is_file()
+    histories = (out / "sweep" / "loss_align_only" / "histories.csv").read_text().splitlines()
+    assert {"term_align_only", "diag_active", "diag_class_cosine"} <= set(histories[0].split(","))
     gradcheck = json.loads((out / "gradcheck.json").read_text())
     assert gradcheck["passed"] and gradcheck["classifier"]["batch"]["source"] == "data"
     assert {row["param"] for row in gradcheck["classifier"]["float32"]} >= {"0.weight", "0.bias"}
@@ -162,3 +165,20 @@ def test_report_subcommand_rebuilds_from_files(results, capsys):
     assert html.is_file() and "report.pdf" in capsys.readouterr().out
     args = parser.parse_args(["run", "--quick", "--out", "x", "--set", "train.epochs=1"])
     assert args.quick and args.overrides == ["train.epochs=1"] and args.out == Path("x")
+
+
+def test_the_loss_study_covers_every_objective_with_three_seeds():
+    from doodlelab.config import load_config
+    from doodlelab.sweep import combinations
+
+    cfg = load_config()
+    study = [s for s in sweeps_for(cfg) if s[0].startswith("loss_")]
+    assert sorted(grid["two_tower.loss"][0] for _, _, grid, _, _ in study) == sorted(OBJECTIVES)
+    points = 0
+    for _, model, grid, _, seeds in study:
+        assert model == "two_tower" and len(seeds) >= 3 and grid["train.epochs"] == [30]
+        points += len(combinations(cfg, grid))  # every point is a valid configuration
+    assert points == 23
+    hinge = next(grid for name, _, grid, _, _ in study if name == "loss_hinge_rank")
+    assert cfg.two_tower.margin in hinge["two_tower.margin"]  # the default is a point of the study
+    assert cfg.two_tower.align_weight in hinge["two_tower.align_weight"]

@@ -1,4 +1,4 @@
-"""The two-tower objectives: the core's hand-written gradients against torch (autograd, F.multi_margin_loss)."""
+"""The two-tower objectives: hand-written gradients against torch (autograd, F.multi_margin_loss)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ class TorchTwoTower(TorchTask):
         return objective, int((logits.argmax(axis=1) == y).sum())
 
     def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Set ``.grad`` of every parameter; return (objective, scores logit_scale * S (B, K)) like the core."""
+        """Set ``.grad`` of every parameter; return (objective, scores = logit_scale * S (B, K))."""
         t = self.cfg.two_tower
         labels = torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"]))
         self.model.train()
