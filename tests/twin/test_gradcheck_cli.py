@@ -152,11 +152,16 @@ def test_gradcheck_on_the_real_first_batch(real_data_dir: Path, tmp_path: Path) 
         assert max(r["max_abs_diff"] for r in report["classifier"][dtype]) <= limit
 
 
+def _tiny_glove(path: Path, seed: int) -> Path:
+    """Write a GloVe text file of the five class names, 4-d random vectors; return its path."""
+    rng = np.random.default_rng(seed)
+    path.write_text("".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
+                            for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    return path
+
+
 def test_two_tower_gradcheck_on_a_data_folder(course_dir: Path, tmp_path: Path) -> None:
-    glove = tmp_path / "glove.tiny.txt"
-    rng = np.random.default_rng(0)
-    glove.write_text("".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
-                             for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    glove = _tiny_glove(tmp_path / "glove.tiny.txt", seed=0)
     out = tmp_path / "gc.json"
     assert main(["gradcheck", "--model", "all", "--data", str(course_dir), "--json", str(out),
                  "--steps", "3", "--set", "model.hidden=[16]", "--set", "train.batch_size=16",
@@ -174,10 +179,7 @@ def test_two_tower_gradcheck_on_a_data_folder(course_dir: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize("loss", OBJECTIVES)
 def test_two_tower_gradcheck_for_every_objective(loss: str, tmp_path: Path) -> None:
-    glove = tmp_path / "glove.tiny.txt"
-    rng = np.random.default_rng(1)
-    glove.write_text("".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
-                             for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    glove = _tiny_glove(tmp_path / "glove.tiny.txt", seed=1)
     out = tmp_path / "gc.json"
     assert main(["gradcheck", "--model", "two_tower", "--json", str(out), "--steps", "2",
                  "--set", f"two_tower.loss={loss}", "--set", "model.hidden=[12]",

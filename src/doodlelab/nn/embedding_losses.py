@@ -46,6 +46,9 @@ class EmbeddingObjective:
     name = ""
     active = 0.0  # fraction of the terms that were non-zero in the last forward
 
+    def __init__(self, margin: float = 0.0) -> None:
+        self.margin = margin
+
     def _start(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Remember shape, dtype and labels; return the own-class mask (B, K)."""
         self._shape, self._dtype, self._y = s.shape, s.dtype, y
@@ -57,21 +60,22 @@ class EmbeddingObjective:
     def _per_image(self) -> np.floating:
         return self._dtype.type(1.0 / self._shape[0])
 
+    def _pair_fraction(self) -> float:
+        """Return the share of the B (K - 1) (image, wrong class) terms that are active."""
+        return float(self._on.sum() / (self._shape[0] * (self._shape[1] - 1)))
+
 
 class HingeRank(EmbeddingObjective):
     """DeViSE's ranking hinge: every other class must score ``margin`` below the own class."""
 
     name = "hinge_rank"
 
-    def __init__(self, margin: float) -> None:
-        self.margin = margin
-
     def forward(self, s: np.ndarray, y: np.ndarray) -> float:
         """Return mean_i sum_{k != y_i} max(0, m - S_iy + S_ik); caches the active hinges."""
         own = self._start(s, y)
         hinge = s.dtype.type(self.margin) - s[own][:, None] + s  # (B, K)
         self._on = (hinge > 0) & ~own
-        self.active = float(self._on.sum() / (s.shape[0] * (s.shape[1] - 1)))
+        self.active = self._pair_fraction()
         return float(np.where(self._on, hinge, 0).sum(dtype=np.float64) / s.shape[0])
 
     def backward(self) -> np.ndarray:
@@ -81,65 +85,63 @@ class HingeRank(EmbeddingObjective):
         return grad
 
 
-class HardestHinge(EmbeddingObjective):
-    """The structured-SVM hinge: only the most similar wrong class must stay ``margin`` below."""
+class _OneNegativeHinge(EmbeddingObjective):
+    """A hinge on one wrong class n_i per image: mean_i max(0, m + slope * (S_in - S_iy))."""
 
-    name = "hardest_hinge"
+    slope = 1.0
 
-    def __init__(self, margin: float) -> None:
-        self.margin = margin
+    def _negatives(self, s: np.ndarray, own: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def forward(self, s: np.ndarray, y: np.ndarray) -> float:
-        """Return mean_i max(0, m - S_iy + max_{k != y_i} S_ik); caches the hardest class."""
+        """Return the mean hinge over the batch; caches each image's wrong class and active hinges."""
         own = self._start(s, y)
         rows = np.arange(y.shape[0])
-        self._hardest = np.where(own, -np.inf, s).argmax(axis=1)  # (B,)
-        hinge = s.dtype.type(self.margin) - s[rows, y] + s[rows, self._hardest]  # (B,)
+        self._neg = self._negatives(s, own)  # (B,)
+        hinge = s.dtype.type(self.margin) + s.dtype.type(self.slope) * (s[rows, self._neg] - s[rows, y])
         self._on = hinge > 0
         self.active = float(self._on.mean())
         return float(np.where(self._on, hinge, 0).sum(dtype=np.float64) / s.shape[0])
 
     def backward(self) -> np.ndarray:
-        """Return dLoss/dS (B, K): 1/B at the hardest wrong class and -1/B at the own, where active."""
+        """Return dLoss/dS (B, K): slope/B at the wrong class and -slope/B at the own, where active."""
         rows = np.arange(self._shape[0])
-        on = self._on.astype(self._dtype) * self._per_image()
-        grad = self._zeros()
-        grad[rows, self._hardest] += on
-        grad[rows, self._y] -= on
-        return grad
-
-
-class Triplet(EmbeddingObjective):
-    """FaceNet's triplet on unit vectors, one negative class per image drawn from ``rng``.
-
-    With unit rows ``|u - v|^2 = 2 - 2 cos``, so the squared-distance triplet is
-    ``max(0, m + 2 (S_in - S_iy))``. A fresh negative is drawn at every ``forward``.
-    """
-
-    name = "triplet"
-
-    def __init__(self, margin: float, rng: np.random.Generator) -> None:
-        self.margin, self.rng = margin, rng
-
-    def forward(self, s: np.ndarray, y: np.ndarray) -> float:
-        """Return mean_i max(0, m + |u_i - v_y|^2 - |u_i - v_n|^2) for sampled negatives n."""
-        self._start(s, y)
-        rows = np.arange(y.shape[0])
-        self._neg = sample_negatives(y, s.shape[1], self.rng)  # (B,)
-        d_pos, d_neg = 2 - 2 * s[rows, y], 2 - 2 * s[rows, self._neg]  # squared distances
-        hinge = s.dtype.type(self.margin) + d_pos - d_neg  # (B,)
-        self._on = hinge > 0
-        self.active = float(self._on.mean())
-        return float(np.where(self._on, hinge, 0).sum(dtype=np.float64) / s.shape[0])
-
-    def backward(self) -> np.ndarray:
-        """Return dLoss/dS (B, K): 2/B at the sampled negative, -2/B at the own class, where active."""
-        rows = np.arange(self._shape[0])
-        on = self._on.astype(self._dtype) * (2 * self._per_image())
+        on = self._on.astype(self._dtype) * (self._dtype.type(self.slope) * self._per_image())
         grad = self._zeros()
         grad[rows, self._neg] += on
         grad[rows, self._y] -= on
         return grad
+
+
+class HardestHinge(_OneNegativeHinge):
+    """The structured-SVM hinge: only the most similar wrong class must stay ``margin`` below.
+
+    mean_i max(0, m - S_iy + max_{k != y_i} S_ik).
+    """
+
+    name = "hardest_hinge"
+
+    def _negatives(self, s: np.ndarray, own: np.ndarray) -> np.ndarray:
+        return np.where(own, -np.inf, s).argmax(axis=1)
+
+
+class Triplet(_OneNegativeHinge):
+    """FaceNet's triplet on unit vectors, one negative class per image drawn from ``rng``.
+
+    With unit rows ``|u - v|^2 = 2 - 2 cos``, so the squared-distance triplet
+    mean_i max(0, m + |u_i - v_y|^2 - |u_i - v_n|^2) is mean_i max(0, m + 2 (S_in - S_iy)).
+    A fresh negative is drawn at every ``forward``.
+    """
+
+    name = "triplet"
+    slope = 2.0
+
+    def __init__(self, margin: float, rng: np.random.Generator) -> None:
+        super().__init__(margin)
+        self.rng = rng
+
+    def _negatives(self, s: np.ndarray, own: np.ndarray) -> np.ndarray:
+        return sample_negatives(self._y, s.shape[1], self.rng)
 
 
 class CosineContrastive(EmbeddingObjective):
@@ -147,15 +149,12 @@ class CosineContrastive(EmbeddingObjective):
 
     name = "cosine_contrastive"
 
-    def __init__(self, margin: float) -> None:
-        self.margin = margin
-
     def forward(self, s: np.ndarray, y: np.ndarray) -> float:
         """Return mean_i [(1 - S_iy) + mean_{k != y_i} max(0, S_ik - m)]."""
         own = self._start(s, y)
         push = s - s.dtype.type(self.margin)  # (B, K)
         self._on = (push > 0) & ~own
-        self.active = float(self._on.sum() / (s.shape[0] * (s.shape[1] - 1)))
+        self.active = self._pair_fraction()
         pull = (1 - s[own]).sum(dtype=np.float64)
         pushed = np.where(self._on, push, 0).sum(dtype=np.float64) / (s.shape[1] - 1)
         return float((pull + pushed) / s.shape[0])
