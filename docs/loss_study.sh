@@ -9,9 +9,9 @@ OUT=${1:-runs/loss_study}
 T="doodlelab sweep --model two_tower --seeds 0,1,2"
 A="--grid two_tower.align_weight=[0.0,0.5]"
 E="--grid train.epochs=[30]"  # last, as the pipeline orders the grid
-$T --out "$OUT/loss_hinge_rank"    --grid 'two_tower.loss=["hinge_rank"]'    --grid 'two_tower.margin=[0.1,0.2,0.3,0.5]' $A $E
-$T --out "$OUT/loss_hardest_hinge" --grid 'two_tower.loss=["hardest_hinge"]' --grid 'two_tower.margin=[0.2,0.5]' $A $E
-$T --out "$OUT/loss_triplet"       --grid 'two_tower.loss=["triplet"]'       --grid 'two_tower.margin=[0.2,0.5]' $A $E
-$T --out "$OUT/loss_cosine_contrastive" --grid 'two_tower.loss=["cosine_contrastive"]' --grid 'two_tower.margin=[0.0,0.2]' $A $E
+$T --out "$OUT/loss_hinge_rank"    --grid 'two_tower.loss=["hinge_rank"]'    --grid 'two_tower.margin=[0.1,0.3,0.6,1.0]' $A $E
+$T --out "$OUT/loss_hardest_hinge" --grid 'two_tower.loss=["hardest_hinge"]' --grid 'two_tower.margin=[0.3,1.0]' $A $E
+$T --out "$OUT/loss_triplet"       --grid 'two_tower.loss=["triplet"]'       --grid 'two_tower.margin=[0.5,1.5]' $A $E
+$T --out "$OUT/loss_cosine_contrastive" --grid 'two_tower.loss=["cosine_contrastive"]' --grid 'two_tower.margin=[0.0,0.3]' $A $E
 $T --out "$OUT/loss_align_only"    --grid 'two_tower.loss=["align_only"]'    --grid 'two_tower.align_weight=[0.0]' $E
 $T --out "$OUT/loss_softmax_ce"    --grid 'two_tower.loss=["softmax_ce"]'    $A $E

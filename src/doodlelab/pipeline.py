@@ -71,8 +71,9 @@ Sweep = tuple[str, str, dict[str, list[Any]], str, tuple[int, ...]]
 # without the align term, each point trained from three seeds for a shorter schedule.
 LOSS_STUDY_EPOCHS = 30
 LOSS_STUDY_SEEDS = (0, 1, 2)
-LOSS_STUDY_MARGINS = {"hinge_rank": [0.1, 0.2, 0.3, 0.5], "hardest_hinge": [0.2, 0.5],
-                      "triplet": [0.2, 0.5], "cosine_contrastive": [0.0, 0.2]}
+# Margins are on cosines (the triplet's on squared distances, 2 - 2 cos: twice as wide).
+LOSS_STUDY_MARGINS = {"hinge_rank": [0.1, 0.3, 0.6, 1.0], "hardest_hinge": [0.3, 1.0],
+                      "triplet": [0.5, 1.5], "cosine_contrastive": [0.0, 0.3]}
 LOSS_STUDY_ALIGN = [0.0, 0.5]
 
 
