@@ -67,33 +67,38 @@ QUICK_SETTINGS = (
 # the term: off if the configuration has it, else on.
 Sweep = tuple[str, str, dict[str, list[Any]], str, tuple[int, ...]]
 
-# The two-tower loss study (docs/loss_study.md): every objective at a few margins, with and
-# without the align term, each point trained from three seeds for a shorter schedule.
+# The two-tower loss study (docs/loss_study.md): the ranking hinge at four margins with and
+# without the align term, the other objectives at two margins each, the align term alone and
+# the softmax (cross-entropy) for comparison; three seeds per point, a shorter schedule.
 LOSS_STUDY_EPOCHS = 30
 LOSS_STUDY_SEEDS = (0, 1, 2)
 # Margins are on cosines (the triplet's on squared distances, 2 - 2 cos: twice as wide).
-LOSS_STUDY_MARGINS = {"hinge_rank": [0.1, 0.3, 0.6, 1.0], "hardest_hinge": [0.3, 1.0],
-                      "triplet": [0.5, 1.5], "cosine_contrastive": [0.0, 0.3]}
-LOSS_STUDY_ALIGN = [0.0, 0.5]
+LOSS_STUDY_GRIDS = {
+    "hinge_rank": {"two_tower.margin": [0.1, 0.3, 0.6, 1.0], "two_tower.align_weight": [0.0, 0.5]},
+    "hardest_hinge": {"two_tower.margin": [0.3, 1.0], "two_tower.align_weight": [0.0]},
+    "triplet": {"two_tower.margin": [0.5, 1.5], "two_tower.align_weight": [0.0]},
+    "cosine_contrastive": {"two_tower.margin": [0.0, 0.3], "two_tower.align_weight": [0.0]},
+    "align_only": {"two_tower.align_weight": [0.0]},
+    "softmax_ce": {"two_tower.align_weight": [0.0, 0.5]},
+}
+LOSS_STUDY_QUESTIONS = {
+    "align_only": "the align term alone (collapses: nothing pushes the classes apart)",
+    "softmax_ce": "softmax cross-entropy on the cosines (a cross-entropy variant, outside Part II's "
+                  "rule; for comparison only)",
+}
 
 
 def loss_study(quick: bool = False) -> list[Sweep]:
-    """Return the two-tower loss study: one sweep per objective (a margin x align grid where it applies)."""
+    """Return the two-tower loss study: one sweep per objective over its margins and align weights."""
     epochs = {} if quick else {"train.epochs": [LOSS_STUDY_EPOCHS]}
     seeds = (0,) if quick else LOSS_STUDY_SEEDS
     out: list[Sweep] = []
-    for loss, margins in LOSS_STUDY_MARGINS.items():
-        grid = {"two_tower.loss": [loss], "two_tower.margin": margins[:1] if quick else margins,
-                "two_tower.align_weight": LOSS_STUDY_ALIGN, **epochs}
-        out.append((f"loss_{loss}", "two_tower", grid, f"the {loss} objective: margin and align term",
+    for loss, grid in LOSS_STUDY_GRIDS.items():
+        if quick:  # one margin: a smoke test of every objective
+            grid = {k: v[:1] if k == "two_tower.margin" else v for k, v in grid.items()}
+        question = LOSS_STUDY_QUESTIONS.get(loss, f"the {loss} objective: its margin and the align term")
+        out.append((f"loss_{loss}", "two_tower", {"two_tower.loss": [loss], **grid, **epochs}, question,
                     seeds))
-    out.append(("loss_align_only", "two_tower",
-                {"two_tower.loss": ["align_only"], "two_tower.align_weight": [0.0], **epochs},
-                "the align term alone (collapses: nothing pushes classes apart)", seeds))
-    out.append(("loss_softmax_ce", "two_tower",
-                {"two_tower.loss": ["softmax_ce"], "two_tower.align_weight": LOSS_STUDY_ALIGN, **epochs},
-                "softmax cross-entropy on the cosines (a cross-entropy variant, outside Part II's "
-                "rule; for comparison only)", seeds))
     return out
 
 
