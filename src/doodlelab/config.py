@@ -178,7 +178,7 @@ class TwoTowerConfig:
     # align_only (collapses; a demonstration), softmax_ce (a cross-entropy variant, outside
     # the assignment's Part II rule; for comparison only)
     loss: str = "hinge_rank"
-    margin: float = 0.2  # hinge margin on cosines (cosine_contrastive: the push threshold)
+    margin: float = 1.0  # hinge margin on cosines (cosine_contrastive: push threshold); chosen on validation
     logit_scale: float = 10.0  # scores = logit_scale * cosine (softmax_ce: its logits)
     align_weight: float = 0.5  # extra term: weight of mean(1 - cos(image, its class)); chosen on validation
     word_vectors: str = "glove-6b-50d"  # the packaged GloVe, or a path to a glove.*.txt file
