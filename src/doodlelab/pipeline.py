@@ -67,38 +67,41 @@ QUICK_SETTINGS = (
 # the term: off if the configuration has it, else on.
 Sweep = tuple[str, str, dict[str, list[Any]], str, tuple[int, ...]]
 
-# The two-tower loss study (docs/loss_study.md): the ranking hinge at four margins with and
-# without the align term, the other objectives at two margins each, the align term alone and
-# the softmax (cross-entropy) for comparison; three seeds per point, a shorter schedule.
+# The two-tower loss study (docs/loss_study.md): the ranking hinge at three margins, the align
+# term on top of it at two, the other objectives at one margin each, the align term alone and
+# the softmax (cross-entropy) for comparison; three seeds per point, a shorter schedule. Margins
+# are on cosines (the triplet's on squared distances, 2 - 2 cos: twice as wide).
 LOSS_STUDY_EPOCHS = 30
 LOSS_STUDY_SEEDS = (0, 1, 2)
-# Margins are on cosines (the triplet's on squared distances, 2 - 2 cos: twice as wide).
-LOSS_STUDY_GRIDS = {
-    "hinge_rank": {"two_tower.margin": [0.1, 0.3, 0.6, 1.0], "two_tower.align_weight": [0.0, 0.5]},
-    "hardest_hinge": {"two_tower.margin": [0.3, 1.0], "two_tower.align_weight": [0.0]},
-    "triplet": {"two_tower.margin": [0.5, 1.5], "two_tower.align_weight": [0.0]},
-    "cosine_contrastive": {"two_tower.margin": [0.0, 0.3], "two_tower.align_weight": [0.0]},
-    "align_only": {"two_tower.align_weight": [0.0]},
-    "softmax_ce": {"two_tower.align_weight": [0.0, 0.5]},
-}
-LOSS_STUDY_QUESTIONS = {
-    "align_only": "the align term alone (collapses: nothing pushes the classes apart)",
-    "softmax_ce": "softmax cross-entropy on the cosines (a cross-entropy variant, outside Part II's "
-                  "rule; for comparison only)",
-}
+LOSS_STUDY: tuple[tuple[str, str, dict[str, list[Any]], str], ...] = (
+    ("loss_hinge_rank", "hinge_rank", {"two_tower.margin": [0.1, 0.3, 1.0], "two_tower.align_weight": [0.0]},
+     "the ranking hinge (DeViSE): its margin"),
+    ("loss_hinge_rank_align", "hinge_rank", {"two_tower.margin": [0.1, 1.0], "two_tower.align_weight": [0.5]},
+     "the ranking hinge with the align term on top"),
+    ("loss_hardest_hinge", "hardest_hinge", {"two_tower.margin": [0.3], "two_tower.align_weight": [0.0]},
+     "the hardest-negative hinge (structured SVM)"),
+    ("loss_triplet", "triplet", {"two_tower.margin": [0.5], "two_tower.align_weight": [0.0]},
+     "the triplet loss, one sampled negative class per image"),
+    ("loss_cosine_contrastive", "cosine_contrastive",
+     {"two_tower.margin": [0.0], "two_tower.align_weight": [0.0]},
+     "the cosine contrastive loss: pull to 1, push below the margin"),
+    ("loss_align_only", "align_only", {"two_tower.align_weight": [0.0]},
+     "the align term alone (collapses: nothing pushes the classes apart)"),
+    ("loss_softmax_ce", "softmax_ce", {"two_tower.align_weight": [0.0, 0.5]},
+     "softmax cross-entropy on the cosines (a cross-entropy variant, outside Part II's rule; "
+     "for comparison only)"),
+)
 
 
 def loss_study(quick: bool = False) -> list[Sweep]:
-    """Return the two-tower loss study: one sweep per objective over its margins and align weights."""
+    """Return the two-tower loss study: one sweep per question, every objective in one of them."""
     epochs = {} if quick else {"train.epochs": [LOSS_STUDY_EPOCHS]}
     seeds = (0,) if quick else LOSS_STUDY_SEEDS
     out: list[Sweep] = []
-    for loss, grid in LOSS_STUDY_GRIDS.items():
+    for name, loss, grid, question in LOSS_STUDY:
         if quick:  # one margin: a smoke test of every objective
             grid = {k: v[:1] if k == "two_tower.margin" else v for k, v in grid.items()}
-        question = LOSS_STUDY_QUESTIONS.get(loss, f"the {loss} objective: its margin and the align term")
-        out.append((f"loss_{loss}", "two_tower", {"two_tower.loss": [loss], **grid, **epochs}, question,
-                    seeds))
+        out.append((name, "two_tower", {"two_tower.loss": [loss], **grid, **epochs}, question, seeds))
     return out
 
 
