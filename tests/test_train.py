@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from doodlelab.config import load_config
-from doodlelab.tasks.classifier import NumpyClassifier, Streams, cross_entropy_scores
+from doodlelab.tasks.classifier import NumpyClassifier, cross_entropy_scores
+from doodlelab.tasks.streams import Streams
 from doodlelab.train import TrainingDiverged, fit
 
 

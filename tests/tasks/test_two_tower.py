@@ -8,7 +8,7 @@ import pytest
 from doodlelab.config import build_config
 from doodlelab.nn.embedding_losses import OBJECTIVES
 from doodlelab.nn.gradcheck import numerical_grad
-from doodlelab.tasks.classifier import Streams
+from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import NumpyTwoTower
 
 

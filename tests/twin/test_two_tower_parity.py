@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from doodlelab.config import build_config
 from doodlelab.nn.embedding_losses import OBJECTIVES
-from doodlelab.tasks.classifier import Streams
+from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import NumpyTwoTower
 from doodlelab.twin.modules import numpy_grads
 from doodlelab.twin.two_tower import TorchTwoTower

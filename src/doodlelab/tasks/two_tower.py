@@ -32,9 +32,12 @@ from dataclasses import replace
 import numpy as np
 
 from doodlelab.config import Config
-from doodlelab.nn import SGD, L2Normalize, Module, Sequential, l2_penalty
+from doodlelab.nn import L2Normalize, Module, Sequential, l2_penalty
 from doodlelab.nn.embedding_losses import AlignOnly, EmbeddingObjective, class_cosine, make_objective
-from doodlelab.tasks.classifier import N_INPUTS, Streams, blas_threads, build_mlp, matmul_threads
+from doodlelab.tasks.base import NumpyTask
+from doodlelab.tasks.mlp import N_INPUTS, build_mlp
+from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.threads import blas_threads
 
 
 class Towers(Module):
@@ -93,10 +96,9 @@ def embedding_scores(cfg: Config, u: np.ndarray, v: np.ndarray, y: np.ndarray) -
             "active": objective.active, "class_cosine": class_cosine(v)}
 
 
-class NumpyTwoTower:
+class NumpyTwoTower(NumpyTask):
     """Image and word-vector MLPs trained with the from-scratch backprop and SGD."""
 
-    backend = "numpy"
     task = "two_tower"
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
@@ -113,17 +115,7 @@ class NumpyTwoTower:
         self.objective = objective_for(cfg, streams.negatives)
         self.align = AlignOnly()
         self.loss_terms: dict[str, float] = {}
-        o = cfg.optim
-        self.optimizer = SGD(self.model.parameters(), lr=o.lr, momentum=o.momentum,
-                             nesterov=o.nesterov, weight_decay=o.weight_decay)
-
-    def set_lr(self, lr: float) -> None:
-        """Set the learning rate used by the next steps."""
-        self.optimizer.lr = lr
-
-    def threads(self, rows: int) -> int:
-        """Return the BLAS thread count for passes of ``rows`` images (the classifier's rule)."""
-        return matmul_threads(rows, self.widths)
+        self._setup_optimizer()
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
@@ -190,11 +182,3 @@ class NumpyTwoTower:
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode scores on images (N, 784), labels (N,): see :func:`embedding_scores`."""
         return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Return copies of the weights of both towers (Linear weight is (in, out))."""
-        return self.model.state_dict()
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Load weights of both towers in numpy layout."""
-        self.model.load_state_dict(state)

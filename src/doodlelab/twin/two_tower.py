@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
-from doodlelab.tasks.classifier import N_INPUTS, Streams
+from doodlelab.tasks.mlp import N_INPUTS
+from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import build_towers, embedding_scores
-from doodlelab.twin.classifier import TorchTask, configure_threads, torch_threads
+from doodlelab.twin.base import TorchTask, configure_threads, torch_threads
 from doodlelab.twin.embedding_losses import Objective, align_only
 from doodlelab.twin.losses import l2_penalty
-from doodlelab.twin.modules import from_numpy, load_numpy_state, numpy_state, torch_dtype
+from doodlelab.twin.modules import from_numpy, torch_dtype
 
 
 class TorchTowers(torch.nn.Module):
@@ -30,8 +31,6 @@ class TorchTowers(torch.nn.Module):
 
 class TorchTwoTower(TorchTask):
     """Image and word-vector MLPs trained with torch autograd and ``torch.optim.SGD``."""
-
-    backend = "torch"
     task = "two_tower"
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
@@ -52,9 +51,7 @@ class TorchTwoTower(TorchTask):
         self.objective = Objective(t.loss, margin=t.margin, scale=t.logit_scale, rng=streams.negatives,
                                    label_smoothing=cfg.train.label_smoothing)
         self.loss_terms: dict[str, float] = {}
-        o = cfg.optim
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=o.lr, momentum=o.momentum,
-                                         nesterov=o.nesterov, weight_decay=o.weight_decay)
+        self._setup_optimizer()
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
@@ -107,11 +104,3 @@ class TorchTwoTower(TorchTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode scores on images (N, 784), labels (N,), computed as the core does."""
         return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Return copies of the weights of both towers in numpy layout."""
-        return numpy_state(self.model)
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Load weights of both towers in numpy layout."""
-        load_numpy_state(self.model, state)
