@@ -98,6 +98,9 @@ class _Recorder:
     def logits(self, x: np.ndarray) -> np.ndarray:
         return np.zeros((x.shape[0], 5), np.float32)
 
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        return {"loss": 0.0, "accuracy": 0.0}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
 
