@@ -63,3 +63,17 @@ class NumpyClassifier(NumpyTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode {"loss": mean cross-entropy, "accuracy"} on images (N, 784), labels (N,)."""
         return cross_entropy_scores(self.logits(x), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
+
+        This is the saliency of class ``k``: which pixels would raise its score. The
+        parameter gradients the pass accumulates are zeroed again afterwards.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        self.model.eval()
+        logits = self.model.forward(x)  # (N, K)
+        dout = np.zeros_like(logits)
+        dout[:, k] = 1
+        dx = self.model.backward(dout)  # (N, 784)
+        self.model.zero_grad()
+        return dx

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The fields of Streams, in seed order (negatives: the triplet objective's sampled classes)
+STREAMS = ("init", "dropout", "shuffle", "augment", "negatives")
+
 
 @dataclass
 class Streams:
@@ -25,4 +28,4 @@ class Streams:
     @classmethod
     def from_seed(cls, seed: int) -> Streams:
         """Return the five streams for ``seed`` (SeedSequence keeps them independent)."""
-        return cls(*(np.random.default_rng([seed, k]) for k in range(5)))
+        return cls(*(np.random.default_rng([seed, k]) for k in range(len(STREAMS))))

@@ -182,3 +182,16 @@ class NumpyTwoTower(NumpyTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode scores on images (N, 784), labels (N,): see :func:`embedding_scores`."""
         return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
+
+        ``logit_k = s * u . v_k`` with ``u`` the image embedding, so the gradient at
+        ``u`` is ``s * v_k``; the image tower's backward carries it to the pixels.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        v = self.class_embeddings()[k]  # (E,), eval mode
+        u = self.model.image.forward(x)  # (N, E)
+        du = np.broadcast_to(self.dtype.type(self.cfg.two_tower.logit_scale) * v, u.shape)
+        dx = self.model.image.backward(np.ascontiguousarray(du))  # (N, 784)
+        self.model.zero_grad()
+        return dx

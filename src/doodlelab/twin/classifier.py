@@ -63,3 +63,10 @@ class TorchClassifier(TorchTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode {"loss": mean cross-entropy, "accuracy"} on images (N, 784), labels (N,)."""
         return cross_entropy_scores(self.logits(x), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
+        self.model.eval()
+        images = self._tensor(x).clone().requires_grad_(True)
+        self.model(images)[:, k].sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        return images.grad.numpy()

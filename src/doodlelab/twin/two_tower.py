@@ -104,3 +104,11 @@ class TorchTwoTower(TorchTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode scores on images (N, 784), labels (N,), computed as the core does."""
         return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
+        v = torch.from_numpy(self.class_embeddings()[k])  # (E,), no gradient
+        images = self._tensor(x).clone().requires_grad_(True)
+        self.model.eval()
+        (self.cfg.two_tower.logit_scale * (self.model.image(images) @ v)).sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        return images.grad.numpy()
