@@ -132,6 +132,9 @@ def _one_line_error(capsys) -> str:
         (["--set", "train.epochs=many"], "train.epochs"),
         (["--set", "nope"], "section.key=value"),
         (["--config", "/nonexistent.toml"], "does not exist"),
+        (["--set", "two_tower.loss=mse"], "two_tower.loss must be one of hinge_rank"),
+        (["--set", "two_tower.margin=-0.1"], "two_tower.margin must be in [0, 2]"),
+        (["--set", "two_tower.margin=2.5"], "two_tower.margin must be in [0, 2]"),
     ],
 )
 def test_bad_config_is_exit_2_and_writes_nothing(course_dir, tmp_path, capsys, args, match):
