@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from doodlelab.config import load_config
-from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.classifier import NumpyClassifier, cross_entropy_scores
 from doodlelab.tasks.streams import Streams
-from doodlelab.train import TrainingDiverged, fit, loss_and_accuracy
+from doodlelab.train import TrainingDiverged, fit
 
 
 class ScriptedTask:
@@ -36,6 +36,9 @@ class ScriptedTask:
             self.epoch += 1
             self.weights = np.array([self.epoch], float)
         return out
+
+    def evaluate(self, x, y):
+        return cross_entropy_scores(self.logits(x), y)
 
     def state_dict(self):
         return {"w": self.weights.copy()}
@@ -99,8 +102,8 @@ def test_real_numpy_classifier_learns_a_separable_problem():
                  augment_rng=streams.augment, progress=False)
     assert result.history[-1]["val_accuracy"] == 1.0
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    loss, acc = loss_and_accuracy(task.logits(x[150:]), y[150:])
-    assert acc == 1.0 and loss < 0.5
+    scores = task.evaluate(x[150:], y[150:])
+    assert scores["accuracy"] == 1.0 and scores["loss"] < 0.5
 
 
 class TermsTask(ScriptedTask):
@@ -157,3 +160,63 @@ def test_figures_of_many_classes_keep_every_number_in_their_csv(tmp_path):
     assert len(rows) == k + 1 and rows[0].split(",")[1:] == names
     roc_classes = {line.split(",")[0] for line in (tmp_path / "roc.csv").read_text().splitlines()[1:]}
     assert roc_classes == set(names)
+
+
+class DiagnosedTask(ScriptedTask):
+    """A scripted task that reports two diagnostics with its scores."""
+
+    def evaluate(self, x, y):
+        scores = super().evaluate(x, y)  # advances the script on the validation call
+        return {**scores, "active": x.shape[0] / 10, "class_cosine": float(self.epoch)}
+
+
+def test_diagnostics_are_logged_from_validation_and_plotted(tmp_path):
+    from doodlelab.figures import plot_diagnostics
+    from doodlelab.train import HISTORY_COLUMNS, history_columns
+
+    result = _fit(DiagnosedTask([0.1, 0.2]), "train.epochs=2")  # 8 training, 5 validation images
+    assert [h["diag_active"] for h in result.history] == [0.5, 0.5]  # from the 5 validation images
+    assert [h["diag_class_cosine"] for h in result.history] == [1.0, 2.0]
+    assert history_columns(result.history) == [*HISTORY_COLUMNS, "diag_active", "diag_class_cosine"]
+    written = plot_diagnostics(result.history, tmp_path)
+    assert [p.name for p in written] == ["diagnostics.png", "diagnostics.csv"]
+    assert (tmp_path / "diagnostics.csv").read_text().splitlines() == [
+        "epoch,active,class_cosine", "1,0.5,1.0", "2,0.5,2.0"]
+
+
+class _TwoRanks:
+    """Rank ``rank`` of two processes whose all-reduce adds the other rank's recorded sums."""
+
+    world_size = 2
+
+    def __init__(self, rank, other=None):
+        self.rank, self.other, self.sent = rank, other, None
+
+    def rows(self, n):
+        return slice(0, n // 2) if self.rank == 0 else slice(n // 2, n)
+
+    def all_sum(self, values):
+        self.sent = np.array(values, copy=True)
+        return values if self.other is None else values + self.other
+
+
+def test_split_scores_in_chunks_and_process_shares_equal_evaluate_on_every_row(monkeypatch):
+    import doodlelab.train as train
+    from doodlelab.tasks.two_tower import NumpyTwoTower
+
+    rng = np.random.default_rng(3)
+    cfg = load_config(None, ["model.hidden=[8]", "two_tower.embed_dim=4", "two_tower.text_hidden=[4]",
+                             "two_tower.loss=hardest_hinge", "two_tower.margin=0.5"])
+    task = NumpyTwoTower(cfg, Streams.from_seed(0), rng.normal(size=(5, 6)), dtype=np.float64)
+    x, y = rng.random((23, 784)), rng.integers(0, 5, 23)
+    whole = task.evaluate(x, y)  # one call on every row
+    assert set(whole) == {"loss", "accuracy", "active", "class_cosine"}
+    monkeypatch.setattr(train, "SCORE_ROWS", 4)  # 23 rows: chunks of 4, 4, 4, 4, 4, 3
+    assert train.split_scores(task, x, y) == pytest.approx(whole, rel=1e-12)
+    second = _TwoRanks(1)
+    train.split_scores(task, x, y, second)  # rank 1's sums, rows 11..22
+    assert train.split_scores(task, x, y, _TwoRanks(0, second.sent)) == pytest.approx(whole, rel=1e-12)
+    second = _TwoRanks(1)  # one row: rank 0's share is empty and adds nothing
+    train.split_scores(task, x[:1], y[:1], second)
+    alone = train.split_scores(task, x[:1], y[:1], _TwoRanks(0, second.sent))
+    assert alone == pytest.approx(task.evaluate(x[:1], y[:1]), rel=1e-12)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +25,8 @@ from doodlelab.config import Config
 from doodlelab.data.course import Split
 from doodlelab.data.images import rows_of
 from doodlelab.data.prepare import Prepared, prepare
-from doodlelab.registry import BACKENDS, TASKS, backend_versions, place, task_class
+from doodlelab.errors import UserError
+from doodlelab.registry import BACKENDS, TASKS, Placement, backend_versions, place, task_class
 from doodlelab.runfolder import RunFolder
 from doodlelab.scoring import score_on_test, summary_line
 from doodlelab.train import FitResult, Task, fit_new, history_columns
@@ -112,56 +115,83 @@ def _run_env(backend: str, cfg: Config, data: Prepared, result: FitResult) -> di
     return env
 
 
-def _begin(out: Path, overwrite: bool, task: str, backend: str, data: Prepared, cfg: Config) -> RunFolder:
-    """Start the run folder at ``out``: config, split and (two-tower) class vectors."""
-    run = RunFolder(out).begin(overwrite)
-    run.write_config(task, backend, data.classes, cfg)
-    run.write_split(data.train_idx, data.val_idx)
-    if task == "two_tower":
-        run.write_class_vectors(data.classes, data.class_vectors)
-    return run
+def run_identity(data: Prepared, cfg: Config, backend: str, task: str) -> dict[str, Any]:
+    """Return what makes two runs the same run: task, backend, settings and data checksums."""
+    return {"task": task, "backend": backend, "config": cfg.to_dict(), "data_checksums": data.checksums}
 
 
 def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy", task: str = "classifier",
-              overwrite: bool = False, progress: bool | None = None,
+              overwrite: bool = False, progress: bool | None = None, resume: bool = False,
               device: str = "cpu") -> dict[str, Any] | None:
     """Train ``task`` (classifier or two_tower) on ``data`` and write a complete run folder at ``out``.
 
     ``data`` must hold the test split and, for a two-tower task, the class vectors
     (``prepare(..., word_vectors=True)``). Returns the test metrics. Raises UserError
-    (before writing anything) on a bad backend, model or device or an occupied ``out``.
-    Under torchrun every process trains its share of each batch and only rank 0 writes
-    the folder (the others return None).
+    (before writing anything) on a bad backend, model or device, or an occupied or locked
+    ``out``. ``resume`` continues the interrupted run at ``out`` from its last whole epoch.
+    An interrupt (KeyboardInterrupt) keeps the interrupted run resumable; any other error
+    discards it. Under torchrun every process trains its share of each batch, only rank 0
+    writes the folder (the others return None), and there are no per-epoch checkpoints.
     """
-    from doodlelab.figures import plot_curves, plot_loss_terms
-
     task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
     if data.test is None or (task == "two_tower" and data.class_vectors is None):
         raise ValueError("train_run needs the test split (and, for two_tower, the class vectors)")
     placement = place(backend, task, device)  # joining a process group waits for every process's checks
-    history: list[dict[str, float]] = []
     try:
-        run = _begin(out, overwrite, task, backend, data, cfg) if placement.writes else None
-
-        def on_epoch(row: dict[str, float]) -> None:
-            history.append(row)
-            if run is not None:
-                run.write_history(history, history_columns(history))
-
-        train, (train_idx, val_idx) = data.train, (data.train_idx, data.val_idx)
-        model, result = fit_new(cfg, backend, task, rows_of(train.x, train_idx), train.y[train_idx],
-                                rows_of(train.x, val_idx), train.y[val_idx],
-                                class_vectors=data.class_vectors, n_classes=len(data.classes),
-                                progress=progress if placement.writes else False, on_epoch=on_epoch,
-                                device=placement.device, group=placement.group)
+        if placement.group is not None and resume:
+            raise UserError("--resume continues single-process runs; runs under torchrun keep no checkpoints")
+        if not placement.writes:
+            _fit(None, data, cfg, backend, task, False, placement, None)
+            return None
+        run = RunFolder(out).begin(overwrite, resume=resume, identity=run_identity(data, cfg, backend, task))
+        try:
+            return _train_into(run, data, cfg, backend, task, progress, resume, placement)
+        except KeyboardInterrupt:
+            run.abandon(interrupted=True)
+            raise
+        except BaseException:
+            run.abandon(interrupted=False)
+            raise
     finally:
         if placement.group is not None:
             placement.group.close()
-    if run is None:
-        return None
+
+
+def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: str, task: str,
+         progress: bool | None, placement: Placement,
+         checkpoint: tuple[dict[str, np.ndarray], dict[str, Any]] | None) -> tuple[Task, FitResult]:
+    """Fit ``task`` on the training split, writing history (and, in one process, checkpoints) into ``run``."""
+    history: list[dict[str, float]] = list(checkpoint[1]["history"]) if checkpoint else []
+
+    def on_epoch(row: dict[str, float]) -> None:
+        history.append(row)
+        if run is not None:
+            run.write_history(history, history_columns(history))
+
+    save = run.write_checkpoint if run is not None and placement.group is None else None
+    train, (train_idx, val_idx) = data.train, (data.train_idx, data.val_idx)
+    return fit_new(cfg, backend, task, rows_of(train.x, train_idx), train.y[train_idx],
+                   rows_of(train.x, val_idx), train.y[val_idx], class_vectors=data.class_vectors,
+                   n_classes=len(data.classes), progress=progress, on_epoch=on_epoch,
+                   checkpoint=save, resume=checkpoint, device=placement.device, group=placement.group)
+
+
+def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task: str,
+                progress: bool | None, resume: bool, placement: Placement) -> dict[str, Any]:
+    """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics."""
+    from doodlelab.figures import plot_curves, plot_diagnostics, plot_loss_terms
+
+    checkpoint = run.checkpoint if resume else None
+    if checkpoint is None:
+        run.write_config(task, backend, data.classes, cfg)
+        run.write_split(data.train_idx, data.val_idx)
+        if task == "two_tower":
+            run.write_class_vectors(data.classes, data.class_vectors)
+    model, result = _fit(run, data, cfg, backend, task, progress, placement, checkpoint)
     run.write_weights(model.state_dict())
     plot_curves({backend: result.history}, run.figures_dir)
     plot_loss_terms(result.history, run.figures_dir)
+    plot_diagnostics(result.history, run.figures_dir)
     run.write_env({**_run_env(backend, cfg, data, result), **placement.describe()})
     return write_test_outputs(model, data.test, run, cfg)
 
@@ -183,28 +213,61 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="never fetch the course data when no folder is found ($DOODLELAB_OFFLINE=1)")
     p.add_argument("--device", choices=["cpu", "cuda", "mps", "auto"], default="cpu",
                    help="where the torch backend computes (default cpu; auto: cuda, else mps, else cpu)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in RUN_DIR from its last whole epoch")
     add_config_args(p)
 
 
+def _resume_command(args: argparse.Namespace, out: Path) -> str:
+    """Return the command line that continues this training run."""
+    words = ["doodlelab", "train", args.model, "--backend", args.backend, "--out", str(out)]
+    if args.data is not None:
+        words += ["--data", str(args.data)]
+    if args.config is not None:
+        words += ["--config", str(args.config)]
+    for setting in args.overrides:
+        words += ["--set", setting]
+    if args.device != "cpu":
+        words += ["--device", args.device]
+    return shlex.join([*words, "--resume"])
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops training the way Ctrl-C does
+
+
 def command(args: argparse.Namespace) -> int:
-    """Run ``doodlelab train``; return 0."""
+    """Run ``doodlelab train``; return 0 (an interrupt prints the command that resumes it)."""
     from doodlelab.config import load_config
     from doodlelab.data.autofetch import data_dir_or_fetch
 
     cfg = load_config(args.config, args.overrides)
     task_class(args.backend, args.model)
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues a run and --overwrite starts one over; pass one of them")
     if args.out is None:
+        if args.resume:
+            raise UserError("--resume needs --out RUN_DIR, the folder of the interrupted run")
         from datetime import datetime
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{args.model}-{args.backend}-{stamp}"
     else:
         out = args.out
-    RunFolder(out).check_free(args.overwrite)
+    if not args.resume:
+        RunFolder(out).check_free(args.overwrite)
     folder = data_dir_or_fetch(args.data, no_fetch=args.offline)
     data = prepare(cfg, folder, word_vectors=args.model == "two_tower")
-    metrics = train_run(data, out, cfg, backend=args.backend, task=args.model, overwrite=args.overwrite,
-                        device=args.device)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # the CLI runs in the main thread
+    try:
+        metrics = train_run(data, out, cfg, backend=args.backend, task=args.model,
+                            overwrite=args.overwrite, resume=args.resume, device=args.device)
+    except KeyboardInterrupt:
+        print(f"doodlelab: training stopped; the last whole epoch is kept. Resume with:\n  "
+              f"{_resume_command(args, out)}", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if metrics is None:  # a torchrun process other than rank 0: rank 0 reports
         return 0
     print(f"{args.model} ({args.backend}) -> {out}")

@@ -29,10 +29,9 @@ from doodlelab.config import Config
 from doodlelab.data.augment import random_affine
 from doodlelab.data.batches import iterate_minibatches, n_batches
 from doodlelab.errors import UserError
-from doodlelab.nn.losses import log_softmax
 from doodlelab.nn.optim import LRSchedule
 from doodlelab.tasks.mlp import N_CLASSES
-from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.streams import STREAMS, Streams
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -48,12 +47,14 @@ HISTORY_COLUMNS = (
 
 
 TERM_PREFIX = "term_"  # history columns of the separate loss terms a task reports
+DIAG_PREFIX = "diag_"  # history columns of a task's per-epoch diagnostics (on validation)
 
 
 def history_columns(history: list[dict[str, float]]) -> list[str]:
-    """Return the CSV columns of ``history``: :data:`HISTORY_COLUMNS`, then any loss-term columns."""
-    extra = [k for k in (history[0] if history else {}) if k.startswith(TERM_PREFIX)]
-    return [*HISTORY_COLUMNS, *extra]
+    """Return the CSV columns of ``history``: :data:`HISTORY_COLUMNS`, then loss terms and diagnostics."""
+    first = history[0] if history else {}
+    extra = [k for k in first if k.startswith(TERM_PREFIX)]
+    return [*HISTORY_COLUMNS, *extra, *(k for k in first if k.startswith(DIAG_PREFIX))]
 
 
 SCORE_ROWS = 8192  # rows per chunk when the clean loss of a whole split is measured
@@ -96,8 +97,12 @@ class Task(Protocol):
     def set_lr(self, lr: float) -> None: ...
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
     def logits(self, x: np.ndarray) -> np.ndarray: ...
+    # {"loss": the task's objective, "accuracy", and any diagnostics (logged as diag_<name>)}
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]: ...
     def state_dict(self) -> dict[str, np.ndarray]: ...
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+    def training_state(self) -> dict[str, np.ndarray]: ...
+    def load_training_state(self, state: dict[str, np.ndarray]) -> None: ...
 
     # Optional: a task whose objective has several terms sets ``loss_terms`` (name ->
     # value of the last batch) in ``train_batch``; the loop logs each one's epoch mean
@@ -116,29 +121,27 @@ class FitResult:
     epoch_seconds: list[float] = field(default_factory=list)
 
 
-def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Return (mean cross-entropy, accuracy) of logits (N, C) against labels (N,)."""
-    logp = log_softmax(logits.astype(np.float64))
-    loss = float(-logp[np.arange(y.shape[0]), y].mean())
-    return loss, float((logits.argmax(axis=1) == y).mean())
+def split_scores(task: Task, x: np.ndarray, y: np.ndarray, shard: Shard | None = None) -> dict[str, float]:
+    """Return ``task.evaluate`` over every row ({"loss", "accuracy", diagnostics...}), chunk by chunk.
 
-
-def split_scores(task: Task, x: np.ndarray, y: np.ndarray, shard: Shard | None = None) -> tuple[float, float]:
-    """Return (mean cross-entropy, accuracy) of eval-mode logits over every row, chunk by chunk.
-
-    Each process scores its share of the rows; the sums are added over processes.
+    Each process evaluates its share of the rows in chunks of :data:`SCORE_ROWS`; every
+    score is weighted by its chunk's rows and the sums are added over processes. The
+    objectives' scores are means over rows (``class_cosine`` is the same in every chunk),
+    so the chunked value is the whole split's (the triplet's sampled negatives are drawn
+    per chunk from the fixed evaluation seed); one chunk in one process is returned as is.
     """
     shard = shard or OneProcess()
     mine = shard.rows(y.shape[0])
-    loss_sum, correct = 0.0, 0
-    for start in range(mine.start, mine.stop, SCORE_ROWS):
-        stop = min(start + SCORE_ROWS, mine.stop)
-        logits, yb = task.logits(x[start:stop]), y[start:stop]
-        logp = log_softmax(logits.astype(np.float64))
-        loss_sum -= float(logp[np.arange(yb.shape[0]), yb].sum())
-        correct += int((logits.argmax(axis=1) == yb).sum())
-    loss_sum, correct = shard.all_sum(np.array([loss_sum, correct], dtype=np.float64))
-    return float(loss_sum / y.shape[0]), float(correct / y.shape[0])
+    bounds = [(start, min(start + SCORE_ROWS, mine.stop)) for start in range(mine.start, mine.stop, SCORE_ROWS)]
+    chunks = [(stop - start, task.evaluate(x[start:stop], y[start:stop])) for start, stop in bounds]
+    if shard.world_size == 1 and len(chunks) == 1:
+        return chunks[0][1]
+    if not chunks:  # a share with no rows (fewer rows than processes) still joins the sum, with weight 0
+        chunks = [(0, task.evaluate(x[:1], y[:1]))]
+    names = list(chunks[0][1])
+    sums = sum(np.array([scores[k] for k in names], np.float64) * n for n, scores in chunks)
+    totals = shard.all_sum(np.asarray(sums, np.float64))
+    return {k: float(v / y.shape[0]) for k, v in zip(names, totals)}
 
 
 def schedule_from(cfg: Config) -> LRSchedule:
@@ -229,13 +232,28 @@ def _train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epo
             **{f"{TERM_PREFIX}{name}": total / seen for name, total in term_sums.items()}}
 
 
+@dataclass
+class FitState:
+    """Where a fit stands after a whole epoch: enough, with the task and the streams, to go on."""
+
+    epoch: int  # epochs done
+    history: list[dict[str, float]]
+    best_value: float
+    best_epoch: int
+    waited: int  # epochs since the best one
+    best_state: dict[str, np.ndarray]  # the best epoch's weights (train.restore_best)
+
+
 class _EarlyStop:
     """Tracks the monitored validation value: the best epoch, its weights if kept, patience."""
 
-    def __init__(self, task: Task, cfg: Config) -> None:
+    def __init__(self, task: Task, cfg: Config, start: FitState | None = None) -> None:
         self.task, self.t = task, cfg.train
         self.best_value = math.inf if self.t.monitor == "val_loss" else -math.inf
         self.best_epoch, self.best_state, self.waited = 0, task.state_dict(), 0
+        if start is not None:
+            self.best_value, self.best_epoch, self.waited = start.best_value, start.best_epoch, start.waited
+            self.best_state = start.best_state
 
     def should_stop(self, row: dict[str, float]) -> bool:
         """Record epoch ``row``; return whether patience has run out."""
@@ -262,61 +280,101 @@ def fit(
     progress: bool | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     shard: Shard | None = None,
+    start: FitState | None = None,
+    checkpoint: Callable[[FitState], None] | None = None,
 ) -> FitResult:
     """Train ``task`` for ``cfg.train.epochs`` epochs; return history and best epoch.
 
     ``progress=None`` shows a tqdm bar only when stderr is a terminal. With a ``shard``
     of several processes the task must have ``set_batch_shard`` (the torch tasks do).
+    ``start`` continues a fit after its ``start.epoch`` epochs (the task and the random
+    streams must be in the state they had then); ``checkpoint`` receives the state after
+    every epoch.
     """
     schedule = schedule_from(cfg)
-    history: list[dict[str, float]] = []
-    stop = _EarlyStop(task, cfg)
-    stopped_early = False
+    history: list[dict[str, float]] = list(start.history) if start is not None else []
+    stop, stopped_early = _EarlyStop(task, cfg, start), False
     if progress is None:
         progress = sys.stderr.isatty()
-    start = time.perf_counter()
-    epoch_seconds = []
-    with tqdm(range(1, cfg.train.epochs + 1), desc=f"train {task.backend}", unit="epoch",
+    tick0 = time.perf_counter()
+    epoch_seconds = [float(row["seconds"]) for row in history]
+    first = start.epoch + 1 if start is not None else 1
+    with tqdm(range(first, cfg.train.epochs + 1), desc=f"train {task.backend}", unit="epoch",
               disable=not progress, leave=False) as bar:
         for epoch in bar:
             tick = time.perf_counter()
             batches = epoch_batches(x_train, y_train, cfg, epoch - 1, shuffle_rng, augment_rng, shard)
             running = _train_epoch(task, batches, schedule, epoch, shard)
-            train_loss, train_acc = split_scores(task, x_train, y_train, shard)
-            val_loss, val_acc = split_scores(task, x_val, y_val, shard)
+            train_scores = split_scores(task, x_train, y_train, shard)
+            val_scores = split_scores(task, x_val, y_val, shard)
+            train_loss, train_acc = train_scores.pop("loss"), train_scores.pop("accuracy")
+            val_loss, val_acc = val_scores.pop("loss"), val_scores.pop("accuracy")
             epoch_seconds.append(time.perf_counter() - tick)
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    "val_loss": val_loss, "val_accuracy": val_acc,
                    "batch_loss": running.pop("batch_loss"),
                    "batch_accuracy": running.pop("batch_accuracy"),
-                   "lr": schedule(epoch - 1), "seconds": epoch_seconds[-1], **running}
+                   "lr": schedule(epoch - 1), "seconds": epoch_seconds[-1], **running,
+                   **{f"{DIAG_PREFIX}{name}": value for name, value in val_scores.items()}}
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)
             bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
-            if stop.should_stop(row):
-                stopped_early = True
+            stopped_early = stop.should_stop(row)
+            if checkpoint is not None:
+                checkpoint(FitState(epoch, history, stop.best_value, stop.best_epoch, stop.waited,
+                                    stop.best_state))
+            if stopped_early:
                 break
     restore = cfg.train.restore_best and stop.best_epoch > 0
     if restore:
         task.load_state_dict(stop.best_state)
     return FitResult(history=history, best_epoch=stop.best_epoch,
                      weights_epoch=stop.best_epoch if restore else len(history),
-                     stopped_early=stopped_early, train_seconds=time.perf_counter() - start,
+                     stopped_early=stopped_early, train_seconds=time.perf_counter() - tick0,
                      epoch_seconds=epoch_seconds)
+
+
+BEST = "best."  # prefix of the best epoch's weights in a checkpoint
+
+
+Checkpoint = tuple[dict[str, np.ndarray], dict[str, Any]]  # (arrays, JSON-ready state)
+
+
+def checkpoint_of(task: Task, streams: Streams, state: FitState) -> Checkpoint:
+    """Return (arrays, JSON-ready state) that :func:`resume_state` turns back into this point of a fit."""
+    arrays = {**task.training_state(), **{f"{BEST}{k}": v for k, v in state.best_state.items()}}
+    meta = {"epoch": state.epoch, "history": state.history, "best_value": state.best_value,
+            "best_epoch": state.best_epoch, "waited": state.waited,
+            "streams": {name: getattr(streams, name).bit_generator.state for name in STREAMS}}
+    return arrays, meta
+
+
+def resume_state(task: Task, streams: Streams, arrays: dict[str, np.ndarray],
+                 meta: dict[str, Any]) -> FitState:
+    """Put ``task`` and ``streams`` back where a checkpoint left them; return the fit's state."""
+    task.load_training_state({k: v for k, v in arrays.items() if not k.startswith(BEST)})
+    for name in STREAMS:
+        getattr(streams, name).bit_generator.state = meta["streams"][name]
+    best = {k[len(BEST):]: v for k, v in arrays.items() if k.startswith(BEST)}
+    return FitState(int(meta["epoch"]), list(meta["history"]), float(meta["best_value"]),
+                    int(meta["best_epoch"]), int(meta["waited"]), best)
 
 
 def fit_new(cfg: Config, backend: str, task_name: str, x_train: np.ndarray, y_train: np.ndarray,
             x_val: np.ndarray, y_val: np.ndarray, *, class_vectors: np.ndarray | None = None,
             n_classes: int = N_CLASSES, progress: bool | None = None,
             on_epoch: Callable[[dict[str, float]], None] | None = None,
-            device: Any = None, group: Any = None) -> tuple[Task, FitResult]:
+            checkpoint: Callable[[dict[str, np.ndarray], dict[str, Any]], None] | None = None,
+            resume: Checkpoint | None = None, device: Any = None,
+            group: Any = None) -> tuple[Task, FitResult]:
     """Build a fresh ``task_name`` on ``backend`` from ``cfg.train.seed``'s streams and fit it.
 
     Returns the trained task and the :class:`FitResult`. Images (N, 784) (or rows read on
-    demand), labels (N,); a two-tower task needs ``class_vectors`` (K, D). ``device`` (a
-    torch device) places a torch task; ``group`` (a ``twin.distributed.ProcessGroup``)
-    trains it in several processes.
+    demand), labels (N,); a two-tower task needs ``class_vectors`` (K, D). ``checkpoint``
+    receives :func:`checkpoint_of` after every epoch; ``resume`` (such a pair) continues
+    from it. ``device`` (a torch device) places a torch task; ``group`` (a
+    ``twin.distributed.ProcessGroup``) trains it in several processes.
     """
     from doodlelab.registry import make_task
 
@@ -325,6 +383,9 @@ def fit_new(cfg: Config, backend: str, task_name: str, x_train: np.ndarray, y_tr
                      n_classes=n_classes, device=device)
     if group is not None:
         task.distribute(group.world_size)  # type: ignore[attr-defined]
+    start = resume_state(task, streams, *resume) if resume is not None else None
+    save = None if checkpoint is None else (lambda state: checkpoint(*checkpoint_of(task, streams, state)))
     result = fit(task, x_train, y_train, x_val, y_val, cfg, shuffle_rng=streams.shuffle,
-                 augment_rng=streams.augment, progress=progress, on_epoch=on_epoch, shard=group)
+                 augment_rng=streams.augment, progress=progress, on_epoch=on_epoch, shard=group,
+                 start=start, checkpoint=save)
     return task, result

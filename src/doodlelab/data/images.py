@@ -60,8 +60,16 @@ class ImageRows:
             key = np.flatnonzero(key)
         return key if self.rows is None else self.rows[key]
 
-    def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
-        """Return the chosen rows as float32 (B, 784), read from the file now."""
+    def __getitem__(self, key: int | slice | np.ndarray | tuple) -> np.ndarray:
+        """Return the chosen rows as float32 (B, 784) (one row: (784,)), read from the file now.
+
+        A tuple picks rows with its first element and pixels with the rest, as for an array.
+        """
+        if isinstance(key, tuple):
+            rows = self[key[0]]
+            return rows[key[1:]] if rows.ndim == 1 else rows[(slice(None), *key[1:])]
+        if isinstance(key, (int, np.integer)):
+            return self[np.array([key])][0]
         picked = self._source_rows(key)
         if not isinstance(self.source, np.memmap) or self.source.filename is None:
             return to_float(np.asarray(self.source[picked]))
