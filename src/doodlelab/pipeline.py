@@ -305,9 +305,11 @@ class _Pipeline:
                 folder = self.out / "runs" / name
                 raw, cfg = load_run(folder)
                 task = raw.get("task", "classifier")
-                vectors = read_class_vectors(folder) if task == "two_tower" else None
-                model = make_classifier(cfg, "numpy", Streams.from_seed(cfg.train.seed), task, vectors)
-                model.load_state_dict(load_weights(folder / "weights.npz"))
+                classes = tuple(raw.get("classes", self.train.classes))
+                vectors = read_class_vectors(folder, classes) if task == "two_tower" else None
+                model = make_classifier(cfg, "numpy", Streams.from_seed(cfg.train.seed), task, vectors,
+                                        n_classes=len(classes))
+                model.load_state_dict(load_weights(folder / "weights.npz", model.state_dict()))
                 acc = {tta: float((probabilities(model, x, tta=tta).argmax(axis=1) == y).mean())
                        for tta in (False, True)}
                 scores[name] = {"n_val": int(y.size), "val_accuracy": acc[False],

@@ -9,7 +9,6 @@ an unfinished run. Data and configuration are validated before the folder is mad
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -28,6 +27,7 @@ from doodlelab.data.split import save_split, stratified_split
 from doodlelab.errors import UserError
 from doodlelab.fileio import write_csv, write_json, write_npz
 from doodlelab.nn.losses import softmax
+from doodlelab.safe_read import Choice, ListOf, Member, Obj, read_json_checked, read_npz_checked
 from doodlelab.tasks.classifier import NumpyClassifier, Streams
 from doodlelab.train import FitResult, Task, fit, history_columns
 
@@ -134,16 +134,21 @@ def class_word_vectors(cfg: Config, names: tuple[str, ...] = CLASSES) -> tuple[n
     return words.phrase_vectors(names), words.provenance
 
 
-def read_class_vectors(run_dir: Path) -> np.ndarray:
-    """Return the class word vectors (K, D) a two-tower run was trained with."""
+def read_class_vectors(run_dir: Path, classes: tuple[str, ...]) -> np.ndarray:
+    """Return the class word vectors (K, D) float32 a two-tower run was trained with.
+
+    The file must hold one finite float32 row per class of ``classes`` (its config.json's),
+    named alike, in that order; else UserError.
+    """
     path = Path(run_dir) / CLASS_VECTORS
-    if not path.is_file():
-        raise UserError(f"{path} is missing: the two-tower run did not finish; train it again")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return np.asarray(z["vectors"], dtype=np.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path} is not a readable class-vector file ({exc})") from None
+    k = len(classes)
+    z = read_npz_checked(path, {"names": Member((k,), "U", finite=False),
+                                "vectors": Member((k, None), "f", "float32")},
+                         fix="the two-tower run is damaged or unfinished; train it again")
+    if tuple(z["names"].tolist()) != tuple(classes):
+        raise UserError(f"{path} names the classes {z['names'].tolist()[:5]}, but config.json has "
+                        f"{list(classes)[:5]}; train the run again")
+    return z["vectors"]
 
 
 def prepare_out_dir(out: Path, overwrite: bool) -> Path:
@@ -306,16 +311,21 @@ def train_classifier(
     return write_test_outputs(model, test, out, cfg)
 
 
+# config.json: the run's task, backend and classes, then one object per Config section, whose
+# fields config_from_dict checks (types, ranges, resource limits) with the field's name.
+RUN_CONFIG = Obj({"task": Choice(TASKS), "backend": Choice(BACKENDS),
+                  "classes": ListOf(str, min_len=2, max_len=100_000, unique=True),
+                  **{name: Obj() for name in Config.__dataclass_fields__}},
+                 required=("task", "backend"))
+
+
 def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
-    """Read a run's ``config.json``; return (raw dict, Config)."""
+    """Read and check a run's ``config.json``; return (raw dict, Config)."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (no config.json); train one first")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc})") from None
+    raw = read_json_checked(path, RUN_CONFIG, fix="train the run again")
     sections = {k: v for k, v in raw.items() if k not in ("task", "backend", "classes")}
     try:
         cfg = config_from_dict(sections)
@@ -324,15 +334,14 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
     return raw, cfg
 
 
-def load_weights(path: Path) -> dict[str, np.ndarray]:
-    """Read ``weights.npz`` (never with pickles) into a dict of arrays."""
-    if not Path(path).is_file():
-        raise UserError(f"{path} is missing: the run did not finish; train it again")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable weights file ({exc})") from None
+def load_weights(path: Path, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return the arrays of ``weights.npz``, each of exactly the shape and dtype of ``like``'s, finite.
+
+    ``like`` is the state_dict of the task that config.json builds; anything else
+    (other names, shapes or dtypes, NaN, a truncated or pickled file) is a UserError.
+    """
+    return read_npz_checked(path, {k: Member.like(v) for k, v in like.items()},
+                            fix="it does not hold this run's weights; train the run again")
 
 
 def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
@@ -346,11 +355,11 @@ def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
         raise UserError(f"{run_dir} was trained on {len(classes)} classes ({', '.join(classes[:5])}"
                         f"{', ...' if len(classes) > 5 else ''}) but {data_dir} holds "
                         f"{', '.join(test.classes[:5])}{', ...' if len(test.classes) > 5 else ''}")
-    vectors = read_class_vectors(run_dir) if name == "two_tower" else None
+    vectors = read_class_vectors(run_dir, classes) if name == "two_tower" else None
     task = make_classifier(cfg, raw.get("backend", "numpy"), Streams.from_seed(cfg.train.seed),
                            name, vectors, n_classes=len(classes))
     try:
-        task.load_state_dict(load_weights(Path(run_dir) / "weights.npz"))
+        task.load_state_dict(load_weights(Path(run_dir) / "weights.npz", task.state_dict()))
     except (KeyError, ValueError) as exc:
         raise UserError(f"{run_dir}/weights.npz does not match config.json ({exc})") from None
     return score_on_test(task, test, cfg)[0]

@@ -72,11 +72,11 @@ def all_classes(models: list[LoadedModel]) -> list[str]:
 
 
 def _test_accuracy(path: Path) -> float | None:
-    try:
-        value = json.loads(path.read_text()).get("accuracy")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+    from doodlelab.safe_read import Num, Obj, read_json_checked
+
+    metrics = read_json_checked(path, Obj({"accuracy": Num(0.0, 1.0)}), fix="train the run again")
+    value = metrics.get("accuracy")
+    return float(value) if value is not None else None
 
 
 def load_model(run_dir: str | Path) -> LoadedModel:
@@ -94,11 +94,11 @@ def load_model(run_dir: str | Path) -> LoadedModel:
     task_name = str(raw.get("task", "classifier"))
     backend = str(raw.get("backend", "numpy"))
     classes = tuple(raw.get("classes", CLASSES))
-    vectors = read_class_vectors(run_dir) if task_name == "two_tower" else None
+    vectors = read_class_vectors(run_dir, classes) if task_name == "two_tower" else None
     model = make_classifier(cfg, backend, Streams.from_seed(cfg.train.seed), task_name, vectors,
                             n_classes=len(classes))
     try:
-        model.load_state_dict(load_weights(run_dir / "weights.npz"))
+        model.load_state_dict(load_weights(run_dir / "weights.npz", model.state_dict()))
     except (KeyError, ValueError) as exc:
         raise UserError(f"{run_dir}/weights.npz does not match config.json ({exc})") from None
     label = f"{run_dir.resolve().name} ({task_name}, {backend})"

@@ -320,8 +320,8 @@ def cross_checks(r: Results) -> dict[str, Any]:
         worst[dtype] = max(values) if values else None
     verdict = "passed." if g.get("passed") else "FAILED: " + "; ".join(g.get("failures", []))
     gradcheck = (f"First-iteration gradients, numpy backprop vs torch autograd (gradcheck.json): largest "
-                 f"relative difference {fmt_sci(worst['float64'])} in float64 and {fmt_sci(worst['float32'])} in "
-                 f"float32; {verdict}")
+                 f"relative difference {fmt_sci(worst['float64'])} in float64 and "
+                 f"{fmt_sci(worst['float32'])} in float32; {verdict}")
     twins = {}
     for task in ("classifier", "two_tower"):
         a, b = r.runs[f"{task}-numpy"], r.runs[f"{task}-torch"]
