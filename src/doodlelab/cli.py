@@ -322,6 +322,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from doodlelab.fileio import write_bytes
 
     outputs = [p for p in (args.images, args.labels) if p is not None]
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise UserError(f"--images and --labels both name {args.images}; give each its own file")
     if not args.overwrite:
         for path in outputs:
             if path.exists():

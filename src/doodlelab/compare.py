@@ -14,13 +14,13 @@ Reads run folders only; it never imports torch.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
 from doodlelab.fileio import read_csv, write_csv, write_json
 from doodlelab.metrics import SCALAR_KEYS as SCALAR_METRICS
+from doodlelab.safe_read import Obj, read_json_checked
 
 CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "pr_auc")
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -29,10 +29,7 @@ CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path.parent} is not a finished run (no {path.name}); {what}")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc})") from None
+    return read_json_checked(path, Obj(), fix=what)
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:

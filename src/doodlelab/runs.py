@@ -134,18 +134,20 @@ def class_word_vectors(cfg: Config, names: tuple[str, ...] = CLASSES) -> tuple[n
     return words.phrase_vectors(names), words.provenance
 
 
-def read_class_vectors(run_dir: Path, classes: tuple[str, ...]) -> np.ndarray:
+def read_class_vectors(run_dir: Path, classes: tuple[str, ...] | None = None) -> np.ndarray:
     """Return the class word vectors (K, D) float32 a two-tower run was trained with.
 
     The file must hold one finite float32 row per class of ``classes`` (its config.json's),
-    named alike, in that order; else UserError.
+    named alike, in that order (without ``classes``: one row per name it holds); else UserError.
     """
     path = Path(run_dir) / CLASS_VECTORS
-    k = len(classes)
+    k = None if classes is None else len(classes)
     z = read_npz_checked(path, {"names": Member((k,), "U", finite=False),
                                 "vectors": Member((k, None), "f", "float32")},
                          fix="the two-tower run is damaged or unfinished; train it again")
-    if tuple(z["names"].tolist()) != tuple(classes):
+    if classes is None:
+        classes = tuple(z["names"].tolist())
+    if tuple(z["names"].tolist()) != tuple(classes) or len(z["vectors"]) != len(classes):
         raise UserError(f"{path} names the classes {z['names'].tolist()[:5]}, but config.json has "
                         f"{list(classes)[:5]}; train the run again")
     return z["vectors"]
@@ -334,14 +336,16 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
     return raw, cfg
 
 
-def load_weights(path: Path, like: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def load_weights(path: Path, like: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Return the arrays of ``weights.npz``, each of exactly the shape and dtype of ``like``'s, finite.
 
     ``like`` is the state_dict of the task that config.json builds; anything else
     (other names, shapes or dtypes, NaN, a truncated or pickled file) is a UserError.
+    Without ``like`` every member need only be a finite float32 array.
     """
-    return read_npz_checked(path, {k: Member.like(v) for k, v in like.items()},
-                            fix="it does not hold this run's weights; train the run again")
+    expected = (Member(None, "f", "float32") if like is None
+                else {k: Member.like(v) for k, v in like.items()})
+    return read_npz_checked(path, expected, fix="it does not hold this run's weights; train the run again")
 
 
 def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:

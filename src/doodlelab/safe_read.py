@@ -50,7 +50,7 @@ class Member:
     ``dtype``, when given, must match exactly (e.g. float32 weights).
     """
 
-    shape: tuple[int | None, ...]
+    shape: tuple[int | None, ...] | None  # None: any shape
     kind: str = "f"
     dtype: str | None = None
     finite: bool = True  # floats: refuse NaN and infinities
@@ -82,7 +82,8 @@ def _check_member(name: str, info: zipfile.ZipInfo, header: tuple, spec: Member,
     shape, dtype, offset = header
     if dtype.hasobject:
         raise _Refused(f"member {name} holds pickled Python objects, which are refused for safety")
-    if len(shape) != len(spec.shape) or any(w is not None and w != s for w, s in zip(spec.shape, shape)):
+    if spec.shape is not None and (len(shape) != len(spec.shape)
+                                   or any(w is not None and w != s for w, s in zip(spec.shape, shape))):
         want = "(" + ", ".join("N" if w is None else str(w) for w in spec.shape) + ")"
         raise _Refused(f"member {name} has shape {shape}, expected {want}")
     if dtype.kind != spec.kind or (spec.dtype is not None and dtype.str != np.dtype(spec.dtype).str):
@@ -97,10 +98,12 @@ def _check_member(name: str, info: zipfile.ZipInfo, header: tuple, spec: Member,
                        f"{nbytes} {shape}: the file is truncated or corrupt")
 
 
-def _read_members(zf: zipfile.ZipFile, expected: Mapping[str, Member],
+def _read_members(zf: zipfile.ZipFile, expected: Mapping[str, Member] | Member,
                   max_bytes: int) -> dict[str, np.ndarray]:
     infos = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
-    if sorted(infos) != sorted(expected):
+    if isinstance(expected, Member):
+        expected = {k: expected for k in infos}
+    if not infos or sorted(infos) != sorted(expected):
         raise _Refused(f"holds members {sorted(infos)}, expected {sorted(expected)}")
     headers = {k: _member_header(zf, infos[k]) for k in expected}
     for k, spec in expected.items():
@@ -114,9 +117,11 @@ def _read_members(zf: zipfile.ZipFile, expected: Mapping[str, Member],
     return out
 
 
-def read_npz_checked(path: str | Path, expected: Mapping[str, Member], *, fix: str = "write it again",
-                     max_bytes: int = MAX_NPZ_BYTES) -> dict[str, np.ndarray]:
+def read_npz_checked(path: str | Path, expected: Mapping[str, Member] | Member, *,
+                     fix: str = "write it again", max_bytes: int = MAX_NPZ_BYTES) -> dict[str, np.ndarray]:
     """Return ``{name: array}`` of an .npz holding exactly the members of ``expected``, each checked.
+
+    ``expected`` may also be one Member that every member (at least one) must meet.
 
     Every header is checked (shape, dtype, bytes <= ``max_bytes`` and equal to what the
     member holds, no pickles) before any array is read; then float members must be finite.

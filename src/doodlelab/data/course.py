@@ -13,7 +13,6 @@ Files are always opened with ``allow_pickle=False``: a pickled array can run cod
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,10 +134,12 @@ def load_classes(data_dir: Path) -> tuple[str, ...]:
     path = Path(data_dir) / CLASSES_FILE
     if not path.exists():
         return CLASSES
+    from doodlelab.safe_read import read_json_checked
+
     try:
-        names = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not readable JSON ({exc}); fix it or remove it") from None
+        names = read_json_checked(path, fix="fix it or remove it")
+    except UserError as exc:
+        raise DataError(str(exc)) from None
     if isinstance(names, dict):
         names = names.get("classes")
     if (not isinstance(names, list) or len(names) < 2

@@ -39,12 +39,12 @@ def save_split(path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
 
 
 def load_split_file(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read a split.npz and check it partitions ``range(n)``."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            train_idx, val_idx = z["train"], z["val"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path} is not a readable split file ({exc})") from None
+    """Return (train, val) int64 indices of a split.npz after checking they partition ``range(n)``."""
+    from doodlelab.safe_read import Member, read_npz_checked
+
+    z = read_npz_checked(path, {"train": Member((None,), "i"), "val": Member((None,), "i")},
+                         max_bytes=8 * n, fix="it is not a split file of these training images")
+    train_idx, val_idx = z["train"], z["val"]
     both = np.concatenate([train_idx, val_idx])
     if both.size != n or not np.array_equal(np.sort(both), np.arange(n)):
         raise UserError(f"{path} does not partition the {n} training images; was it made for other data?")
