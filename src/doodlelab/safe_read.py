@@ -84,7 +84,7 @@ def _check_member(name: str, info: zipfile.ZipInfo, header: tuple, spec: Member,
         raise _Refused(f"member {name} holds pickled Python objects, which are refused for safety")
     if spec.shape is not None and (len(shape) != len(spec.shape)
                                    or any(w is not None and w != s for w, s in zip(spec.shape, shape))):
-        want = "(" + ", ".join("N" if w is None else str(w) for w in spec.shape) + ")"
+        want = str(tuple("N" if w is None else w for w in spec.shape)).replace("'", "")
         raise _Refused(f"member {name} has shape {shape}, expected {want}")
     if dtype.kind != spec.kind or (spec.dtype is not None and dtype.str != np.dtype(spec.dtype).str):
         want = (np.dtype(spec.dtype).name if spec.dtype

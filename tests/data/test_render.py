@@ -180,7 +180,9 @@ def test_cli_render_writes_images_and_labels(tmp_path, capsys):
     x, y = np.load(images), np.load(labels)
     assert x.shape == (3, 28, 28) and x.dtype == np.uint8 and y.tolist() == [2, 0, 2]  # zebra skipped
     np.testing.assert_array_equal(x[0], render(DOODLE))
-    assert "3 drawings (hand 2, rabbit 1)" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "3 drawings (hand 2, rabbit 1)" in captured.out
+    assert captured.err == ""  # stderr is not a terminal here: no tqdm bar (it printed one before)
 
     assert main(["render", str(src), "--images", str(images)]) == 2  # exists
     assert "--overwrite" in capsys.readouterr().err
