@@ -295,24 +295,21 @@ def read_json_checked(path: str | Path, spec: Any = None, *, fix: str = "fix it 
 def open_bounded(path: str | Path, max_bytes: int, what: str = "file") -> BinaryIO:
     """Return ``path`` opened for binary reading after checking it is a regular file of <= ``max_bytes``.
 
-    Devices (``/dev/zero``), pipes and folders are refused, so a reader cannot run forever;
-    a reader that streams should still stop at ``max_bytes`` (the file may grow).
+    Devices (``/dev/zero``), pipes and folders are refused before they are opened (opening a
+    pipe would block), so a reader cannot run forever; a reader that streams should still
+    stop at ``max_bytes`` (the file may grow).
     """
     path = Path(path)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{what} {path} is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{what} {path} is not a regular file (a device or pipe); give a file")
+        if st.st_size > max_bytes:
+            raise UserError(f"{what} {path} is {st.st_size} bytes, above the limit of {max_bytes}")
+        return open(path, "rb")  # noqa: SIM115 - returned to the caller
     except FileNotFoundError:
         raise UserError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"{what} {path} is a folder, not a file") from None
     except OSError as exc:
         raise UserError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
-    st = os.fstat(fh.fileno())
-    size = st.st_size
-    if not stat.S_ISREG(st.st_mode):
-        fh.close()
-        raise UserError(f"{what} {path} is not a regular file (a device, pipe or folder); give a file")
-    if size > max_bytes:
-        fh.close()
-        raise UserError(f"{what} {path} is {size} bytes, above the limit of {max_bytes}")
-    return fh
