@@ -240,3 +240,31 @@ def test_render_refuses_bad_strokes_before_writing(case: str, tmp_path: Path, ca
     extra = [a.replace("{images}", str(images)) for a in extra]
     _one_line_exit_2(["render", str(src), "--images", str(images), *extra], capsys, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ndjson"]
+
+
+def _claims_37_gib(path: Path) -> None:
+    path.write_bytes(_member_bytes((100000, 100000)) + b"\0" * 16)
+
+
+def _member_bytes(shape: tuple[int, ...]) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+DATA_CASES = {
+    "train_images.npy claims 100000x100000": (_claims_37_gib, "header claims 10000000000 bytes"),
+    "train_images.npy truncated": (lambda p: p.write_bytes(p.read_bytes()[:-100]), "truncated or corrupt"),
+    "train_images.npy empty": (lambda p: p.write_bytes(b""), "no NumPy header"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_train_refuses_a_damaged_data_file_before_allocating(case: str, lab, tmp_path: Path, capsys) -> None:
+    damage, message = DATA_CASES[case]
+    data = tmp_path / "data"
+    shutil.copytree(lab["data"], data)
+    damage(data / "train_images.npy")
+    out = tmp_path / "run"
+    _one_line_exit_2(["train", "classifier", "--data", str(data), "--out", str(out), *TINY], capsys, message)
+    assert not out.exists()

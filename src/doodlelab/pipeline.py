@@ -267,14 +267,15 @@ class _Pipeline:
         """Check that the four runs saved the expected split; return the SHA-256 of every split.npz."""
         import numpy as np
 
+        from doodlelab.data.split import load_split_file
         from doodlelab.fileio import sha256_file
 
         hashes = {}
         for task, backend in RUNS:
             path = self.out / "runs" / run_name(task, backend) / "split.npz"
-            with np.load(path, allow_pickle=False) as z:
-                same = (np.array_equal(z["train"], self.expected_split[0])
-                        and np.array_equal(z["val"], self.expected_split[1]))
+            train_idx, val_idx = load_split_file(path, self.train.y.size)
+            same = (np.array_equal(train_idx, self.expected_split[0])
+                    and np.array_equal(val_idx, self.expected_split[1]))
             if not same:
                 raise UserError(f"{path} differs from the split of seed {self.cfg.train.seed}; "
                                 "the four runs must share one split (redo with --overwrite)")

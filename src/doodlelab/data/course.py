@@ -14,6 +14,7 @@ Files are always opened with ``allow_pickle=False``: a pickled array can run cod
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,32 +69,19 @@ def resolve_data_dir(data: str | Path | None) -> Path:
 
 
 def _load_array(path: Path) -> np.ndarray:
+    from doodlelab.safe_read import read_npy_checked
+
     if not path.is_file():
         raise DataError(
             f"{path} is missing: the data folder needs {path.name} in the course layout "
             "(train_images.npy, train_labels.npy, test_images.npy, test_labels.npy)"
         )
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(6)
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
-    if magic != b"\x93NUMPY":
-        raise DataError(f"{path} is not a readable .npy file (no NumPy header); save it with numpy.save")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(
-                f"{path} holds pickled Python objects, which are refused for safety; "
-                "save it as a plain numeric array with numpy.save"
-            ) from None
-        raise DataError(f"{path} is not a readable .npy file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path} is not a readable .npy file ({exc})") from None
-    if not isinstance(arr, np.ndarray):
+    if zipfile.is_zipfile(path):
         raise DataError(f"{path} is an .npz archive; expected a single .npy array")
-    return arr
+    try:
+        return read_npy_checked(path)
+    except UserError as exc:
+        raise DataError(str(exc)) from None
 
 
 def validate_images(arr: np.ndarray, name: str) -> np.ndarray:
