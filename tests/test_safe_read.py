@@ -76,6 +76,7 @@ SPEC = Obj({"name": str, "n": int, "lr": Num(0, 1), "kind": Choice(("a", "b")),
     ({"name": "x", "n": 2.5}, "f.n must be an integer"),
     ({"name": "x", "lr": 2}, r"f.lr must be a number in \[0, 1\]"),
     ({"name": "x", "lr": "0.1"}, "f.lr must be a number"),
+    ({"name": "x", "lr": float("inf")}, "f.lr must be a number"),
     ({"name": "x", "kind": "c"}, "f.kind must be one of a, b"),
     ({"name": "x", "kind": ["a"]}, "f.kind must be one of a, b"),
     ({"name": "x", "tags": []}, "f.tags must be a list of 1 to"),
@@ -96,20 +97,19 @@ def test_check_json_accepts_what_meets_the_schema():
 
 @pytest.mark.parametrize("text, message", [
     ("[" * 40 + "]" * 40, "nested deeper than 32 levels"),
-    ("[" + "9" * 301 + "]", "a 301-digit number"),
-    ("[1e999]", "beyond float range"),
+    ("[" + "9" * 5000 + "]", "not valid JSON"),  # Python's 4300-digit limit on int()
     ("[NaN]", "NaN is not a JSON number"),
     ("[-Infinity]", "-Infinity is not a JSON number"),
     ("{1: 2}", "not valid JSON"),
 ])
-def test_parse_json_line_refuses_what_would_overflow_or_recurse(text, message):
+def test_parse_json_line_refuses_what_would_recurse_or_is_not_json(text, message):
     with pytest.raises(UserError, match=message):
         parse_json_line(text, "here")
 
 
 def test_parse_json_line_keeps_what_is_in_range():
     assert parse_json_line("[" * 32 + "1e308" + "]" * 32, "x") is not None
-    assert parse_json_line("[" + "9" * 300 + "]", "x") == [int("9" * 300)]
+    assert parse_json_line("[" + "9" * 400 + "]", "x") == [int("9" * 400)]  # callers check the range
 
 
 def test_read_json_checked_bounds_the_file(tmp_path):

@@ -67,7 +67,9 @@ def check_drawing(drawing: object, where: str = "drawing") -> list[np.ndarray]:
                             "(need the same number, at least one)")
         try:
             arr = np.array([xs, ys], dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
+        except OverflowError:
+            raise UserError(f"{where}: stroke {k} holds a number beyond float range") from None
+        except (TypeError, ValueError):
             raise UserError(f"{where}: stroke {k} holds values that are not numbers") from None
         if not np.isfinite(arr).all():
             raise UserError(f"{where}: stroke {k} holds NaN or infinite coordinates")
@@ -77,16 +79,17 @@ def check_drawing(drawing: object, where: str = "drawing") -> list[np.ndarray]:
 
 def check_canvas(strokes: list[np.ndarray], where: str = "drawing", raw: bool = False) -> None:
     """Raise UserError naming ``where`` unless ``strokes`` lie in 0..255 (``raw``: within +-RAW_LIMIT)."""
+    points = np.concatenate(strokes, axis=1)  # (2, total points): one reduction, not one per stroke
+    lo, hi = float(points.min()), float(points.max())
     if raw:
-        reach = max(float(np.abs(stroke).max()) for stroke in strokes)
-        if reach > RAW_LIMIT:
-            raise UserError(f"{where}: coordinates reach {reach:.3g}; raw strokes must lie within "
+        if max(-lo, hi) > RAW_LIMIT:
+            raise UserError(f"{where}: coordinates reach {max(-lo, hi):.3g}; raw strokes must lie within "
                             f"+-{RAW_LIMIT:g}")
-        return
-    for k, stroke in enumerate(strokes):
-        if stroke.min() < 0 or stroke.max() > CANVAS - 1:
-            raise UserError(f"{where}: stroke {k} has coordinates in [{stroke.min():g}, {stroke.max():g}]; "
-                            "simplified strokes lie in 0..255 (pass --raw for other coordinates)")
+    elif lo < 0 or hi > CANVAS - 1:
+        k = next(k for k, s in enumerate(strokes) if s.min() < 0 or s.max() > CANVAS - 1)
+        span = f"[{strokes[k].min():g}, {strokes[k].max():g}]"
+        raise UserError(f"{where}: stroke {k} has coordinates in {span}; "
+                        "simplified strokes lie in 0..255 (pass --raw for other coordinates)")
 
 
 def render(drawing: object, side: int = SIDE, *, line_width: float = LINE_WIDTH,
