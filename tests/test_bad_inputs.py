@@ -268,3 +268,18 @@ def test_train_refuses_a_damaged_data_file_before_allocating(case: str, lab, tmp
     out = tmp_path / "run"
     _one_line_exit_2(["train", "classifier", "--data", str(data), "--out", str(out), *TINY], capsys, message)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["class_vectors.npz with fewer rows than classes", "NaN weights",
+                                  "int64 weights", "config.json is a list"])
+def test_the_demo_refuses_the_same_damaged_runs(case: str, lab, tmp_path: Path) -> None:
+    # the demo loads runs through the same readers (it served 3 classes, or answered bare NaN)
+    from doodlelab.demo.server import load_model
+    from doodlelab.errors import UserError
+
+    model, damage, message = EVALUATE_CASES[case]
+    run = tmp_path / "run"
+    shutil.copytree(lab[model], run)
+    damage(run)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_model(run)
