@@ -6,7 +6,7 @@
     data/data.json                data folder, checksums, counts per class (train / validation / test)
     data/split.npz, examples.png  the split all four runs must share; a few doodles per class (+ .csv)
     runs/classifier-numpy         the four run folders (doodlelab train), one Config, one seed,
-    runs/classifier-torch           hence one train/validation split (checked: same split.npz)
+    runs/classifier-torch           one prepared train/validation split handed to all four
     runs/two_tower-numpy
     runs/two_tower-torch
     validation.json               validation accuracy of the numpy runs' weights, plain and with shifts
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
+from doodlelab.runfolder import SPLIT, RunFolder
 
 RUNS = (("classifier", "numpy"), ("classifier", "torch"), ("two_tower", "numpy"), ("two_tower", "torch"))
 MANIFEST = "pipeline.json"
@@ -84,7 +85,7 @@ def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
 
 
 SWEEP_FILES = ("sweep.csv", "histories.csv", "summary.csv")  # summary.csv is written last
-COMPARE_FILES = ("metrics.json", "metrics.csv", "loss.png", "loss.csv", "accuracy.png", "accuracy.csv")
+COMPARE_FILES = ("loss.png", "loss.csv", "accuracy.png", "accuracy.csv")  # + compare's summaries
 
 
 def run_name(task: str, backend: str) -> str:
@@ -136,11 +137,12 @@ class _Pipeline:
     def __init__(self, data: str | Path | None, out: Path, quick: bool, overwrite: bool,
                  progress: bool | None, overrides: Sequence[str], log: Callable[[str], None]) -> None:
         from doodlelab.config import load_config
-        from doodlelab.data.course import resolve_data_dir
+        from doodlelab.data.prepare import prepare
 
         self.settings = [*(QUICK_SETTINGS if quick else ()), *overrides]
         self.cfg = load_config(None, self.settings)  # a bad --set fails before anything runs
-        self.data_dir = resolve_data_dir(data)
+        self.data = prepare(self.cfg, data, word_vectors=True)  # read once; every step gets it
+        self.data_dir = self.data.data_dir
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"--out {self.out} exists and is not a folder; choose another path")
@@ -210,17 +212,12 @@ class _Pipeline:
         """Write data/data.json (checksums, counts per class), the expected split and example doodles."""
         import numpy as np
 
-        from doodlelab.data.course import CLASSES, load_split
-        from doodlelab.data.split import save_split, stratified_split
+        from doodlelab.data.split import save_split
         from doodlelab.fileio import write_csv, write_json
 
-        train = load_split(self.data_dir, "train")
-        test = load_split(self.data_dir, "test")
-        self.train = train
-        self.checksums = {**train.checksums, **test.checksums}
-        classes = tuple(getattr(train, "classes", CLASSES))
-        train_idx, val_idx = stratified_split(train.y, self.cfg.data.val_fraction, self.cfg.train.seed)
-        self.expected_split = (train_idx, val_idx)
+        train, test, classes = self.data.train, self.data.test, self.data.classes
+        self.checksums = self.data.checksums
+        train_idx, val_idx = self.data.train_idx, self.data.val_idx
         folder = self.out / "data"
 
         def counts(y: np.ndarray) -> dict[str, int]:
@@ -237,80 +234,49 @@ class _Pipeline:
                            "validation": counts(train.y[val_idx]), "test": counts(test.y)},
                 "image_shape": [28, 28],
             })
-            save_split(folder / "split.npz", train_idx, val_idx)
+            save_split(folder / SPLIT, train_idx, val_idx)
             rows = _plot_examples(train.x[train_idx], train.y[train_idx], train_idx, classes,
                                   folder / "examples.png")
             write_csv(folder / "examples.csv", rows, ["class", "train_index"])
 
         stamp = {"checksums": self.checksums, "seed": self.cfg.train.seed,
                  "val_fraction": self.cfg.data.val_fraction}
-        complete = all((folder / n).is_file() for n in ("data.json", "split.npz", "examples.png"))
+        complete = all((folder / n).is_file() for n in ("data.json", SPLIT, "examples.png"))
         self.step("data", stamp, complete, work)  # other data, seed or fraction: every run differs too
 
     def run_step(self, task: str, backend: str) -> None:
         """Train one of the four runs (doodlelab train) unless it is complete with these settings."""
-        from doodlelab.runs import train_classifier
+        from doodlelab.runs import train_run
 
         name = run_name(task, backend)
         folder = self.out / "runs" / name
         stamp = {"task": task, "backend": backend, "config": self.cfg.to_dict(), "checksums": self.checksums}
-        complete = (folder / "metrics.json").is_file()
+        complete = RunFolder(folder).finished
         same = complete and _same_run(folder, task, backend, self.cfg.to_dict(), self.checksums)
 
         def work() -> None:
-            train_classifier(data=self.data_dir, out=folder, cfg=self.cfg, backend=backend,
-                             overwrite=True, progress=self.progress, task=task)
+            train_run(self.data, folder, self.cfg, backend=backend, task=task, overwrite=True,
+                      progress=self.progress)
 
         self.step(f"runs/{name}", stamp, complete, work, same=same)
-
-    def check_splits(self) -> dict[str, Any]:
-        """Check that the four runs saved the expected split; return the SHA-256 of every split.npz."""
-        import numpy as np
-
-        from doodlelab.data.split import load_split_file
-        from doodlelab.fileio import sha256_file
-
-        hashes = {}
-        for task, backend in RUNS:
-            path = self.out / "runs" / run_name(task, backend) / "split.npz"
-            train_idx, val_idx = load_split_file(path, self.train.y.size)
-            same = (np.array_equal(train_idx, self.expected_split[0])
-                    and np.array_equal(val_idx, self.expected_split[1]))
-            if not same:
-                raise UserError(f"{path} differs from the split of seed {self.cfg.train.seed}; "
-                                "the four runs must share one split (redo with --overwrite)")
-            hashes[run_name(task, backend)] = sha256_file(path)
-        summary = {"sha256": hashes, "identical_files": len(set(hashes.values())) == 1,
-                   "identical_indices": True,
-                   "expected_sha256": sha256_file(self.out / "data" / "split.npz")}
-        self.manifest["split"] = summary
-        self.save()
-        return summary
 
     def validation_step(self) -> None:
         """Write validation.json: validation accuracy of the numpy runs' saved weights, plain and with
         test-time shifts, so the sweep tables can set the default beside every other point."""
-        from doodlelab.fileio import sha256_file, write_json
-        from doodlelab.runs import load_run, load_weights, make_classifier, probabilities, read_class_vectors
-        from doodlelab.tasks.classifier import Streams
+        from doodlelab.fileio import write_json
+        from doodlelab.runfolder import WEIGHTS
+        from doodlelab.scoring import probabilities
 
         names = [run_name(task, "numpy") for task in ("classifier", "two_tower")]
         path = self.out / "validation.json"
-        stamp = {name: sha256_file(self.out / "runs" / name / "weights.npz") for name in names}
+        stamp = {name: RunFolder(self.out / "runs" / name).sha256(WEIGHTS)[WEIGHTS] for name in names}
 
         def work() -> None:
-            val_idx = self.expected_split[1]
-            x, y = self.train.x[val_idx], self.train.y[val_idx]
+            val_idx = self.data.val_idx
+            x, y = self.data.train.x[val_idx], self.data.train.y[val_idx]
             scores = {}
             for name in names:
-                folder = self.out / "runs" / name
-                raw, cfg = load_run(folder)
-                task = raw.get("task", "classifier")
-                classes = tuple(raw.get("classes", self.train.classes))
-                vectors = read_class_vectors(folder, classes) if task == "two_tower" else None
-                model = make_classifier(cfg, "numpy", Streams.from_seed(cfg.train.seed), task, vectors,
-                                        n_classes=len(classes))
-                model.load_state_dict(load_weights(folder / "weights.npz", model.state_dict()))
+                model = RunFolder(self.out / "runs" / name).load_task()
                 acc = {tta: float((probabilities(model, x, tta=tta).argmax(axis=1) == y).mean())
                        for tta in (False, True)}
                 scores[name] = {"n_val": int(y.size), "val_accuracy": acc[False],
@@ -329,12 +295,11 @@ class _Pipeline:
                  "models": list(GRADCHECK_MODELS)}
 
         def work() -> None:
-            try:
-                from doodlelab.twin.gradcheck import run_gradcheck
-            except ImportError as exc:
-                raise UserError(f"the gradient check needs PyTorch ({exc}); install it with "
-                                "pip install -e '.[torch]'") from None
-            write_json(path, run_gradcheck(self.cfg, self.data_dir, steps=GRADCHECK_STEPS,
+            from doodlelab.registry import require_torch
+            from doodlelab.studies.gradcheck import run_gradcheck
+
+            require_torch("the gradient check")
+            write_json(path, run_gradcheck(self.cfg, self.data, steps=GRADCHECK_STEPS,
                                            models=GRADCHECK_MODELS))
 
         report = _read_json(path)
@@ -346,20 +311,20 @@ class _Pipeline:
 
     def compare_step(self, task: str) -> None:
         """numpy vs torch of one model (doodlelab compare); redone whenever either run changed."""
-        from doodlelab.compare import compare_runs
-        from doodlelab.fileio import sha256_file
+        from doodlelab.runfolder import HISTORY, METRICS
+        from doodlelab.studies.compare import SUMMARY_CSV, SUMMARY_JSON, compare_runs
 
         a = self.out / "runs" / run_name(task, "numpy")
         b = self.out / "runs" / run_name(task, "torch")
         folder = self.out / "compare" / task
-        stamp = {"inputs": {str(p.relative_to(self.out)): sha256_file(p)
-                            for run in (a, b) for p in (run / "metrics.json", run / "history.csv")}}
-        complete = all((folder / n).is_file() for n in COMPARE_FILES)
+        stamp = {"inputs": {str((run / name).relative_to(self.out)): digest for run in (a, b)
+                            for name, digest in RunFolder(run).sha256(METRICS, HISTORY).items()}}
+        complete = all((folder / n).is_file() for n in (SUMMARY_JSON, SUMMARY_CSV, *COMPARE_FILES))
         self.step(f"compare/{task}", stamp, complete, lambda: compare_runs(a, b, folder), derived=True)
 
     def sweep_step(self, name: str, model: str, grid: dict[str, list[Any]]) -> None:
         """One validation-only sweep (doodlelab sweep) of ``grid`` around the configuration."""
-        from doodlelab.sweep import run_sweep
+        from doodlelab.studies.sweep import run_sweep
 
         folder = self.out / "sweep" / name
         seeds = [self.cfg.train.seed]
@@ -369,7 +334,7 @@ class _Pipeline:
         def work() -> None:
             for file in SWEEP_FILES:  # an interrupted or replaced sweep starts over
                 (folder / file).unlink(missing_ok=True)
-            run_sweep(data=self.data_dir, out=folder, base=self.cfg, grid=grid, seeds=seeds,
+            run_sweep(data=self.data, out=folder, base=self.cfg, grid=grid, seeds=seeds,
                       backend="numpy", progress=self.progress, model=model)
 
         complete = all((folder / f).is_file() for f in SWEEP_FILES)
@@ -437,7 +402,6 @@ class _Pipeline:
         self.data_step()
         for task, backend in RUNS:
             self.run_step(task, backend)
-        self.check_splits()
         self.validation_step()
         self.gradcheck_step()
         for task in ("classifier", "two_tower"):
@@ -462,9 +426,11 @@ class _Pipeline:
 
 def _same_run(folder: Path, task: str, backend: str, cfg: dict[str, Any], checksums: dict[str, str]) -> bool:
     """Return whether the finished run in ``folder`` was trained with ``task``, ``backend``, ``cfg``
-    on data with these ``checksums`` (read from its config.json and env.json)."""
-    raw, env = _read_json(folder / "config.json"), _read_json(folder / "env.json")
-    if not isinstance(raw, dict) or not isinstance(env, dict):
+    on data with these ``checksums`` (read from its config and env)."""
+    try:
+        run = RunFolder(folder)
+        raw, env = run.config, run.env
+    except UserError:
         return False
     return (raw.get("task", "classifier") == task and raw.get("backend") == backend
             and all(raw.get(section) == values for section, values in cfg.items())

@@ -143,36 +143,43 @@ def read_npz_checked(path: str | Path, expected: Mapping[str, Member] | Member, 
 
 
 def read_npy_checked(path: str | Path, max_bytes: int = MAX_NPY_BYTES) -> np.ndarray:
-    """Return the array of a ``.npy`` file whose header matches its size (no pickles); else UserError.
+    """Return the array of a ``.npy`` file whose header matches its size (no pickles); else UserError."""
+    with open_bounded(path, max_bytes + (1 << 16), "array file") as fh:
+        return read_npy_from(fh, Path(path), max_bytes)
+
+
+def read_npy_from(fh: BinaryIO, path: Path, max_bytes: int = MAX_NPY_BYTES) -> np.ndarray:
+    """Return the array of the ``.npy`` open as ``fh`` (at its start), checked as read_npy_checked does.
 
     The header is read first: a header claiming more bytes than the file holds (or than
-    ``max_bytes``) is refused before anything is allocated.
+    ``max_bytes``) is refused before anything is allocated; ``path`` names the file in errors.
     """
-    path = Path(path)
-    with open_bounded(path, max_bytes + (1 << 16), "array file") as fh:
-        if fh.read(6) != b"\x93NUMPY":
-            raise UserError(f"{path} is not a readable .npy file (no NumPy header); save it with numpy.save")
-        fh.seek(0)
-        try:
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read_header(fh)
-        except ValueError as exc:
-            raise UserError(f"{path} is not a readable .npy file ({exc})") from None
-        if dtype.hasobject:
-            raise UserError(f"{path} holds pickled Python objects, which are refused for safety; "
-                            "save it as a plain numeric array with numpy.save")
-        claimed = math.prod(shape) * dtype.itemsize
-        held = os.fstat(fh.fileno()).st_size - fh.tell()
-        if claimed > max_bytes or claimed != held:
-            raise UserError(f"{path} is not a readable .npy file: its header claims {claimed} bytes {shape} "
-                            f"but it holds {held}; it is truncated or corrupt")
-        fh.seek(0)
-        try:
-            return np.lib.format.read_array(fh, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise UserError(f"{path} is not a readable .npy file ({exc})") from None
+    magic = fh.read(6)
+    if magic.startswith(b"PK\x03\x04"):
+        raise UserError(f"{path} is an .npz archive; expected a single .npy array")
+    if magic != b"\x93NUMPY":
+        raise UserError(f"{path} is not a readable .npy file (no NumPy header); save it with numpy.save")
+    fh.seek(0)
+    try:
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(fh)
+    except ValueError as exc:
+        raise UserError(f"{path} is not a readable .npy file ({exc})") from None
+    if dtype.hasobject:
+        raise UserError(f"{path} holds pickled Python objects, which are refused for safety; "
+                        "save it as a plain numeric array with numpy.save")
+    claimed = math.prod(shape) * dtype.itemsize
+    held = os.fstat(fh.fileno()).st_size - fh.tell()
+    if claimed > max_bytes or claimed != held:
+        raise UserError(f"{path} is not a readable .npy file: its header claims {claimed} bytes {shape} "
+                        f"but it holds {held}; it is truncated or corrupt")
+    fh.seek(0)
+    try:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path} is not a readable .npy file ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tests.conftest import skip_without_cairo
 skip_without_cairo()
 
 from doodlelab.cli import main
+from doodlelab.config import build_config
 from doodlelab.data.course import CLASSES, validate_images
 from doodlelab.data.render import read_ndjson, render, simplify
 from doodlelab.demo.server import (
@@ -32,8 +33,9 @@ from doodlelab.demo.server import (
     predict,
 )
 from doodlelab.errors import UserError
-from doodlelab.runs import load_run, load_weights, make_classifier, probabilities, read_class_vectors
-from doodlelab.tasks.classifier import Streams
+from doodlelab.registry import make_task
+from doodlelab.scoring import probabilities
+from doodlelab.tasks.streams import Streams
 from tests.conftest import make_course_folder
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -105,12 +107,18 @@ def _post(srv: DemoServer, obj: object) -> tuple[int, dict]:
 
 
 def _reference_probabilities(run_dir: Path, image: np.ndarray) -> np.ndarray:
-    """Return (5,) probabilities of a run on a uint8 image, loaded the way evaluate_run loads it."""
-    raw, cfg = load_run(run_dir)
+    """Return (5,) probabilities of a run on a uint8 image, rebuilt here from the run's own files."""
+    raw = json.loads((run_dir / "config.json").read_text())
+    cfg = build_config({k: v for k, v in raw.items() if k not in ("task", "backend", "classes")})
     task_name = raw["task"]
-    vectors = read_class_vectors(run_dir) if task_name == "two_tower" else None
-    task = make_classifier(cfg, raw["backend"], Streams.from_seed(cfg.train.seed), task_name, vectors)
-    task.load_state_dict(load_weights(run_dir / "weights.npz"))
+    vectors = None
+    if task_name == "two_tower":
+        with np.load(run_dir / "class_vectors.npz") as z:
+            vectors = z["vectors"]
+    task = make_task(cfg, raw["backend"], task_name, streams=Streams.from_seed(cfg.train.seed),
+                     class_vectors=vectors)
+    with np.load(run_dir / "weights.npz") as z:
+        task.load_state_dict({k: z[k] for k in z.files})
     x = validate_images(image[None], "image")  # the course loader's uint8 -> float conversion
     return probabilities(task, x, tta=cfg.eval.tta)[0]
 

@@ -14,14 +14,13 @@ Files are always opened with ``allow_pickle=False``: a pickled array can run cod
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from doodlelab.errors import UserError
-from doodlelab.fileio import sha256_file
+from doodlelab.fileio import sha256_stream
 
 CLASSES: tuple[str, ...] = ("rabbit", "yoga", "hand", "snowman", "motorbike")
 IMAGE_SIDE = 28
@@ -68,18 +67,26 @@ def resolve_data_dir(data: str | Path | None) -> Path:
     return path
 
 
-def _load_array(path: Path) -> np.ndarray:
-    from doodlelab.safe_read import read_npy_checked
+def _load_array(path: Path) -> tuple[np.ndarray, str]:
+    """Return the array of one .npy file and the SHA-256 of its bytes, opening the file once.
+
+    The file is read through :func:`doodlelab.safe_read.read_npy_from`: its header must
+    match its size (no 37 GiB allocation for a 16-byte file) and hold no pickles.
+    """
+    from doodlelab.safe_read import MAX_NPY_BYTES, open_bounded, read_npy_from
 
     if not path.is_file():
         raise DataError(
             f"{path} is missing: the data folder needs {path.name} in the course layout "
             "(train_images.npy, train_labels.npy, test_images.npy, test_labels.npy)"
         )
-    if zipfile.is_zipfile(path):
-        raise DataError(f"{path} is an .npz archive; expected a single .npy array")
     try:
-        return read_npy_checked(path)
+        with open_bounded(path, MAX_NPY_BYTES, "data file") as fh:
+            digest = sha256_stream(fh)
+            fh.seek(0)
+            return read_npy_from(fh, path), digest
+    except DataError:
+        raise
     except UserError as exc:
         raise DataError(str(exc)) from None
 
@@ -167,11 +174,15 @@ def validate_labels(arr: np.ndarray, name: str, n_images: int, n_classes: int = 
 
 
 def load_split(data_dir: Path, split: str) -> Split:
-    """Load and validate ``{split}_images.npy`` and ``{split}_labels.npy`` from ``data_dir``."""
+    """Return the validated ``{split}_images.npy`` / ``{split}_labels.npy`` of ``data_dir``, each opened once.
+
+    ``x`` float32 (N, 784) in [0, 1], ``y`` int64 (N,), the files' SHA-256 and the class names.
+    """
     classes = load_classes(data_dir)
     img_path = Path(data_dir) / f"{split}_images.npy"
     lab_path = Path(data_dir) / f"{split}_labels.npy"
-    x = validate_images(_load_array(img_path), str(img_path))
-    y = validate_labels(_load_array(lab_path), str(lab_path), x.shape[0], len(classes))
-    sums = {img_path.name: sha256_file(img_path), lab_path.name: sha256_file(lab_path)}
-    return Split(x=x, y=y, checksums=sums, classes=classes)
+    images, image_sum = _load_array(img_path)
+    x = validate_images(images, str(img_path))
+    labels, label_sum = _load_array(lab_path)
+    y = validate_labels(labels, str(lab_path), x.shape[0], len(classes))
+    return Split(x=x, y=y, checksums={img_path.name: image_sum, lab_path.name: label_sum}, classes=classes)

@@ -38,13 +38,20 @@ def save_split(path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
     return write_npz(path, train=train_idx, val=val_idx)
 
 
-def load_split_file(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (train, val) int64 indices of a split.npz after checking they partition ``range(n)``."""
-    from doodlelab.safe_read import Member, read_npz_checked
+def load_split_file(path: Path, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(train_idx, val_idx)`` int64 of a split file; with ``n``, check they partition range(n).
+
+    Read through :func:`doodlelab.safe_read.read_npz_checked`: exactly the members ``train``
+    and ``val``, 1-D integer arrays (of at most ``n`` entries together when ``n`` is given).
+    """
+    from doodlelab.safe_read import MAX_NPZ_BYTES, Member, read_npz_checked
 
     z = read_npz_checked(path, {"train": Member((None,), "i"), "val": Member((None,), "i")},
-                         max_bytes=8 * n, fix="it is not a split file of these training images")
+                         max_bytes=MAX_NPZ_BYTES if n is None else 8 * n,
+                         fix="it is not a split file of these training images")
     train_idx, val_idx = z["train"], z["val"]
+    if n is None:
+        return train_idx.astype(np.int64), val_idx.astype(np.int64)
     both = np.concatenate([train_idx, val_idx])
     if both.size != n or not np.array_equal(np.sort(both), np.arange(n)):
         raise UserError(f"{path} does not partition the {n} training images; was it made for other data?")

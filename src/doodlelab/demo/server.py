@@ -71,39 +71,18 @@ def all_classes(models: list[LoadedModel]) -> list[str]:
     return list(dict.fromkeys(c for m in models for c in m.classes))
 
 
-def _test_accuracy(path: Path) -> float | None:
-    from doodlelab.safe_read import Num, Obj, read_json_checked
-
-    metrics = read_json_checked(path, Obj({"accuracy": Num(0.0, 1.0)}), fix="train the run again")
-    value = metrics.get("accuracy")
-    return float(value) if value is not None else None
-
-
 def load_model(run_dir: str | Path) -> LoadedModel:
     """Return the trained model of one finished run folder; UserError if it is not one."""
-    from doodlelab.data.course import CLASSES
-    from doodlelab.runs import load_run, load_weights, make_classifier, read_class_vectors
-    from doodlelab.tasks.classifier import Streams
+    from doodlelab.runfolder import RunFolder
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a folder; pass run folders written by `doodlelab train`")
-    raw, cfg = load_run(run_dir)
-    if not (run_dir / "metrics.json").is_file():
-        raise UserError(f"{run_dir} is not a finished run (no metrics.json); train it again")
-    task_name = str(raw.get("task", "classifier"))
-    backend = str(raw.get("backend", "numpy"))
-    classes = tuple(raw.get("classes", CLASSES))
-    vectors = read_class_vectors(run_dir, classes) if task_name == "two_tower" else None
-    model = make_classifier(cfg, backend, Streams.from_seed(cfg.train.seed), task_name, vectors,
-                            n_classes=len(classes))
-    try:
-        model.load_state_dict(load_weights(run_dir / "weights.npz", model.state_dict()))
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{run_dir}/weights.npz does not match config.json ({exc})") from None
-    label = f"{run_dir.resolve().name} ({task_name}, {backend})"
-    return LoadedModel(label, task_name, backend, run_dir, model, bool(cfg.eval.tta),
-                       _test_accuracy(run_dir / "metrics.json"), classes)
+    run = RunFolder(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"{run.path} is not a folder; pass run folders written by `doodlelab train`")
+    run.require_finished()
+    accuracy = run.metrics.get("accuracy")
+    label = f"{run.path.resolve().name} ({run.task}, {run.backend})"
+    return LoadedModel(label, run.task, run.backend, run.path, run.load_task(), bool(run.settings.eval.tta),
+                       float(accuracy) if isinstance(accuracy, (int, float)) else None, run.classes)
 
 
 def load_models(run_dirs: list[str | Path] | tuple[str | Path, ...]) -> list[LoadedModel]:
@@ -150,7 +129,7 @@ def predict(models: list[LoadedModel], raw_strokes: object, *, raw: bool = True)
 
     from doodlelab.data.course import validate_images
     from doodlelab.data.render import render, simplify
-    from doodlelab.runs import probabilities
+    from doodlelab.scoring import probabilities
 
     strokes = _check_strokes(raw_strokes, raw)
     image = render(simplify(strokes) if raw else strokes)  # (28, 28) uint8

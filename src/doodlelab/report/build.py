@@ -36,6 +36,7 @@ from doodlelab.report.document import (
     render_html,
     render_pdf,
 )
+from doodlelab.runfolder import CLASS_VECTORS, METRICS, SPLIT, WEIGHTS, RunFolder
 
 RUN_NAMES = ("classifier-numpy", "classifier-torch", "two_tower-numpy", "two_tower-torch")
 SCALARS = (
@@ -164,37 +165,22 @@ class Results:
 
     def read_run(self, name: str) -> dict[str, Any]:
         """Return config, env, metrics, history, weight shapes and checksums of ``runs/<name>``."""
-        import numpy as np
-
-        from doodlelab.fileio import sha256_file
-
         rel = f"runs/{name}"
-        if not (self.root / rel / "metrics.json").is_file():
-            raise UserError(f"{self.root / rel} is missing or unfinished (no metrics.json); run "
+        folder = RunFolder(self.root / rel)
+        if not folder.finished:
+            raise UserError(f"{folder.path} is missing or unfinished; run "
                             f"doodlelab run --out {self.root} to finish it")
-        run: dict[str, Any] = {"name": name, "rel": rel}
-        run["config"] = self.json(f"{rel}/config.json")
-        run["env"] = self.json(f"{rel}/env.json")
-        run["metrics"] = self.json(f"{rel}/metrics.json")
-        run["history"] = self.csv(f"{rel}/history.csv")
-        if not run["history"]:
-            raise UserError(f"{self.root / rel}/history.csv holds no epoch; retrain it with "
-                            "doodlelab run --overwrite")
-        try:
-            with np.load(self.path(f"{rel}/weights.npz"), allow_pickle=False) as z:
-                run["weights"] = {k: tuple(int(s) for s in z[k].shape) for k in z.files}
-            with np.load(self.path(f"{rel}/split.npz"), allow_pickle=False) as z:
-                run["split"] = (z["train"].copy(), z["val"].copy())
-            if run["config"].get("task") == "two_tower":
-                with np.load(self.path(f"{rel}/class_vectors.npz"), allow_pickle=False) as z:
-                    run["class_vectors"] = {"names": [str(n) for n in z["names"]],
-                                            "shape": tuple(int(s) for s in z["vectors"].shape)}
-                run["class_vectors_sha256"] = sha256_file(self.root / rel / "class_vectors.npz")
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"{self.root / rel} holds an unreadable .npz ({exc}); retrain it with "
-                            "doodlelab run --overwrite") from None
-        run["sha256"] = {f: sha256_file(self.root / rel / f)
-                         for f in ("split.npz", "weights.npz", "metrics.json")}
+        run: dict[str, Any] = {"name": name, "rel": rel, "config": folder.config, "env": folder.env,
+                               "metrics": folder.metrics,
+                               "history": folder.history,
+                               "weights": {k: tuple(int(s) for s in w.shape)
+                                           for k, w in folder.weights.items()},
+                               "split": folder.split}
+        if run["config"].get("task") == "two_tower":
+            names, vectors = folder.class_vectors
+            run["class_vectors"] = {"names": list(names), "shape": tuple(int(s) for s in vectors.shape)}
+            run["class_vectors_sha256"] = folder.sha256(CLASS_VECTORS)[CLASS_VECTORS]
+        run["sha256"] = folder.sha256()
         run["timings"] = run["env"].get("timings", {})
         return run
 
@@ -292,13 +278,14 @@ def cross_checks(r: Results) -> dict[str, Any]:
 
     expected = None
     if (path := r.path("data/split.npz", required=False)) is not None:
-        with np.load(path, allow_pickle=False) as z:
-            expected = (z["train"].copy(), z["val"].copy())
+        from doodlelab.data.split import load_split_file
+
+        expected = load_split_file(path)
 
     def same(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
         return bool(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
 
-    hashes = {name: run["sha256"]["split.npz"] for name, run in r.runs.items()}
+    hashes = {name: run["sha256"][SPLIT] for name, run in r.runs.items()}
     first = r.runs[RUN_NAMES[0]]["split"]
     same_indices = all(same(run["split"], first) for run in r.runs.values())
     rows = [[name, hashes[name][:16], f"{run['split'][0].size} / {run['split'][1].size}",
@@ -864,9 +851,9 @@ def repro_section(doc: Document, r: Results) -> None:
         else:
             rows.append([k, "; ".join(f"{name}: {v}" for name, v in values.items())])
     doc.add(Table(["", "value (all four runs unless named)"], rows, "env.json of each run."))
-    rows = [[name, run["sha256"]["weights.npz"][:16], run["sha256"]["metrics.json"][:16],
-             run["sha256"]["split.npz"][:16]] for name, run in r.runs.items()]
-    doc.add(Table(["run", "weights.npz", "metrics.json", "split.npz"], rows,
+    rows = [[name, run["sha256"][WEIGHTS][:16], run["sha256"][METRICS][:16],
+             run["sha256"][SPLIT][:16]] for name, run in r.runs.items()]
+    doc.add(Table(["run", WEIGHTS, METRICS, SPLIT], rows,
                   "First 16 hex digits of the SHA-256 of each run's files, computed by the report."))
     built = datetime.now(timezone.utc).isoformat(timespec="seconds")
     doc.add(Para(f"Settings given to doodlelab run: {', '.join(m.get('settings', [])) or 'none (defaults)'}. "

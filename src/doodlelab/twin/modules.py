@@ -25,8 +25,8 @@ from torch.nn import LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from doodlelab import nn
 from doodlelab.config import ModelConfig
 from doodlelab.nn.modules import dropout_scale
-from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS
-from doodlelab.tasks.classifier import build_mlp as build_numpy_mlp
+from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.mlp import build_mlp as build_numpy_mlp
 
 TORCH_DTYPES: dict[np.dtype, torch.dtype] = {
     np.dtype(np.float32): torch.float32,
@@ -141,7 +141,7 @@ def build_mlp(
     n_out: int = N_CLASSES,
     dtype: np.dtype | type = np.float32,
 ) -> Sequential:
-    """Return the twin of :func:`doodlelab.tasks.classifier.build_mlp`: (B, n_in) -> (B, n_out).
+    """Return the twin of :func:`doodlelab.tasks.mlp.build_mlp`: (B, n_in) -> (B, n_out).
 
     The numpy MLP is built first from the same Generators, so the initial weights
     are the very same draws, and then copied.

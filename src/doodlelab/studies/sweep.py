@@ -15,19 +15,24 @@ for curves).
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
+from doodlelab.cliargs import add_config_args, add_data_arg
 from doodlelab.config import Config, ConfigError, build_config, parse_override
-from doodlelab.data.course import load_split, resolve_data_dir
-from doodlelab.data.split import stratified_split
+from doodlelab.data.prepare import Prepared, class_word_vectors
 from doodlelab.errors import UserError
 from doodlelab.fileio import write_csv
+from doodlelab.registry import BACKENDS, TASKS, task_class
+from doodlelab.scoring import probabilities
+from doodlelab.train import FitResult, fit_new
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -61,9 +66,47 @@ def _fmt(value: Any) -> str:
     return "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
 
 
+def _class_vectors(data: Prepared, base: Config,
+                   points: list[tuple[dict[str, Any], Config]]) -> dict[str, np.ndarray]:
+    """Return the class vectors (K, D) of every ``two_tower.word_vectors`` source in the grid, by source.
+
+    ``data``'s own vectors (if it holds them) are those of ``base``'s source.
+    """
+    vectors: dict[str, np.ndarray] = {}
+    if data.class_vectors is not None:
+        vectors[base.two_tower.word_vectors] = data.class_vectors
+    for _, cfg in points:
+        source = cfg.two_tower.word_vectors
+        if source not in vectors:
+            vectors[source] = class_word_vectors(source, data.classes)[0]
+    return vectors
+
+
+def _row(i: int, settings: dict[str, Any], seed: int, result: FitResult,
+         val_accuracy_tta: float) -> dict[str, Any]:
+    """Return the sweep.csv row of one trained point and seed."""
+    best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
+    kept = result.history[result.weights_epoch - 1]
+    return {
+        "point": i, "label": " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base",
+        "seed": seed,
+        **{k: _fmt(v) for k, v in settings.items()},
+        "val_accuracy": kept["val_accuracy"],
+        "val_loss": kept["val_loss"],
+        "val_accuracy_tta": val_accuracy_tta,
+        "best_val_accuracy": best["val_accuracy"],
+        "best_epoch": int(best["epoch"]),
+        "val_loss_at_best": best["val_loss"],
+        "min_val_loss": min(h["val_loss"] for h in result.history),
+        "final_val_accuracy": result.history[-1]["val_accuracy"],
+        "final_train_accuracy": result.history[-1]["train_accuracy"],
+        "seconds": round(result.train_seconds, 2),
+    }
+
+
 def run_sweep(
     *,
-    data: str | Path | None,
+    data: Prepared,
     out: Path,
     base: Config,
     grid: dict[str, list[Any]],
@@ -72,59 +115,39 @@ def run_sweep(
     progress: bool | None = None,
     model: str = "classifier",
 ) -> list[dict[str, Any]]:
-    """Train every combination for every seed; write the CSVs and return the summary rows.
+    """Train every combination for every seed on ``data``'s training file; write the CSVs and
+    return the summary rows.
 
     ``model`` is ``classifier`` or ``two_tower`` (whose class word vectors are read once
-    per ``two_tower.word_vectors`` source in the grid).
+    per ``two_tower.word_vectors`` source in the grid; ``data``'s when it holds them).
     """
-    from doodlelab.runs import class_word_vectors, fit_classifier, probabilities, task_class
-
     task_class(backend, model)
     if not seeds:
         raise UserError("--seeds needs at least one seed")
     points = combinations(base, grid)  # every config is checked before any training
-    train = load_split(resolve_data_dir(data), "train")
     out = Path(out)
     if (out / "sweep.csv").exists():
         raise UserError(f"{out} already holds a sweep (sweep.csv); choose another --out")
-    rows: list[dict[str, Any]] = []
-    histories: list[dict[str, Any]] = []
     if progress is None:
         progress = sys.stderr.isatty()
-    vectors: dict[str, Any] = {}
-    if model == "two_tower":  # every source is read (and checked) before any training
-        for _, cfg in points:
-            source = cfg.two_tower.word_vectors
-            if source not in vectors:
-                vectors[source] = class_word_vectors(cfg, train.classes)[0]
+    # every word-vector source is read (and checked) before any training
+    vectors = _class_vectors(data, base, points) if model == "two_tower" else {}
+    train = data.train
+    rows: list[dict[str, Any]] = []
+    histories: list[dict[str, Any]] = []
     jobs = [(i, settings, cfg, seed) for i, (settings, cfg) in enumerate(points) for seed in seeds]
     for i, settings, cfg, seed in tqdm(jobs, desc="sweep", unit="run", disable=not progress):
         raw = cfg.to_dict()
         raw["train"]["seed"] = seed
         cfg = build_config(raw)
-        train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, seed)
-        task, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False,
-                                      task_name=model,
-                                      class_vectors=vectors.get(cfg.two_tower.word_vectors))
+        train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
+        task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
+                               train.x[val_idx], train.y[val_idx], progress=False,
+                               class_vectors=vectors.get(cfg.two_tower.word_vectors),
+                               n_classes=len(data.classes))
         shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
-        best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
-        kept = result.history[result.weights_epoch - 1]
-        label = " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
-        rows.append({
-            "point": i, "label": label, "seed": seed,
-            **{k: _fmt(v) for k, v in settings.items()},
-            "val_accuracy": kept["val_accuracy"],
-            "val_loss": kept["val_loss"],
-            "val_accuracy_tta": float((shifted == train.y[val_idx]).mean()),
-            "best_val_accuracy": best["val_accuracy"],
-            "best_epoch": int(best["epoch"]),
-            "val_loss_at_best": best["val_loss"],
-            "min_val_loss": min(h["val_loss"] for h in result.history),
-            "final_val_accuracy": result.history[-1]["val_accuracy"],
-            "final_train_accuracy": result.history[-1]["train_accuracy"],
-            "seconds": round(result.train_seconds, 2),
-        })
-        histories += [{"point": i, "label": label, "seed": seed, **h} for h in result.history]
+        rows.append(_row(i, settings, seed, result, float((shifted == train.y[val_idx]).mean())))
+        histories += [{"point": i, "label": rows[-1]["label"], "seed": seed, **h} for h in result.history]
         write_csv(out / "sweep.csv", rows)  # after every run: an interrupted sweep keeps its rows
     write_csv(out / "histories.csv", histories)
     summary = summarize(rows)
@@ -161,3 +184,44 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         })
     summary.sort(key=lambda r: -r["val_accuracy_mean"])
     return summary
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sweep`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("sweep", help="grid of settings judged on the validation split only")
+    add_data_arg(p)
+    p.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=[V1,V2]",
+                   help="values to try for one setting (TOML array); repeat for a grid")
+    p.add_argument("--seeds", default="0", metavar="S1,S2",
+                   help="comma-separated training seeds per point (default 0)")
+    p.add_argument("--backend", choices=list(BACKENDS), default="numpy")
+    p.add_argument("--model", choices=list(TASKS), default="classifier",
+                   help="which model to sweep (default classifier)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSVs")
+    add_config_args(p)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab sweep``; return 0."""
+    from doodlelab.config import load_config
+    from doodlelab.data.prepare import prepare
+
+    base = load_config(args.config, args.overrides)
+    grid = parse_grid(args.grid)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    task_class(args.backend, args.model)
+    combinations(base, grid)  # a bad grid fails before the data is read
+    data = prepare(base, args.data, test=False)  # a sweep never reads the test files
+    summary = run_sweep(data=data, out=args.out, base=base, grid=grid, seeds=seeds,
+                        backend=args.backend, model=args.model)
+    for row in summary:
+        print(f"{row['val_accuracy_mean']:.4f} +- {row['val_accuracy_std']:.4f}  "
+              f"(best epoch {row['best_epoch_mean']:g}, {row['seconds_mean']:g} s)  {row['label']}")
+    print(f"-> {args.out}")
+    return 0

@@ -1,0 +1,283 @@
+"""A run folder: the one module that knows its file names and formats.
+
+A run is a directory holding
+
+- ``config.json``: the fully resolved configuration, plus ``task``, ``backend``, ``classes``;
+- ``env.json``: versions, machine, seed, git commit, data checksums, timings;
+- ``split.npz``: the train/validation indices (``train``, ``val``);
+- ``history.csv``: one row per epoch;
+- ``weights.npz``: the weights in numpy layout, whichever backend trained;
+- ``class_vectors.npz``: two-tower runs: the class names and their word vectors;
+- ``metrics.json``: the test metrics, written last: a folder without it is unfinished;
+- ``figures/``: PNGs with the CSVs of their numbers.
+
+Every write is atomic (:mod:`doodlelab.fileio`). Every reader turns a missing or
+unreadable file into one :class:`~doodlelab.errors.UserError` line; npz files are never
+loaded with pickles. Everyone else asks a :class:`RunFolder` (``.metrics``,
+``.load_task()``, ``.finished``) instead of naming a file.
+
+Growing room: :meth:`RunFolder.begin` and :meth:`RunFolder.finish` bracket the writing
+of one run, and every file goes through :meth:`RunFolder._write` / :meth:`RunFolder._read`,
+so an exclusive lock, a run status and id stamped on every file, or per-epoch
+checkpoints can be added here without changing a caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from doodlelab.config import Config, ConfigError, config_from_dict
+from doodlelab.data.split import load_split_file, save_split
+from doodlelab.errors import UserError
+from doodlelab.fileio import read_csv, sha256_file, write_csv, write_json, write_npz
+from doodlelab.safe_read import Choice, ListOf, Member, Num, Obj, read_json_checked, read_npz_checked
+
+CONFIG = "config.json"
+ENV = "env.json"
+SPLIT = "split.npz"
+HISTORY = "history.csv"
+WEIGHTS = "weights.npz"
+CLASS_VECTORS = "class_vectors.npz"
+METRICS = "metrics.json"
+FIGURES = "figures"
+RUN_FILES = (CONFIG, METRICS, WEIGHTS, HISTORY, SPLIT)  # any of them: the folder holds a run
+RUN_KEYS = ("task", "backend", "classes")  # config.json keys beside the Config sections
+
+# What config.json must look like before Config checks its sections' fields (types, ranges,
+# resource limits); a bad file is one line naming the field (safe_read.check_json).
+CONFIG_SCHEMA = Obj({"task": Choice(("classifier", "two_tower")), "backend": Choice(("numpy", "torch")),
+                     "classes": ListOf(str, min_len=2, max_len=100_000, unique=True),
+                     **{name: Obj() for name in Config.__dataclass_fields__}},
+                    required=("task", "backend"))
+METRICS_SCHEMA = Obj({"accuracy": Num(0.0, 1.0)})
+ANY_OBJECT = Obj()
+
+T = TypeVar("T")
+
+
+def _number(text: str) -> float:
+    """Return a CSV cell as the int or float it was written as (ValueError if it is neither)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+class RunFolder:
+    """One run folder at ``path``: typed readers and atomic writers of its files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """Return whether the run was written to the end (its metrics.json exists)."""
+        return (self.path / METRICS).is_file()
+
+    @property
+    def figures_dir(self) -> Path:
+        """Return the folder of the run's figures (PNG + CSV)."""
+        return self.path / FIGURES
+
+    def require_finished(self) -> RunFolder:
+        """Return self if it is a finished run; else a UserError saying what it is."""
+        if not self.path.is_dir():
+            raise UserError(f"run folder {self.path} does not exist; pass a folder written by "
+                            "`doodlelab train`")
+        self.config  # noqa: B018 -- "not a run folder" before "not finished"
+        if not self.finished:
+            raise UserError(f"{self.path} is not a finished run (no {METRICS}); train it (again) "
+                            "to the end")
+        return self
+
+    def sha256(self, *names: str) -> dict[str, str]:
+        """Return the SHA-256 of the given files (default: split, weights, metrics), by file name."""
+        return {name: sha256_file(self.path / name) for name in names or (SPLIT, WEIGHTS, METRICS)}
+
+    # -- writing one run ---------------------------------------------------------------------
+
+    def begin(self, overwrite: bool = False) -> RunFolder:
+        """Check that the folder may receive a new run; never delete what it holds unless ``overwrite``.
+
+        Makes the folder and marks it unfinished (an overwritten run is unfinished until
+        :meth:`finish`). Raises UserError, before writing anything, if it is occupied.
+        """
+        self.check_free(overwrite)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / METRICS).unlink(missing_ok=True)
+        return self
+
+    def check_free(self, overwrite: bool = False) -> None:
+        """Raise UserError if the path is a file, or holds a run and ``overwrite`` is not given."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--out {self.path} exists and is not a folder; choose another path")
+        existing = [name for name in RUN_FILES if (self.path / name).exists()]
+        if existing and not overwrite:
+            raise UserError(
+                f"--out {self.path} already holds a run ({', '.join(existing)}); choose another "
+                "folder or pass --overwrite to replace it"
+            )
+
+    def finish(self, metrics: Mapping[str, Any]) -> None:
+        """Write ``metrics.json``, the last file of a run: from now on the run is finished."""
+        self._write(METRICS, write_json, metrics)
+
+    def write_config(self, task: str, backend: str, classes: Sequence[str], cfg: Config) -> None:
+        """Write ``config.json``: ``task``, ``backend``, ``classes`` and every Config section."""
+        self._write(CONFIG, write_json,
+                    {"task": task, "backend": backend, "classes": list(classes), **cfg.to_dict()})
+
+    def write_env(self, env: Mapping[str, Any]) -> None:
+        """Write ``env.json`` (versions, machine, seed, checksums, timings)."""
+        self._write(ENV, write_json, env)
+
+    def write_split(self, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
+        """Write ``split.npz``: the train (N_train,) and validation (N_val,) indices."""
+        self._write(SPLIT, lambda p, a: save_split(p, *a), (train_idx, val_idx))
+
+    def write_history(self, rows: list[dict[str, float]], columns: Sequence[str]) -> None:
+        """Write ``history.csv``: one row per epoch so far, in ``columns``."""
+        self._write(HISTORY, lambda p, r: write_csv(p, r, columns), rows)
+
+    def write_weights(self, state: Mapping[str, np.ndarray]) -> None:
+        """Write ``weights.npz``: arrays by dotted parameter name, numpy layout."""
+        self._write(WEIGHTS, lambda p, s: write_npz(p, **s), state)
+
+    def write_class_vectors(self, names: Sequence[str], vectors: np.ndarray) -> None:
+        """Write ``class_vectors.npz``: the class names (K,) and their word vectors (K, D)."""
+        self._write(CLASS_VECTORS, lambda p, v: write_npz(p, names=np.array(names), vectors=v), vectors)
+
+    def _write(self, name: str, writer: Callable[[Path, T], Any], value: T) -> None:
+        writer(self.path / name, value)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _file(self, name: str, missing: str) -> Path:
+        path = self.path / name
+        if not path.is_file():
+            raise UserError(missing.format(path=path, run=self.path))
+        return path
+
+    def _json(self, name: str, missing: str, schema: Obj = ANY_OBJECT) -> dict[str, Any]:
+        return read_json_checked(self._file(name, missing), schema, fix="train the run again")
+
+    def _npz(self, name: str, missing: str, expected: Mapping[str, Member] | Member) -> dict[str, np.ndarray]:
+        return read_npz_checked(self._file(name, missing), expected,
+                                fix="it does not hold what this run wrote; train the run again")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Return ``config.json`` as written: the Config sections plus task, backend, classes."""
+        if not self.path.is_dir():
+            raise UserError(f"{self.path} is not a folder; pass a run folder written by `doodlelab train`")
+        return self._json(CONFIG, "{run} is not a run folder (no config.json); train one first",
+                          CONFIG_SCHEMA)
+
+    @property
+    def settings(self) -> Config:
+        """Return the run's configuration, validated (UserError naming config.json if it is bad)."""
+        sections = {k: v for k, v in self.config.items() if k not in RUN_KEYS}
+        try:
+            return config_from_dict(sections)
+        except ConfigError as exc:
+            raise UserError(f"{self.path / CONFIG}: {exc}") from None
+
+    @property
+    def task(self) -> str:
+        """Return the model the run trained: ``classifier`` or ``two_tower``."""
+        return str(self.config.get("task", "classifier"))
+
+    @property
+    def backend(self) -> str:
+        """Return the backend the run trained on: ``numpy`` or ``torch``."""
+        return str(self.config.get("backend", "numpy"))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Return the class names the run was trained on, in label order."""
+        from doodlelab.data.course import CLASSES
+
+        return tuple(self.config.get("classes", CLASSES))
+
+    @property
+    def env(self) -> dict[str, Any]:
+        """Return ``env.json``."""
+        return self._json(ENV, "{run} has no env.json; train it again")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Return the test metrics (``metrics.json``) of a finished run."""
+        return self._json(METRICS, "{run} is not a finished run (no metrics.json); train it (again) "
+                                   "to the end", METRICS_SCHEMA)
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """Return the rows of ``history.csv`` (at least one epoch), each cell an int or a float as written."""
+        path = self._file(HISTORY, "{run} has no history.csv; train it again")
+        try:
+            rows = [{k: _number(v) for k, v in row.items()} for row in read_csv(path)]
+        except (OSError, ValueError, TypeError) as exc:
+            raise UserError(f"{path} is not a readable history ({exc})") from None
+        if not rows:
+            raise UserError(f"{path} holds no epoch; train the run again")
+        return rows
+
+    @property
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``(train_idx, val_idx)`` int64 indices of ``split.npz``."""
+        return load_split_file(self._file(SPLIT, "{path} is missing: the run did not finish; train it again"))
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """Return the weights (``weights.npz``) by dotted parameter name, numpy layout, finite float32."""
+        return self.weights_like(None)
+
+    def weights_like(self, like: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """Return the weights, each of exactly the shape and dtype of ``like``'s (a task's state_dict).
+
+        Names, shapes, dtypes (int64 weights), NaN/inf, pickles and the archive itself are
+        checked from the .npy headers before any array is read; without ``like`` every
+        member need only be a finite float32 array.
+        """
+        expected = (Member(None, "f", "float32") if like is None
+                    else {k: Member.like(v) for k, v in like.items()})
+        return self._npz(WEIGHTS, "{path} is missing: the run did not finish; train it again", expected)
+
+    @property
+    def class_vectors(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """Return the class names (K,) and word vectors (K, D) float32 a two-tower run trained with.
+
+        K must be the number of classes in config.json and the names must be those classes.
+        """
+        classes = self.classes
+        k = len(classes)
+        expected = {"names": Member((k,), "U", finite=False), "vectors": Member((k, None), "f", "float32")}
+        z = self._npz(CLASS_VECTORS, "{path} is missing: the two-tower run did not finish; train it again",
+                      expected)
+        names = tuple(str(n) for n in z["names"])
+        if names != classes:
+            raise UserError(f"{self.path / CLASS_VECTORS} names the classes {list(names)[:5]}, but {CONFIG} "
+                            f"has {list(classes)[:5]}; train the run again")
+        return names, z["vectors"]
+
+    def load_task(self) -> Any:
+        """Return the run's trained model: a task of its (task, backend) holding its weights."""
+        from doodlelab.registry import make_task
+
+        cfg, classes, task = self.settings, self.classes, self.task
+        vectors = self.class_vectors[1] if task == "two_tower" else None
+        model = make_task(cfg, self.backend, task, class_vectors=vectors, n_classes=len(classes))
+        try:
+            model.load_state_dict(self.weights_like(model.state_dict()))
+        except (KeyError, ValueError) as exc:
+            raise UserError(f"{self.path / WEIGHTS} does not match {CONFIG} ({exc})") from None
+        return model
