@@ -246,7 +246,7 @@ class _Pipeline:
 
     def run_step(self, task: str, backend: str) -> None:
         """Train one of the four runs (doodlelab train) unless it is complete with these settings."""
-        from doodlelab.runs import train_run
+        from doodlelab.runs import run_identity, train_run
 
         name = run_name(task, backend)
         folder = self.out / "runs" / name
@@ -254,9 +254,10 @@ class _Pipeline:
         complete = RunFolder(folder).finished
         same = complete and _same_run(folder, task, backend, self.cfg.to_dict(), self.checksums)
 
-        def work() -> None:
-            train_run(self.data, folder, self.cfg, backend=backend, task=task, overwrite=True,
-                      progress=self.progress)
+        def work() -> None:  # an interrupted run of these settings continues from its checkpoint
+            resume = RunFolder(folder).can_resume(run_identity(self.data, self.cfg, backend, task))
+            train_run(self.data, folder, self.cfg, backend=backend, task=task, overwrite=not resume,
+                      progress=self.progress, resume=resume)
 
         self.step(f"runs/{name}", stamp, complete, work, same=same)
 

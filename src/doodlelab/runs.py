@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,7 @@ from doodlelab.cliargs import add_config_args, add_data_arg
 from doodlelab.config import Config
 from doodlelab.data.course import Split
 from doodlelab.data.prepare import Prepared, prepare
+from doodlelab.errors import UserError
 from doodlelab.registry import BACKENDS, TASKS, backend_versions, task_class
 from doodlelab.runfolder import RunFolder
 from doodlelab.scoring import score_on_test, summary_line
@@ -111,25 +114,48 @@ def _run_env(backend: str, cfg: Config, data: Prepared, result: FitResult) -> di
     return env
 
 
+def run_identity(data: Prepared, cfg: Config, backend: str, task: str) -> dict[str, Any]:
+    """Return what makes two runs the same run: task, backend, settings and data checksums."""
+    return {"task": task, "backend": backend, "config": cfg.to_dict(), "data_checksums": data.checksums}
+
+
 def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy", task: str = "classifier",
-              overwrite: bool = False, progress: bool | None = None) -> dict[str, Any]:
+              overwrite: bool = False, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
     """Train ``task`` (classifier or two_tower) on ``data`` and write a complete run folder at ``out``.
 
     ``data`` must hold the test split and, for a two-tower task, the class vectors
     (``prepare(..., word_vectors=True)``). Returns the test metrics. Raises UserError
-    (before writing anything) on a bad backend or model or an occupied ``out``.
+    (before writing anything) on a bad backend or model, or an occupied or locked ``out``.
+    ``resume`` continues the interrupted run at ``out`` from its last whole epoch. An
+    interrupt (KeyboardInterrupt) keeps the interrupted run resumable; any other error
+    discards it.
     """
-    from doodlelab.figures import plot_curves, plot_loss_terms
-
     task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
     if data.test is None or (task == "two_tower" and data.class_vectors is None):
         raise ValueError("train_run needs the test split (and, for two_tower, the class vectors)")
-    run = RunFolder(out).begin(overwrite)
-    run.write_config(task, backend, data.classes, cfg)
-    run.write_split(data.train_idx, data.val_idx)
-    if task == "two_tower":
-        run.write_class_vectors(data.classes, data.class_vectors)
-    history: list[dict[str, float]] = []
+    run = RunFolder(out).begin(overwrite, resume=resume, identity=run_identity(data, cfg, backend, task))
+    try:
+        return _train_into(run, data, cfg, backend, task, progress, resume)
+    except KeyboardInterrupt:
+        run.abandon(interrupted=True)
+        raise
+    except BaseException:
+        run.abandon(interrupted=False)
+        raise
+
+
+def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task: str,
+                progress: bool | None, resume: bool) -> dict[str, Any]:
+    """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics."""
+    from doodlelab.figures import plot_curves, plot_loss_terms
+
+    checkpoint = run.checkpoint if resume else None
+    if checkpoint is None:
+        run.write_config(task, backend, data.classes, cfg)
+        run.write_split(data.train_idx, data.val_idx)
+        if task == "two_tower":
+            run.write_class_vectors(data.classes, data.class_vectors)
+    history: list[dict[str, float]] = list(checkpoint[1]["history"]) if checkpoint else []
 
     def on_epoch(row: dict[str, float]) -> None:
         history.append(row)
@@ -138,7 +164,8 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
     train, (train_idx, val_idx) = data.train, (data.train_idx, data.val_idx)
     model, result = fit_new(cfg, backend, task, train.x[train_idx], train.y[train_idx],
                             train.x[val_idx], train.y[val_idx], class_vectors=data.class_vectors,
-                            n_classes=len(data.classes), progress=progress, on_epoch=on_epoch)
+                            n_classes=len(data.classes), progress=progress, on_epoch=on_epoch,
+                            checkpoint=run.write_checkpoint, resume=checkpoint)
     run.write_weights(model.state_dict())
     plot_curves({backend: result.history}, run.figures_dir)
     plot_loss_terms(result.history, run.figures_dir)
@@ -159,25 +186,57 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
                    help="run folder to write (default: runs/<model>-<backend>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run already in RUN_DIR")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in RUN_DIR from its last whole epoch")
     add_config_args(p)
 
 
+def _resume_command(args: argparse.Namespace, out: Path) -> str:
+    """Return the command line that continues this training run."""
+    words = ["doodlelab", "train", args.model, "--backend", args.backend, "--out", str(out)]
+    if args.data is not None:
+        words += ["--data", str(args.data)]
+    if args.config is not None:
+        words += ["--config", str(args.config)]
+    for setting in args.overrides:
+        words += ["--set", setting]
+    return shlex.join([*words, "--resume"])
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops training the way Ctrl-C does
+
+
 def command(args: argparse.Namespace) -> int:
-    """Run ``doodlelab train``; return 0."""
+    """Run ``doodlelab train``; return 0 (an interrupt prints the command that resumes it)."""
     from doodlelab.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     task_class(args.backend, args.model)
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues a run and --overwrite starts one over; pass one of them")
     if args.out is None:
+        if args.resume:
+            raise UserError("--resume needs --out RUN_DIR, the folder of the interrupted run")
         from datetime import datetime
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{args.model}-{args.backend}-{stamp}"
     else:
         out = args.out
-    RunFolder(out).check_free(args.overwrite)
+    if not args.resume:
+        RunFolder(out).check_free(args.overwrite)
     data = prepare(cfg, args.data, word_vectors=args.model == "two_tower")
-    metrics = train_run(data, out, cfg, backend=args.backend, task=args.model, overwrite=args.overwrite)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # the CLI runs in the main thread
+    try:
+        metrics = train_run(data, out, cfg, backend=args.backend, task=args.model,
+                            overwrite=args.overwrite, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"doodlelab: training stopped; the last whole epoch is kept. Resume with:\n  "
+              f"{_resume_command(args, out)}", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"{args.model} ({args.backend}) -> {out}")
     print(f"test: {summary_line(metrics)}")
     return 0

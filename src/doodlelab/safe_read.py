@@ -47,8 +47,8 @@ MAX_NPY_BYTES = 8 << 30  # one data array (the course's train_images.npy is 3.9 
 class Member:
     """What one ``.npz`` member must be: a shape (None = any length on that axis) and a dtype kind.
 
-    ``kind`` is a numpy dtype kind string: ``"f"`` float, ``"i"`` signed int, ``"U"`` text;
-    ``dtype``, when given, must match exactly (e.g. float32 weights).
+    ``kind`` holds the numpy dtype kinds allowed: ``"f"`` float, ``"i"`` signed int, ``"U"``
+    text (``"fiU"``: any of them); ``dtype``, when given, must match exactly (float32 weights).
     """
 
     shape: tuple[int | None, ...] | None  # None: any shape
@@ -87,7 +87,7 @@ def _check_member(name: str, info: zipfile.ZipInfo, header: tuple, spec: Member,
                                    or any(w is not None and w != s for w, s in zip(spec.shape, shape))):
         want = str(tuple("N" if w is None else w for w in spec.shape)).replace("'", "")
         raise _Refused(f"member {name} has shape {shape}, expected {want}")
-    if dtype.kind != spec.kind or (spec.dtype is not None and dtype.str != np.dtype(spec.dtype).str):
+    if dtype.kind not in spec.kind or (spec.dtype is not None and dtype.str != np.dtype(spec.dtype).str):
         want = (np.dtype(spec.dtype).name if spec.dtype
                 else {"f": "float", "i": "int", "U": "text"}.get(spec.kind, spec.kind))
         raise _Refused(f"member {name} has dtype {dtype}, expected {want}")

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -26,7 +26,7 @@ from doodlelab.errors import UserError
 from doodlelab.nn.losses import log_softmax
 from doodlelab.nn.optim import LRSchedule
 from doodlelab.tasks.mlp import N_CLASSES
-from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.streams import STREAMS, Streams
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -64,6 +64,8 @@ class Task(Protocol):
     def logits(self, x: np.ndarray) -> np.ndarray: ...
     def state_dict(self) -> dict[str, np.ndarray]: ...
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+    def training_state(self) -> dict[str, np.ndarray]: ...
+    def load_training_state(self, state: dict[str, np.ndarray]) -> None: ...
 
     # Optional: a task whose objective has several terms sets ``loss_terms`` (name ->
     # value of the last batch) in ``train_batch``; the loop logs each one's epoch mean
@@ -156,13 +158,28 @@ def _train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epo
             **{f"{TERM_PREFIX}{name}": total / seen for name, total in term_sums.items()}}
 
 
+@dataclass
+class FitState:
+    """Where a fit stands after a whole epoch: enough, with the task and the streams, to go on."""
+
+    epoch: int  # epochs done
+    history: list[dict[str, float]]
+    best_value: float
+    best_epoch: int
+    waited: int  # epochs since the best one
+    best_state: dict[str, np.ndarray]  # the best epoch's weights (train.restore_best)
+
+
 class _EarlyStop:
     """Tracks the monitored validation value: the best epoch, its weights if kept, patience."""
 
-    def __init__(self, task: Task, cfg: Config) -> None:
+    def __init__(self, task: Task, cfg: Config, start: FitState | None = None) -> None:
         self.task, self.t = task, cfg.train
         self.best_value = math.inf if self.t.monitor == "val_loss" else -math.inf
         self.best_epoch, self.best_state, self.waited = 0, task.state_dict(), 0
+        if start is not None:
+            self.best_value, self.best_epoch, self.waited = start.best_value, start.best_epoch, start.waited
+            self.best_state = start.best_state
 
     def should_stop(self, row: dict[str, float]) -> bool:
         """Record epoch ``row``; return whether patience has run out."""
@@ -188,20 +205,24 @@ def fit(
     augment_rng: np.random.Generator,
     progress: bool | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    start: FitState | None = None,
+    checkpoint: Callable[[FitState], None] | None = None,
 ) -> FitResult:
     """Train ``task`` for ``cfg.train.epochs`` epochs; return history and best epoch.
 
-    ``progress=None`` shows a tqdm bar only when stderr is a terminal.
+    ``progress=None`` shows a tqdm bar only when stderr is a terminal. ``start`` continues
+    a fit after its ``start.epoch`` epochs (the task and the random streams must be in the
+    state they had then); ``checkpoint`` receives the state after every epoch.
     """
     schedule = schedule_from(cfg)
-    history: list[dict[str, float]] = []
-    stop = _EarlyStop(task, cfg)
-    stopped_early = False
+    history: list[dict[str, float]] = list(start.history) if start is not None else []
+    stop, stopped_early = _EarlyStop(task, cfg, start), False
     if progress is None:
         progress = sys.stderr.isatty()
-    start = time.perf_counter()
-    epoch_seconds = []
-    with tqdm(range(1, cfg.train.epochs + 1), desc=f"train {task.backend}", unit="epoch",
+    tick0 = time.perf_counter()
+    epoch_seconds = [float(row["seconds"]) for row in history]
+    first = start.epoch + 1 if start is not None else 1
+    with tqdm(range(first, cfg.train.epochs + 1), desc=f"train {task.backend}", unit="epoch",
               disable=not progress, leave=False) as bar:
         for epoch in bar:
             tick = time.perf_counter()
@@ -219,32 +240,67 @@ def fit(
             if on_epoch is not None:
                 on_epoch(row)
             bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
-            if stop.should_stop(row):
-                stopped_early = True
+            stopped_early = stop.should_stop(row)
+            if checkpoint is not None:
+                checkpoint(FitState(epoch, history, stop.best_value, stop.best_epoch, stop.waited,
+                                    stop.best_state))
+            if stopped_early:
                 break
     restore = cfg.train.restore_best and stop.best_epoch > 0
     if restore:
         task.load_state_dict(stop.best_state)
     return FitResult(history=history, best_epoch=stop.best_epoch,
                      weights_epoch=stop.best_epoch if restore else len(history),
-                     stopped_early=stopped_early, train_seconds=time.perf_counter() - start,
+                     stopped_early=stopped_early, train_seconds=time.perf_counter() - tick0,
                      epoch_seconds=epoch_seconds)
+
+
+BEST = "best."  # prefix of the best epoch's weights in a checkpoint
+
+
+Checkpoint = tuple[dict[str, np.ndarray], dict[str, Any]]  # (arrays, JSON-ready state)
+
+
+def checkpoint_of(task: Task, streams: Streams, state: FitState) -> Checkpoint:
+    """Return (arrays, JSON-ready state) that :func:`resume_state` turns back into this point of a fit."""
+    arrays = {**task.training_state(), **{f"{BEST}{k}": v for k, v in state.best_state.items()}}
+    meta = {"epoch": state.epoch, "history": state.history, "best_value": state.best_value,
+            "best_epoch": state.best_epoch, "waited": state.waited,
+            "streams": {name: getattr(streams, name).bit_generator.state for name in STREAMS}}
+    return arrays, meta
+
+
+def resume_state(task: Task, streams: Streams, arrays: dict[str, np.ndarray],
+                 meta: dict[str, Any]) -> FitState:
+    """Put ``task`` and ``streams`` back where a checkpoint left them; return the fit's state."""
+    task.load_training_state({k: v for k, v in arrays.items() if not k.startswith(BEST)})
+    for name in STREAMS:
+        getattr(streams, name).bit_generator.state = meta["streams"][name]
+    best = {k[len(BEST):]: v for k, v in arrays.items() if k.startswith(BEST)}
+    return FitState(int(meta["epoch"]), list(meta["history"]), float(meta["best_value"]),
+                    int(meta["best_epoch"]), int(meta["waited"]), best)
 
 
 def fit_new(cfg: Config, backend: str, task_name: str, x_train: np.ndarray, y_train: np.ndarray,
             x_val: np.ndarray, y_val: np.ndarray, *, class_vectors: np.ndarray | None = None,
             n_classes: int = N_CLASSES, progress: bool | None = None,
-            on_epoch: Callable[[dict[str, float]], None] | None = None) -> tuple[Task, FitResult]:
+            on_epoch: Callable[[dict[str, float]], None] | None = None,
+            checkpoint: Callable[[dict[str, np.ndarray], dict[str, Any]], None] | None = None,
+            resume: Checkpoint | None = None) -> tuple[Task, FitResult]:
     """Build a fresh ``task_name`` on ``backend`` from ``cfg.train.seed``'s streams and fit it.
 
     Returns the trained task and the :class:`FitResult`. Images (N, 784), labels (N,);
-    a two-tower task needs ``class_vectors`` (K, D).
+    a two-tower task needs ``class_vectors`` (K, D). ``checkpoint`` receives
+    :func:`checkpoint_of` after every epoch; ``resume`` (such a pair) continues from it.
     """
     from doodlelab.registry import make_task
 
     streams = Streams.from_seed(cfg.train.seed)
     task = make_task(cfg, backend, task_name, streams=streams, class_vectors=class_vectors,
                      n_classes=n_classes)
+    start = resume_state(task, streams, *resume) if resume is not None else None
+    save = None if checkpoint is None else (lambda state: checkpoint(*checkpoint_of(task, streams, state)))
     result = fit(task, x_train, y_train, x_val, y_val, cfg, shuffle_rng=streams.shuffle,
-                 augment_rng=streams.augment, progress=progress, on_epoch=on_epoch)
+                 augment_rng=streams.augment, progress=progress, on_epoch=on_epoch, start=start,
+                 checkpoint=save)
     return task, result

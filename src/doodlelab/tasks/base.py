@@ -14,6 +14,8 @@ from doodlelab.config import Config
 from doodlelab.nn import SGD, Module
 from doodlelab.tasks.threads import matmul_threads
 
+MOMENTUM = "momentum."  # prefix of the optimizer's buffers in a training state
+
 
 class NumpyTask:
     """Base of the numpy tasks. Subclasses build ``model`` and call :meth:`_setup_optimizer`.
@@ -50,3 +52,16 @@ class NumpyTask:
     def grads(self) -> dict[str, np.ndarray]:
         """Return the gradients of the last step, by parameter name, in numpy layout."""
         return {name: g.copy() for name, _, g in self.model.named_parameters()}
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Return copies of the weights and of the optimizer's momentum buffers (``momentum.<name>``)."""
+        state = self.state_dict()
+        for (name, _, _), v in zip(self.model.named_parameters(), self.optimizer.velocity):
+            state[f"{MOMENTUM}{name}"] = v.copy()
+        return state
+
+    def load_training_state(self, state: dict[str, np.ndarray]) -> None:
+        """Load what :meth:`training_state` returned: weights and momentum buffers, in place."""
+        self.load_state_dict({k: v for k, v in state.items() if not k.startswith(MOMENTUM)})
+        for (name, _, _), v in zip(self.model.named_parameters(), self.optimizer.velocity):
+            v[...] = state[f"{MOMENTUM}{name}"]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+STREAMS = ("init", "dropout", "shuffle", "augment")  # the fields of Streams, in seed order
+
 
 @dataclass
 class Streams:

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
+from doodlelab.tasks.base import MOMENTUM
 from doodlelab.tasks.threads import matmul_threads, usable_cpus
-from doodlelab.twin.modules import load_numpy_state, numpy_grads, numpy_state
+from doodlelab.twin.modules import load_numpy_state, numpy_grads, numpy_layout, numpy_state, torch_layout
 
 
 def configure_threads() -> int:
@@ -80,3 +81,21 @@ class TorchTask:
     def grads(self) -> dict[str, np.ndarray]:
         """Return the ``.grad`` of every parameter after the last step, in numpy layout."""
         return numpy_grads(self.model)
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Return copies of the weights and of the optimizer's momentum buffers (``momentum.<name>``)."""
+        params = dict(self.model.named_parameters())
+        buffers = {name: self.optimizer.state[p]["momentum_buffer"] for name, p in params.items()
+                   if self.optimizer.state.get(p, {}).get("momentum_buffer") is not None}
+        state = self.state_dict()
+        state.update({f"{MOMENTUM}{name}": a for name, a in numpy_layout(self.model, buffers).items()})
+        return state
+
+    def load_training_state(self, state: dict[str, np.ndarray]) -> None:
+        """Load what :meth:`training_state` returned: weights and momentum buffers."""
+        self.load_state_dict({k: v for k, v in state.items() if not k.startswith(MOMENTUM)})
+        buffers = torch_layout(self.model, {k[len(MOMENTUM):]: v for k, v in state.items()
+                                            if k.startswith(MOMENTUM)})
+        for name, p in self.model.named_parameters():
+            if name in buffers:
+                self.optimizer.state[p]["momentum_buffer"] = buffers[name].to(p.dtype)
