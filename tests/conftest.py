@@ -7,12 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 # Timing deadlines make property tests flaky on a loaded 2-core machine; correctness
 # is what they check, speed lives in benchmarks/.
 settings.register_profile("doodlelab", deadline=None)
-settings.load_profile("doodlelab")
+# Under mutation testing (mutmut sets MUTANT_UNDER_TEST; docs/testing.md) every property
+# test runs a few examples: a mutant is judged by hundreds of short test runs on 2 cores.
+# No shrinking there either: a failing example fails the mutant at once.
+settings.register_profile("mutation", deadline=None, max_examples=4, database=None,
+                          phases=[Phase.explicit, Phase.generate])
+settings.load_profile("mutation" if "MUTANT_UNDER_TEST" in os.environ else "doodlelab")
+
+
+def examples(n: int) -> int:
+    """Return ``n`` hypothesis examples, capped by the active profile (4 under mutmut)."""
+    return min(n, settings().max_examples)
 
 REAL_DATA_ENV = "DOODLELAB_DATA"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -19,7 +20,8 @@ pytest.importorskip("torch")
 from doodlelab.cli import main
 from doodlelab.data.course import CLASSES
 from doodlelab.errors import UserError
-from doodlelab.pipeline import RUNS, add_parser, command, run_all, run_name
+from doodlelab.nn.embedding_losses import OBJECTIVES
+from doodlelab.pipeline import RUNS, add_parser, command, run_all, run_name, sweeps_for
 from doodlelab.report import build_report
 from doodlelab.report.build import fmt_metric, fmt_sci
 from tests.conftest import make_course_folder
@@ -88,11 +90,31 @@ def test_every_output_exists(results):
             assert (out / "runs" / name / file).is_file(), (name, file)
     for name in ("two_tower-numpy", "two_tower-torch"):
         assert (out / "runs" / name / "class_vectors.npz").is_file()
-    for task in ("classifier", "two_tower"):
-        assert (out / "compare" / task / "metrics.json").is_file()
+    for task in ("classifier", "two_tower"):  # numpy (a) against torch (b), from their metrics.json
+        compare = json.loads((out / "compare" / task / "metrics.json").read_text())
+        a, b = (json.loads((out / "runs" / f"{task}-{side}" / "metrics.json").read_text())
+                for side in ("numpy", "torch"))
+        rows = {r["metric"]: r for r in compare["metrics"]}
+        assert (rows["accuracy"]["a"], rows["accuracy"]["b"]) == (a["accuracy"], b["accuracy"])
+        assert rows["accuracy"]["difference"] == pytest.approx(b["accuracy"] - a["accuracy"])
+        assert rows["rabbit.f1"]["a"] == a["per_class"]["rabbit"]["f1"]
+        assert (compare["runs"]["a"]["backend"], compare["runs"]["b"]["backend"]) == ("numpy", "torch")
+        assert compare["curves"]["epochs_compared"] == 2
         assert (out / "compare" / task / "accuracy.png").stat().st_size > 1000
-    for sweep in ("lr", "hidden", "two_tower_align"):
+    # Each sweep asks one question: its grid points are the summary's labels, each trained once.
+    for sweep, labels in (("lr", {"optim.lr=0.02", "optim.lr=0.1"}),
+                          ("hidden", {"model.hidden=[16]", "model.hidden=[64]"}),
+                          ("two_tower_align", {"two_tower.align_weight=0.0"})):
+        with open(out / "sweep" / sweep / "summary.csv") as fh:
+            summary = list(csv.DictReader(fh))
+        assert {r["label"] for r in summary} == labels, sweep
+        assert all(r["seeds"] == "1" for r in summary)
+        means = [float(r["val_accuracy_mean"]) for r in summary]
+        assert means == sorted(means, reverse=True)
+    for sweep in ("loss_hinge_rank_align", *(f"loss_{name}" for name in OBJECTIVES)):
         assert (out / "sweep" / sweep / "summary.csv").is_file()
+    histories = (out / "sweep" / "loss_align_only" / "histories.csv").read_text().splitlines()
+    assert {"term_align_only", "diag_active", "diag_class_cosine"} <= set(histories[0].split(","))
     gradcheck = json.loads((out / "gradcheck.json").read_text())
     assert gradcheck["passed"] and gradcheck["classifier"]["batch"]["source"] == "data"
     assert {row["param"] for row in gradcheck["classifier"]["float32"]} >= {"0.weight", "0.bias"}
@@ -123,7 +145,7 @@ def test_html_reports_the_numbers_of_the_files(results):
         for row in gradcheck["classifier"][dtype]:
             assert fmt_sci(row["max_abs_diff"]) in html
         assert fmt_sci(gradcheck["classifier"]["optimizer"][dtype]["max_abs_param_diff"]) in html
-    assert "term_ce" in html and "term_align" in html  # the objective's terms, one panel each
+    assert "term_hinge_rank" in html and "term_align" in html  # the objective's terms, one panel each
     assert html.count("data:image/png;base64,") >= 15
     assert not re.search(r"(src|href)=\"(https?:|//|file:)", html) and "<link" not in html  # self-contained
     split_hash = hashlib.sha256((out / "runs" / "classifier-numpy" / "split.npz").read_bytes()).hexdigest()
@@ -192,3 +214,20 @@ def test_report_subcommand_rebuilds_from_files(results, capsys):
     assert html.is_file() and "report.pdf" in capsys.readouterr().out
     args = parser.parse_args(["run", "--quick", "--out", "x", "--set", "train.epochs=1"])
     assert args.quick and args.overrides == ["train.epochs=1"] and args.out == Path("x")
+
+
+def test_the_loss_study_covers_every_objective_with_three_seeds():
+    from doodlelab.config import load_config
+    from doodlelab.studies.sweep import combinations
+
+    cfg = load_config()
+    study = [s for s in sweeps_for(cfg) if s[0].startswith("loss_")]
+    assert {grid["two_tower.loss"][0] for _, _, grid, _, _ in study} == set(OBJECTIVES)
+    points = []
+    for _, model, grid, _, seeds in study:
+        assert model == "two_tower" and len(seeds) >= 3 and grid["train.epochs"] == [30]
+        points += [settings for settings, _ in combinations(cfg, grid)]  # every point is valid
+    assert len(points) == 11
+    t = cfg.two_tower  # the default objective is a point of the study
+    assert {"two_tower.loss": t.loss, "two_tower.margin": t.margin, "two_tower.align_weight": t.align_weight,
+            "train.epochs": 30} in points

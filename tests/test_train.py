@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from doodlelab.config import load_config
-from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.classifier import NumpyClassifier, cross_entropy_scores
 from doodlelab.tasks.streams import Streams
-from doodlelab.train import TrainingDiverged, fit, loss_and_accuracy
+from doodlelab.train import TrainingDiverged, fit
 
 
 class ScriptedTask:
@@ -36,6 +36,9 @@ class ScriptedTask:
             self.epoch += 1
             self.weights = np.array([self.epoch], float)
         return out
+
+    def evaluate(self, x, y):
+        return cross_entropy_scores(self.logits(x), y)
 
     def state_dict(self):
         return {"w": self.weights.copy()}
@@ -99,8 +102,8 @@ def test_real_numpy_classifier_learns_a_separable_problem():
                  augment_rng=streams.augment, progress=False)
     assert result.history[-1]["val_accuracy"] == 1.0
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    loss, acc = loss_and_accuracy(task.logits(x[150:]), y[150:])
-    assert acc == 1.0 and loss < 0.5
+    scores = task.evaluate(x[150:], y[150:])
+    assert scores["accuracy"] == 1.0 and scores["loss"] < 0.5
 
 
 class TermsTask(ScriptedTask):
@@ -157,3 +160,25 @@ def test_figures_of_many_classes_keep_every_number_in_their_csv(tmp_path):
     assert len(rows) == k + 1 and rows[0].split(",")[1:] == names
     roc_classes = {line.split(",")[0] for line in (tmp_path / "roc.csv").read_text().splitlines()[1:]}
     assert roc_classes == set(names)
+
+
+class DiagnosedTask(ScriptedTask):
+    """A scripted task that reports two diagnostics with its scores."""
+
+    def evaluate(self, x, y):
+        scores = super().evaluate(x, y)  # advances the script on the validation call
+        return {**scores, "active": x.shape[0] / 10, "class_cosine": float(self.epoch)}
+
+
+def test_diagnostics_are_logged_from_validation_and_plotted(tmp_path):
+    from doodlelab.figures import plot_diagnostics
+    from doodlelab.train import HISTORY_COLUMNS, history_columns
+
+    result = _fit(DiagnosedTask([0.1, 0.2]), "train.epochs=2")  # 8 training, 5 validation images
+    assert [h["diag_active"] for h in result.history] == [0.5, 0.5]  # from the 5 validation images
+    assert [h["diag_class_cosine"] for h in result.history] == [1.0, 2.0]
+    assert history_columns(result.history) == [*HISTORY_COLUMNS, "diag_active", "diag_class_cosine"]
+    written = plot_diagnostics(result.history, tmp_path)
+    assert [p.name for p in written] == ["diagnostics.png", "diagnostics.csv"]
+    assert (tmp_path / "diagnostics.csv").read_text().splitlines() == [
+        "epoch,active,class_cosine", "1,0.5,1.0", "2,0.5,2.0"]

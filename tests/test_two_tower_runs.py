@@ -38,14 +38,19 @@ def test_two_tower_run_folder_terms_and_evaluate(course_dir, glove_file, tmp_pat
     assert "test: accuracy=" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "two_tower" and config["two_tower"]["align_weight"] == 0.5
+    assert config["two_tower"]["loss"] == "hinge_rank"  # the default objective, named
     with np.load(out / "class_vectors.npz", allow_pickle=False) as z:
         assert z["names"].tolist() == list(CLASSES) and z["vectors"].shape == (5, 6)
     env = json.loads((out / "env.json").read_text())
     assert env["word_vectors"]["dim"] == 6 and len(env["word_vectors"]["sha256"]) == 64
     with open(out / "history.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 20 and {"term_ce", "term_align", "term_l2"} <= set(rows[0])
+    terms = {k for k in rows[0] if k.startswith("term_")}
+    assert len(rows) == 20 and terms == {"term_hinge_rank", "term_align", "term_l2"}  # no cross-entropy
+    assert {"diag_active", "diag_class_cosine"} <= set(rows[0])
+    assert 0.0 <= float(rows[-1]["diag_active"]) <= 1.0 and -1.0 <= float(rows[-1]["diag_class_cosine"]) < 1.0
     assert (out / "figures" / "loss_terms.png").stat().st_size > 1000
+    assert (out / "figures" / "diagnostics.png").stat().st_size > 1000
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] > 0.5  # the synthetic classes are easy
     # evaluate reads the class vectors from the run, not from the GloVe file
@@ -90,3 +95,11 @@ def test_sweep_of_the_two_tower_model(course_dir, glove_file, tmp_path, capsys):
     with open(out / "sweep.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["two_tower.logit_scale"] for r in rows] == ["5", "10"]
+    with open(out / "histories.csv") as fh:
+        history = list(csv.DictReader(fh))
+    losses = {p: [float(h["val_loss"]) for h in history if h["point"] == p] for p in ("0", "1")}
+    # The grid value reaches the model: same seed and split, other logit scale, other curves.
+    assert len(losses["0"]) == len(losses["1"]) > 0 and losses["0"] != losses["1"]
+    for r in rows:  # each row's numbers are its own run's last epoch
+        assert float(r["final_val_accuracy"]) == [float(h["val_accuracy"]) for h in history
+                                                  if h["point"] == r["point"]][-1]

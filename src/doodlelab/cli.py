@@ -17,7 +17,7 @@ from types import ModuleType
 from doodlelab import __version__, evaluate, pipeline, runs
 from doodlelab.cliargs import Parser
 from doodlelab.data import fetch, render
-from doodlelab.demo import server
+from doodlelab.demo import serve
 from doodlelab.errors import UserError
 from doodlelab.studies import bench, compare, gradcheck, sweep, zeroshot
 
@@ -31,7 +31,7 @@ COMMANDS: dict[str, ModuleType] = {
     "bench": bench,
     "zeroshot": zeroshot,
     "fetch": fetch,
-    "demo": server,
+    "demo": serve,
     "run": pipeline,
     "report": pipeline,
     "render": render,

@@ -78,23 +78,47 @@ def plot_loss_terms(history: Sequence[Mapping[str, float]], out_dir: Path, prefi
     unweighted); writes ``{stem}loss_terms.png``/``.csv``. Nothing is written when the
     objective has a single term.
     """
+    return _plot_panels(history, Path(out_dir) / f"{stem}loss_terms", prefix,
+                        "terms of the training objective (epoch means, before weighting)")
+
+
+# What each diagnostic a task reports means, for the panel titles.
+DIAGNOSTIC_TITLES = {
+    "active": "non-zero terms of the objective\n(fraction, validation)",
+    "class_cosine": "mean cosine between distinct\nclass embeddings (1 = collapsed)",
+}
+
+
+def plot_diagnostics(history: Sequence[Mapping[str, float]], out_dir: Path, prefix: str = "diag_",
+                     stem: str = "") -> list[Path]:
+    """Plot the task's per-epoch diagnostics (``diag_<name>`` columns), one panel each, plus their CSV.
+
+    Writes ``{stem}diagnostics.png``/``.csv``; nothing when the history has fewer than two.
+    """
+    return _plot_panels(history, Path(out_dir) / f"{stem}diagnostics", prefix,
+                        "training diagnostics (measured on the validation split after each epoch)",
+                        DIAGNOSTIC_TITLES)
+
+
+def _plot_panels(history: Sequence[Mapping[str, float]], path: Path, prefix: str, title: str,
+                 titles: Mapping[str, str] | None = None) -> list[Path]:
+    """Plot the ``prefix`` columns of ``history`` one panel each to ``path``.png, numbers to .csv."""
     names = [k[len(prefix):] for k in (history[0] if history else {}) if k.startswith(prefix)]
     if len(names) < 2:
         return []
     plt = _pyplot()
-    out_dir = Path(out_dir)
     fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), squeeze=False,
                              layout="constrained")  # keeps the suptitle clear of the panel titles
     epochs = [h["epoch"] for h in history]
     for ax, name in zip(axes[0], names):
         ax.plot(epochs, [h[prefix + name] for h in history], color="tab:purple")
-        ax.set_title(name)
+        ax.set_title((titles or {}).get(name, name), fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    fig.suptitle("terms of the training objective (epoch means, before weighting)")
+    fig.suptitle(title)
     rows = [{"epoch": h["epoch"], **{n: h[prefix + n] for n in names}} for h in history]
-    return [_save(fig, out_dir / f"{stem}loss_terms.png"),
-            write_csv(out_dir / f"{stem}loss_terms.csv", rows, ["epoch", *names])]
+    return [_save(fig, path.with_suffix(".png")),
+            write_csv(path.with_suffix(".csv"), rows, ["epoch", *names])]
 
 
 # Up to this many classes a figure names every class in place (cell counts, legend

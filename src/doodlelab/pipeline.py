@@ -62,10 +62,48 @@ QUICK_SETTINGS = (
     "two_tower.text_hidden=[8]",
 )
 
-# One question per sweep, around the configuration: (name, model, grid, what it asks). The
-# configuration itself is the run in runs/<model>-numpy (same seed, same split), so it is not
-# trained again. The alignment question flips the term: off if the configuration has it, else on.
-Sweep = tuple[str, str, dict[str, list[Any]], str]
+# One question per sweep, around the configuration: (name, model, grid, what it asks, seeds
+# as offsets from train.seed). The configuration itself is the run in runs/<model>-numpy (same
+# seed, same split), so a one-seed sweep does not train it again. The alignment question flips
+# the term: off if the configuration has it, else on.
+Sweep = tuple[str, str, dict[str, list[Any]], str, tuple[int, ...]]
+
+# The two-tower loss study (docs/loss_study.md): the ranking hinge at three margins, the align
+# term on top of it at two, the other objectives at one margin each, the align term alone and
+# the softmax (cross-entropy) for comparison; three seeds per point, a shorter schedule. Margins
+# are on cosines (the triplet's on squared distances, 2 - 2 cos: twice as wide).
+LOSS_STUDY_EPOCHS = 30
+LOSS_STUDY_SEEDS = (0, 1, 2)
+LOSS_STUDY: tuple[tuple[str, str, dict[str, list[Any]], str], ...] = (
+    ("loss_hinge_rank", "hinge_rank", {"two_tower.margin": [0.1, 0.3, 1.0], "two_tower.align_weight": [0.0]},
+     "the ranking hinge (DeViSE): its margin"),
+    ("loss_hinge_rank_align", "hinge_rank", {"two_tower.margin": [0.1, 1.0], "two_tower.align_weight": [0.5]},
+     "the ranking hinge with the align term on top"),
+    ("loss_hardest_hinge", "hardest_hinge", {"two_tower.margin": [0.3], "two_tower.align_weight": [0.0]},
+     "the hardest-negative hinge (structured SVM)"),
+    ("loss_triplet", "triplet", {"two_tower.margin": [0.5], "two_tower.align_weight": [0.0]},
+     "the triplet loss, one sampled negative class per image"),
+    ("loss_cosine_contrastive", "cosine_contrastive",
+     {"two_tower.margin": [0.0], "two_tower.align_weight": [0.0]},
+     "the cosine contrastive loss: pull to 1, push below the margin"),
+    ("loss_align_only", "align_only", {"two_tower.align_weight": [0.0]},
+     "the align term alone (collapses: nothing pushes the classes apart)"),
+    ("loss_softmax_ce", "softmax_ce", {"two_tower.align_weight": [0.0, 0.5]},
+     "softmax cross-entropy on the cosines (a cross-entropy variant, outside Part II's rule; "
+     "for comparison only)"),
+)
+
+
+def loss_study(quick: bool = False) -> list[Sweep]:
+    """Return the two-tower loss study: one sweep per question, every objective in one of them."""
+    epochs = {} if quick else {"train.epochs": [LOSS_STUDY_EPOCHS]}
+    seeds = (0,) if quick else LOSS_STUDY_SEEDS
+    out: list[Sweep] = []
+    for name, loss, grid, question in LOSS_STUDY:
+        if quick:  # one margin: a smoke test of every objective
+            grid = {k: v[:1] if k == "two_tower.margin" else v for k, v in grid.items()}
+        out.append((name, "two_tower", {"two_tower.loss": [loss], **grid, **epochs}, question, seeds))
+    return out
 
 
 def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
@@ -73,15 +111,15 @@ def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
     align = 0.0 if cfg.two_tower.align_weight else 0.5
     hidden = [[16], [64]] if quick else [[256, 128], [1024, 512]]
     out: list[Sweep] = [
-        ("lr", "classifier", {"optim.lr": [0.02, 0.1]}, "learning rate"),
-        ("hidden", "classifier", {"model.hidden": hidden}, "width of the hidden layers"),
+        ("lr", "classifier", {"optim.lr": [0.02, 0.1]}, "learning rate", (0,)),
+        ("hidden", "classifier", {"model.hidden": hidden}, "width of the hidden layers", (0,)),
     ]
     if not quick:
         out.append(("augment", "classifier", {"augment.enabled": [not cfg.augment.enabled]},
-                    "random pixel shifts of the training images"))
+                    "random pixel shifts of the training images", (0,)))
     out.append(("two_tower_align", "two_tower", {"two_tower.align_weight": [align]},
-                "extra alignment term of the word-embedding loss"))
-    return tuple(out)
+                "extra alignment term of the word-embedding loss", (0,)))
+    return (*out, *loss_study(quick))
 
 
 SWEEP_FILES = ("sweep.csv", "histories.csv", "summary.csv")  # summary.csv is written last
@@ -323,12 +361,12 @@ class _Pipeline:
         complete = all((folder / n).is_file() for n in (SUMMARY_JSON, SUMMARY_CSV, *COMPARE_FILES))
         self.step(f"compare/{task}", stamp, complete, lambda: compare_runs(a, b, folder), derived=True)
 
-    def sweep_step(self, name: str, model: str, grid: dict[str, list[Any]]) -> None:
-        """One validation-only sweep (doodlelab sweep) of ``grid`` around the configuration."""
+    def sweep_step(self, name: str, model: str, grid: dict[str, list[Any]], offsets: tuple[int, ...]) -> None:
+        """One validation-only sweep (doodlelab sweep) of ``grid``, seeds ``train.seed + offsets``."""
         from doodlelab.studies.sweep import run_sweep
 
         folder = self.out / "sweep" / name
-        seeds = [self.cfg.train.seed]
+        seeds = self.sweep_seeds(offsets)
         stamp = {"model": model, "grid": grid, "seeds": seeds, "config": self.cfg.to_dict(),
                  "checksums": self.checksums}
 
@@ -340,6 +378,10 @@ class _Pipeline:
 
         complete = all((folder / f).is_file() for f in SWEEP_FILES)
         self.step(f"sweep/{name}", stamp, complete, work)
+
+    def sweep_seeds(self, offsets: tuple[int, ...]) -> list[int]:
+        """Return the training seeds of a sweep: ``train.seed`` plus each offset."""
+        return [self.cfg.train.seed + k for k in offsets]
 
     def evidence_step(self) -> None:
         """Copy docs/hyperparameters.md, docs/sweeps.sh and benchmarks/results/*.json next to the results."""
@@ -387,9 +429,10 @@ class _Pipeline:
         for task in ("classifier", "two_tower"):
             lines.append(f"doodlelab compare {out}/runs/{run_name(task, 'numpy')} "
                          f"{out}/runs/{run_name(task, 'torch')} --out {out}/compare/{task}")
-        for name, model, grid, _ in self.sweeps:
+        for name, model, grid, _, offsets in self.sweeps:
             grids = "".join(f" --grid '{k}={_toml(v)}'" for k, v in grid.items())
-            lines.append(f"doodlelab sweep --model {model} --data {data} --seeds {self.cfg.train.seed} "
+            seeds = ",".join(map(str, self.sweep_seeds(offsets)))
+            lines.append(f"doodlelab sweep --model {model} --data {data} --seeds {seeds} "
                          f"--out {out}/sweep/{name}{grids}{sets}")
         lines.append(f"doodlelab report {out}")
         return lines
@@ -407,10 +450,10 @@ class _Pipeline:
         self.gradcheck_step()
         for task in ("classifier", "two_tower"):
             self.compare_step(task)
-        for name, model, grid, _ in self.sweeps:
-            self.sweep_step(name, model, grid)
-        self.manifest["sweeps"] = [{"name": n, "model": m, "grid": g, "question": q, "seeds": [
-            self.cfg.train.seed]} for n, m, g, q in self.sweeps]
+        for name, model, grid, _, offsets in self.sweeps:
+            self.sweep_step(name, model, grid, offsets)
+        self.manifest["sweeps"] = [{"name": n, "model": m, "grid": g, "question": q,
+                                    "seeds": self.sweep_seeds(k)} for n, m, g, q, k in self.sweeps]
         self.evidence_step()
         self.manifest["commands"] = self.commands()
         self.manifest["finished"] = _now()

@@ -147,7 +147,7 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
 def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task: str,
                 progress: bool | None, resume: bool) -> dict[str, Any]:
     """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics."""
-    from doodlelab.figures import plot_curves, plot_loss_terms
+    from doodlelab.figures import plot_curves, plot_diagnostics, plot_loss_terms
 
     checkpoint = run.checkpoint if resume else None
     if checkpoint is None:
@@ -169,6 +169,7 @@ def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task:
     run.write_weights(model.state_dict())
     plot_curves({backend: result.history}, run.figures_dir)
     plot_loss_terms(result.history, run.figures_dir)
+    plot_diagnostics(result.history, run.figures_dir)
     run.write_env(_run_env(backend, cfg, data, result))
     return write_test_outputs(model, data.test, run, cfg)
 

@@ -23,7 +23,6 @@ from doodlelab.config import Config
 from doodlelab.data.augment import random_affine
 from doodlelab.data.batches import iterate_minibatches, n_batches
 from doodlelab.errors import UserError
-from doodlelab.nn.losses import log_softmax
 from doodlelab.nn.optim import LRSchedule
 from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.tasks.streams import STREAMS, Streams
@@ -42,12 +41,14 @@ HISTORY_COLUMNS = (
 
 
 TERM_PREFIX = "term_"  # history columns of the separate loss terms a task reports
+DIAG_PREFIX = "diag_"  # history columns of a task's per-epoch diagnostics (on validation)
 
 
 def history_columns(history: list[dict[str, float]]) -> list[str]:
-    """Return the CSV columns of ``history``: :data:`HISTORY_COLUMNS`, then any loss-term columns."""
-    extra = [k for k in (history[0] if history else {}) if k.startswith(TERM_PREFIX)]
-    return [*HISTORY_COLUMNS, *extra]
+    """Return the CSV columns of ``history``: :data:`HISTORY_COLUMNS`, then loss terms and diagnostics."""
+    first = history[0] if history else {}
+    extra = [k for k in first if k.startswith(TERM_PREFIX)]
+    return [*HISTORY_COLUMNS, *extra, *(k for k in first if k.startswith(DIAG_PREFIX))]
 
 
 class TrainingDiverged(UserError):
@@ -62,6 +63,8 @@ class Task(Protocol):
     def set_lr(self, lr: float) -> None: ...
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
     def logits(self, x: np.ndarray) -> np.ndarray: ...
+    # {"loss": the task's objective, "accuracy", and any diagnostics (logged as diag_<name>)}
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]: ...
     def state_dict(self) -> dict[str, np.ndarray]: ...
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
     def training_state(self) -> dict[str, np.ndarray]: ...
@@ -82,13 +85,6 @@ class FitResult:
     stopped_early: bool
     train_seconds: float
     epoch_seconds: list[float] = field(default_factory=list)
-
-
-def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Return (mean cross-entropy, accuracy) of logits (N, C) against labels (N,)."""
-    logp = log_softmax(logits.astype(np.float64))
-    loss = float(-logp[np.arange(y.shape[0]), y].mean())
-    return loss, float((logits.argmax(axis=1) == y).mean())
 
 
 def schedule_from(cfg: Config) -> LRSchedule:
@@ -228,14 +224,17 @@ def fit(
             tick = time.perf_counter()
             batches = epoch_batches(x_train, y_train, cfg, epoch - 1, shuffle_rng, augment_rng)
             running = _train_epoch(task, batches, schedule, epoch)
-            train_loss, train_acc = loss_and_accuracy(task.logits(x_train), y_train)
-            val_loss, val_acc = loss_and_accuracy(task.logits(x_val), y_val)
+            train_scores = task.evaluate(x_train, y_train)
+            val_scores = task.evaluate(x_val, y_val)
+            train_loss, train_acc = train_scores.pop("loss"), train_scores.pop("accuracy")
+            val_loss, val_acc = val_scores.pop("loss"), val_scores.pop("accuracy")
             epoch_seconds.append(time.perf_counter() - tick)
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    "val_loss": val_loss, "val_accuracy": val_acc,
                    "batch_loss": running.pop("batch_loss"),
                    "batch_accuracy": running.pop("batch_accuracy"),
-                   "lr": schedule(epoch - 1), "seconds": epoch_seconds[-1], **running}
+                   "lr": schedule(epoch - 1), "seconds": epoch_seconds[-1], **running,
+                   **{f"{DIAG_PREFIX}{name}": value for name, value in val_scores.items()}}
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)

@@ -15,7 +15,9 @@ def test_loads_uint8_folder_as_float32_flat(course_dir):
     s = load_split(course_dir, "train")
     assert s.x.shape == (60, 784) and s.x.dtype == np.float32
     assert s.y.dtype == np.int64 and set(s.y) == {0, 1, 2, 3, 4}
-    assert 0.0 <= s.x.min() and s.x.max() == 1.0
+    raw = np.load(course_dir / "train_images.npy").reshape(60, 784)
+    np.testing.assert_array_equal(s.x, raw.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(s.y, np.load(course_dir / "train_labels.npy"))
     assert set(s.checksums) == {"train_images.npy", "train_labels.npy"}
 
 
@@ -52,6 +54,7 @@ GOOD_X = np.zeros((60, 28, 28), np.uint8)
         (np.zeros((60, 28, 28), np.complex64), None, "dtype"),
         (None, np.arange(59) % 5, "59 labels"),
         (None, np.full(60, 7), "outside 0..4"),
+        (None, np.r_[np.arange(59) % 5, 5], r"outside 0\.\.4 \(e\.g\. 5 at index 59\)"),  # label == K
         (None, np.full(60, -1), "outside 0..4"),
         (None, np.full(60, 0.5), "non-integer"),
         (None, np.full(60, np.nan), "NaN"),
@@ -64,6 +67,38 @@ def test_bad_arrays_are_rejected_with_file_name(tmp_path, images, labels, match)
     with pytest.raises(DataError, match=match) as err:
         load_split(tmp_path, "train")
     assert "train_" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_labels_run_from_zero_to_k_minus_one_and_k_follows_classes_json(tmp_path):
+    import json
+
+    _write(tmp_path, labels=np.r_[np.arange(59) % 5, 4])  # K - 1 = 4 is the largest label
+    assert load_split(tmp_path, "train").y[-1] == 4
+    _write(tmp_path, labels=np.r_[np.arange(59) % 2, 2])
+    (tmp_path / "classes.json").write_text(json.dumps(["cat", "dog", "owl"]))
+    split = load_split(tmp_path, "train")  # K = 3: the labels 0..2 are fine
+    assert split.classes == ("cat", "dog", "owl") and split.y[-1] == 2
+    (tmp_path / "classes.json").write_text(json.dumps(["cat", "dog"]))
+    with pytest.raises(DataError, match=r"outside 0\.\.1 \(e\.g\. 2 at index 59\)"):
+        load_split(tmp_path, "train")  # K = 2: label 2 == K
+
+
+def test_integer_labels_of_any_width_and_whole_floats_become_int64(tmp_path):
+    for labels in (GOOD_Y.astype(np.uint8), GOOD_Y.astype(np.int32), GOOD_Y.astype(np.float64),
+                   GOOD_Y.reshape(60, 1)):
+        _write(tmp_path, labels=labels)
+        y = load_split(tmp_path, "train").y
+        assert y.dtype == np.int64
+        np.testing.assert_array_equal(y, GOOD_Y)
+
+
+def test_pixels_are_scaled_to_zero_one_from_every_integer_type(tmp_path):
+    x = np.zeros((60, 784), np.int32)
+    x[0, :3] = [0, 51, 255]
+    _write(tmp_path, images=x)
+    np.testing.assert_allclose(load_split(tmp_path, "train").x[0, :3], [0.0, 0.2, 1.0])
+    _write(tmp_path, images=x.astype(np.float64) / 255)
+    np.testing.assert_allclose(load_split(tmp_path, "train").x[0, :3], [0.0, 0.2, 1.0], rtol=1e-6)
 
 
 def test_pickled_file_is_refused_without_unpickling(tmp_path):

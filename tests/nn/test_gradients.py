@@ -20,6 +20,7 @@ from doodlelab.nn import (
     l2_penalty,
 )
 from doodlelab.nn.gradcheck import numerical_grad
+from tests.conftest import examples
 
 # Adding a layer = one entry here: (name, factory(in_features, rng) -> (module, out_features)).
 MODULES = [
@@ -78,14 +79,14 @@ def _check_module(name, factory, batch, width, seed):
 
 
 @pytest.mark.parametrize("name,factory", MODULES, ids=[m[0] for m in MODULES])
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12))
 @given(shape=shapes, seed=st.integers(0, 2**16))
 def test_module_gradients_match_central_differences(name, factory, shape, seed):
     _check_module(name, factory, shape[0], shape[1], seed)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15))
 @given(batch=st.integers(1, 6), classes=st.integers(2, 6), seed=st.integers(0, 2**16),
        scale=st.sampled_from([0.1, 1.0, 30.0]))
 def test_softmax_cross_entropy_gradient(smoothing, batch, classes, seed, scale):

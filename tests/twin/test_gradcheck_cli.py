@@ -15,6 +15,7 @@ from doodlelab.config import Config, build_config, load_config
 from doodlelab.data.course import load_split
 from doodlelab.data.prepare import prepare
 from doodlelab.data.split import stratified_split
+from doodlelab.nn.embedding_losses import OBJECTIVES
 from doodlelab.studies import gradcheck
 from doodlelab.tasks.streams import Streams
 from doodlelab.train import fit, schedule_from
@@ -96,6 +97,9 @@ class _Recorder:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return np.zeros((x.shape[0], 5), np.float32)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        return {"loss": 0.0, "accuracy": 0.0}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
@@ -180,11 +184,16 @@ def test_gradcheck_on_the_real_first_batch(real_data_dir: Path, tmp_path: Path) 
         assert max(r["max_abs_diff"] for r in report["classifier"][dtype]) <= limit
 
 
+def _tiny_glove(path: Path, seed: int) -> Path:
+    """Write a GloVe text file of the five class names, 4-d random vectors; return its path."""
+    rng = np.random.default_rng(seed)
+    path.write_text("".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
+                            for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    return path
+
+
 def test_two_tower_gradcheck_on_a_data_folder(course_dir: Path, tmp_path: Path) -> None:
-    glove = tmp_path / "glove.tiny.txt"
-    rng = np.random.default_rng(0)
-    glove.write_text("".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
-                             for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    glove = _tiny_glove(tmp_path / "glove.tiny.txt", seed=0)
     out = tmp_path / "gc.json"
     assert main(["gradcheck", "--model", "all", "--data", str(course_dir), "--json", str(out),
                  "--steps", "3", "--set", "model.hidden=[16]", "--set", "train.batch_size=16",
@@ -198,3 +207,21 @@ def test_two_tower_gradcheck_on_a_data_folder(course_dir: Path, tmp_path: Path) 
     assert names[0] == "image.0.weight" and "text.0.weight" in names
     assert max(r["max_abs_diff"] for r in tower["float64"]) <= 1e-10
     assert tower["optimizer"]["steps"] == 3
+
+
+@pytest.mark.parametrize("loss", OBJECTIVES)
+def test_two_tower_gradcheck_for_every_objective(loss: str, tmp_path: Path) -> None:
+    glove = _tiny_glove(tmp_path / "glove.tiny.txt", seed=1)
+    out = tmp_path / "gc.json"
+    assert main(["gradcheck", "--model", "two_tower", "--json", str(out), "--steps", "2",
+                 "--set", f"two_tower.loss={loss}", "--set", "model.hidden=[12]",
+                 "--set", "train.batch_size=24", "--set", "two_tower.embed_dim=5",
+                 "--set", "two_tower.text_hidden=[6]",
+                 "--set", f"two_tower.word_vectors={json.dumps(str(glove))}"]) == 0
+    report = json.loads(out.read_text())
+    tower = report["two_tower"]
+    assert report["passed"] and tower["model"]["objective"]["loss"] == loss
+    for dtype, limit in (("float64", 1e-10), ("float32", 1e-5)):
+        assert max(r["max_abs_diff"] for r in tower[dtype]) <= limit
+        assert tower["optimizer"][dtype]["max_abs_param_diff"] <= limit
+    assert min(r["cosine"] for r in tower["float64"]) > 1 - 1e-9

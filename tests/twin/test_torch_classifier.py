@@ -54,17 +54,34 @@ def test_state_dict_round_trip_keeps_the_optimizer_on_the_same_tensors() -> None
         tw.load_state_dict({**new, "0.weight": new["0.weight"].T})
 
 
-def test_set_lr_and_train_batch_move_the_weights() -> None:
-    tw = TorchClassifier(CFG, Streams.from_seed(0))
+def test_set_lr_and_train_batch_return_the_batch_loss_and_count_before_the_step() -> None:
+    cfg = build_config({"model": {"hidden": [24, 12], "dropout": 0.0}})  # train pass = eval pass
+    tw = TorchClassifier(cfg, Streams.from_seed(0))
     tw.set_lr(0.0123)
     assert tw.optimizer.param_groups[0]["lr"] == 0.0123
     before = tw.state_dict()
     rng = np.random.default_rng(1)
     x = rng.random((8, 784)).astype(np.float64)  # any float input is cast to the model dtype
-    loss, correct = tw.train_batch(x, rng.integers(0, 5, 8).astype(np.int32))
-    assert np.isfinite(loss) and 0 <= correct <= 8
+    y = rng.integers(0, 5, 8).astype(np.int32)
+    z = tw.logits(x.astype(np.float32)).astype(np.float64)  # the logits the step starts from
+    z -= z.max(axis=1, keepdims=True)
+    expected_loss = float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(8), y]))
+    loss, correct = tw.train_batch(x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert correct == int((z.argmax(axis=1) == y).sum())
     assert any(not np.array_equal(before[k], v) for k, v in tw.state_dict().items())
 
 
-def test_configure_threads_uses_the_available_cpus() -> None:
-    assert 1 <= configure_threads() <= 1024
+def test_configure_threads_uses_the_usable_cpus_unless_omp_says_otherwise(monkeypatch) -> None:
+    import doodlelab.twin.base as twin_base
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(twin_base, "usable_cpus", lambda: 3)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert configure_threads() == 3 and torch.get_num_threads() == 3
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice: torch's count is left alone
+        assert configure_threads() == 2
+    finally:
+        torch.set_num_threads(before)

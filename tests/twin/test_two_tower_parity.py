@@ -8,16 +8,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from doodlelab.config import build_config
+from doodlelab.nn.embedding_losses import OBJECTIVES
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import NumpyTwoTower
 from doodlelab.twin.modules import numpy_grads
 from doodlelab.twin.two_tower import TorchTwoTower
 
 
-def _pair(align_weight: float, l2: float, dropout: float, seed: int = 0):
+def _pair(align_weight: float, l2: float, dropout: float, seed: int = 0, loss: str = "hinge_rank"):
     cfg = build_config({
         "model": {"hidden": [16, 8], "dropout": dropout},
-        "two_tower": {"embed_dim": 6, "text_hidden": [10], "align_weight": align_weight},
+        "two_tower": {"embed_dim": 6, "text_hidden": [10], "align_weight": align_weight, "loss": loss},
         "optim": {"lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3, "l2": l2},
         "train": {"label_smoothing": 0.05},
     })
@@ -26,9 +27,12 @@ def _pair(align_weight: float, l2: float, dropout: float, seed: int = 0):
             TorchTwoTower(cfg, Streams.from_seed(seed), words, dtype=np.float64))
 
 
-@pytest.mark.parametrize("align_weight,l2,dropout", [(0.0, 0.0, 0.0), (0.5, 0.01, 0.3)])
-def test_first_iteration_gradients_match_autograd(align_weight, l2, dropout):
-    core, tw = _pair(align_weight, l2, dropout)
+@pytest.mark.parametrize("align_weight,l2,dropout,loss", [
+    (0.0, 0.0, 0.0, "hinge_rank"),
+    *((0.5, 0.01, 0.3, name) for name in OBJECTIVES),
+])
+def test_first_iteration_gradients_match_autograd(align_weight, l2, dropout, loss):
+    core, tw = _pair(align_weight, l2, dropout, loss=loss)
     for key, value in core.state_dict().items():
         np.testing.assert_array_equal(tw.state_dict()[key], value)
     rng = np.random.default_rng(1)
@@ -45,8 +49,9 @@ def test_first_iteration_gradients_match_autograd(align_weight, l2, dropout):
         np.testing.assert_allclose(g, grads_tw[name], rtol=1e-10, atol=1e-13, err_msg=name)
 
 
-def test_several_steps_with_a_changing_learning_rate_stay_together():
-    core, tw = _pair(0.3, 0.001, 0.2)
+@pytest.mark.parametrize("loss", ["hinge_rank", "triplet"])  # triplet: both draw the same negatives
+def test_several_steps_with_a_changing_learning_rate_stay_together(loss):
+    core, tw = _pair(0.3, 0.001, 0.2, loss=loss)
     rng = np.random.default_rng(2)
     for step in range(6):
         x, y = rng.random((10, 784)), rng.integers(0, 5, 10)

@@ -700,7 +700,11 @@ def _terms_plot(histories: dict[str, list[dict[str, Any]]], title: str) -> bytes
 
 def _objective(cfg: dict[str, Any]) -> list[str]:
     t, l2 = cfg["two_tower"], cfg["optim"].get("l2")
-    parts = [f"cross-entropy of {fmt_num(t['logit_scale'])} x the cosines (term_ce)"]
+    from doodlelab.nn.embedding_losses import FORMULAS
+
+    loss = t.get("loss", "softmax_ce")  # runs made before two_tower.loss existed trained a softmax
+    parts = [FORMULAS[loss].format(m=fmt_num(t.get("margin", 0)), s=fmt_num(t["logit_scale"]))
+             + f" (term_{'ce' if 'loss' not in t else loss})"]
     if t.get("align_weight"):
         parts.append(f"{fmt_num(t['align_weight'])} x mean(1 - cos(image, its class)) (term_align)")
     if l2:
@@ -718,7 +722,7 @@ def two_tower_section(doc: Document, r: Results) -> None:
                  f"{_n_params(a['weights'], 'image.'):,} parameters); a second maps the word vector of each "
                  f"class name into the same space ({_arch(a['weights'], 'text.')}, "
                  f"{_n_params(a['weights'], 'text.'):,} parameters). Both outputs are scaled to unit length, "
-                 f"the logits of an image are {fmt_num(t['logit_scale'])} x its cosine similarity to every "
+                 f"the scores of an image are {fmt_num(t['logit_scale'])} x its cosine similarity to every "
                  "class embedding, and the prediction is the most similar class. Optimizer, schedule, "
                  "augmentation, seed and train/validation split are the classifier's (shapes from "
                  f"{a['rel']}/weights.npz, settings from its config.json). The numpy version backpropagates "

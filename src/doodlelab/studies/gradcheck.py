@@ -3,8 +3,9 @@
 Both backends get a classifier built from one seed (the twin copies the numpy
 initial weights), the same dropout masks (each draws from its own Generator seeded
 like the other) and the same first mini-batch. Every parameter gradient of the
-training objective (cross-entropy, plus the explicit L2 term if any) is compared,
-in float64 and in float32. Both then keep training for a few more optimizer steps
+training objective (the classifier: cross-entropy, plus the explicit L2 term if any) is
+compared, in float64 and in float32 (the two-tower model: its configured objective,
+``--set two_tower.loss=...``). Both then keep training for a few more optimizer steps
 on the following mini-batches, and the parameters are compared again, so the
 momentum, Nesterov and weight-decay formulas are shown equal as well.
 
@@ -168,6 +169,7 @@ def _model_info(cfg: Config, task: str, n_classes: int, vectors: np.ndarray | No
     if task == "two_tower" and vectors is not None:
         t = cfg.two_tower
         info["word_tower"] = [int(vectors.shape[1]), *t.text_hidden, t.embed_dim]
+        info["objective"] = {"loss": t.loss, "margin": t.margin, "align_weight": t.align_weight}
     return info
 
 

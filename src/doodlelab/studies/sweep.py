@@ -149,7 +149,8 @@ def run_sweep(
         rows.append(_row(i, settings, seed, result, float((shifted == train.y[val_idx]).mean())))
         histories += [{"point": i, "label": rows[-1]["label"], "seed": seed, **h} for h in result.history]
         write_csv(out / "sweep.csv", rows)  # after every run: an interrupted sweep keeps its rows
-    write_csv(out / "histories.csv", histories)
+    # Runs of different objectives log different term_* columns: keep every one (blank where absent).
+    write_csv(out / "histories.csv", histories, list(dict.fromkeys(k for h in histories for k in h)))
     summary = summarize(rows)
     write_csv(out / "summary.csv", summary)
     return summary

@@ -10,11 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from doodlelab.config import Config
-from doodlelab.nn import SoftmaxCrossEntropy, l2_penalty
+from doodlelab.nn import SoftmaxCrossEntropy, l2_penalty, log_softmax
 from doodlelab.tasks.base import NumpyTask
 from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS, build_mlp
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.threads import blas_threads
+
+
+def cross_entropy_scores(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Return {"loss": mean cross-entropy, "accuracy"} of logits (N, C) against labels (N,)."""
+    logp = log_softmax(logits.astype(np.float64))
+    return {"loss": float(-logp[np.arange(y.shape[0]), y].mean()),
+            "accuracy": float((logits.argmax(axis=1) == y).mean())}
 
 
 class NumpyClassifier(NumpyTask):
@@ -52,3 +59,21 @@ class NumpyClassifier(NumpyTask):
             out = [self.model.forward(x[i : i + batch_size])
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Return eval-mode {"loss": mean cross-entropy, "accuracy"} on images (N, 784), labels (N,)."""
+        return cross_entropy_scores(self.logits(x), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
+
+        This is the saliency of class ``k``: which pixels would raise its score. The
+        parameter gradients the pass accumulates are zeroed again afterwards.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        self.model.eval()
+        logits = self.model.forward(x)  # (N, K)
+        dout = np.zeros_like(logits)
+        dout[:, k] = 1
+        dx = self.model.backward(dout)  # (N, 784)
+        self.model.zero_grad()
+        return dx

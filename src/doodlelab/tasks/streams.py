@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STREAMS = ("init", "dropout", "shuffle", "augment")  # the fields of Streams, in seed order
+# The fields of Streams, in seed order (negatives: the triplet objective's sampled classes)
+STREAMS = ("init", "dropout", "shuffle", "augment", "negatives")
 
 
 @dataclass
@@ -22,8 +23,9 @@ class Streams:
     dropout: np.random.Generator
     shuffle: np.random.Generator
     augment: np.random.Generator
+    negatives: np.random.Generator  # the triplet objective's sampled negative classes
 
     @classmethod
     def from_seed(cls, seed: int) -> Streams:
-        """Return the four streams for ``seed`` (SeedSequence keeps them independent)."""
-        return cls(*(np.random.default_rng([seed, k]) for k in range(4)))
+        """Return the five streams for ``seed`` (SeedSequence keeps them independent)."""
+        return cls(*(np.random.default_rng([seed, k]) for k in range(len(STREAMS))))

@@ -7,20 +7,22 @@ Two MLPs map into one ``embed_dim``-dimensional space, each ending in a row-wise
 - the word tower ``g``: (K, D) -> (K, E), fed the word vectors (GloVe) of the K
   class names.
 
-The logits of an image are ``s * cos(f(x), g(w_k))`` for every class k (``s`` =
-``two_tower.logit_scale``), and the loss is
+``S = f(x) g(w)^T`` (B, K) holds the cosines of every image with every class. The
+loss is an objective on S (``two_tower.loss``, :mod:`doodlelab.nn.embedding_losses`;
+by default DeViSE's ranking hinge, no cross-entropy), plus optional extra terms:
 
-    cross-entropy(logits, y)                        # pull to its class, push from the rest
-    + align_weight * mean(1 - cos(f(x), g(w_y)))    # optional extra pull to its own class
-    + l2/2 * sum W^2                                 # optional penalty on weight matrices
+    objective(S, y)                                  # e.g. sum_k max(0, m - S_iy + S_ik)
+    + align_weight * mean(1 - S_iy)                  # extra pull of each image to its class
+    + l2/2 * sum W^2                                 # penalty on weight matrices
 
 Each term is reported separately (:attr:`NumpyTwoTower.loss_terms`) so the fit loop
-can log and plot it. The prediction is the most similar class. Because the word
-tower takes any word vector, the same model scores class names it never saw in
-training (zero-shot): pass their vectors to :meth:`NumpyTwoTower.logits`.
+can log and plot it. The prediction is the most similar class; the scores are
+``logit_scale * S``. Because the word tower takes any word vector, the same model
+scores class names it never saw in training (zero-shot): pass their vectors to
+:meth:`NumpyTwoTower.logits`.
 
 The task interface is the classifier's (``set_lr``, ``train_batch``, ``logits``,
-``state_dict``, ``load_state_dict``), so :func:`doodlelab.train.fit` drives both.
+``evaluate``, ``state_dict``, ``load_state_dict``), so :func:`doodlelab.train.fit` drives both.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from dataclasses import replace
 import numpy as np
 
 from doodlelab.config import Config
-from doodlelab.nn import L2Normalize, Module, Sequential, SoftmaxCrossEntropy, l2_penalty
+from doodlelab.nn import L2Normalize, Module, Sequential, l2_penalty
+from doodlelab.nn.embedding_losses import AlignOnly, EmbeddingObjective, class_cosine, make_objective
 from doodlelab.tasks.base import NumpyTask
 from doodlelab.tasks.mlp import N_INPUTS, build_mlp
 from doodlelab.tasks.streams import Streams
@@ -64,8 +67,38 @@ def build_towers(cfg: Config, word_dim: int, *, rng: np.random.Generator,
     return Towers(Sequential(*image.layers, L2Normalize()), Sequential(*text.layers, L2Normalize()))
 
 
+# The triplet's negatives when a split is scored: one fixed draw, so val_loss is comparable
+# from epoch to epoch (training draws from the run's own ``negatives`` stream).
+EVAL_NEGATIVES_SEED = 0
+
+
+def objective_for(cfg: Config, rng: np.random.Generator) -> EmbeddingObjective:
+    """Return the configured objective ``cfg.two_tower.loss`` (its negatives drawn from ``rng``)."""
+    t = cfg.two_tower
+    return make_objective(t.loss, margin=t.margin, scale=t.logit_scale, rng=rng,
+                          label_smoothing=cfg.train.label_smoothing)
+
+
+def embedding_scores(cfg: Config, u: np.ndarray, v: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Return the scores of unit image rows u (N, E) against unit class rows v (K, E), labels (N,).
+
+    ``loss``: the objective plus ``align_weight`` times the align term (the data part of
+    the training objective, without the weight penalty); ``accuracy``; ``active``: the
+    objective's fraction of non-zero terms; ``class_cosine``: the mean cosine between
+    distinct class embeddings (near 1 = collapsed).
+    """
+    s = np.asarray(u, np.float64) @ np.asarray(v, np.float64).T  # (N, K)
+    objective = objective_for(cfg, np.random.default_rng(EVAL_NEGATIVES_SEED))
+    loss = objective.forward(s, y)
+    if cfg.two_tower.align_weight:
+        loss += cfg.two_tower.align_weight * AlignOnly().forward(s, y)
+    return {"loss": loss, "accuracy": float((s.argmax(axis=1) == y).mean()),
+            "active": objective.active, "class_cosine": class_cosine(v)}
+
+
 class NumpyTwoTower(NumpyTask):
     """Image and word-vector MLPs trained with the from-scratch backprop and SGD."""
+
     task = "two_tower"
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
@@ -79,7 +112,8 @@ class NumpyTwoTower(NumpyTask):
         self.model = build_towers(cfg, self.word_dim, rng=streams.init,
                                   dropout_rng=streams.dropout, dtype=dtype)
         self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
-        self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
+        self.objective = objective_for(cfg, streams.negatives)
+        self.align = AlignOnly()
         self.loss_terms: dict[str, float] = {}
         self._setup_optimizer()
 
@@ -93,40 +127,37 @@ class NumpyTwoTower(NumpyTask):
         return objective, int((logits.argmax(axis=1) == y).sum())
 
     def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Set the gradients of the objective on (B, 784), (B,); return (objective, logits (B, K)).
+        """Set the gradients of the objective on (B, 784), (B,); return (objective, scores (B, K)).
 
-        Also sets :attr:`loss_terms` (``ce``, and ``align`` / ``l2`` when weighted).
+        Also sets :attr:`loss_terms`: the objective's value under its name, and
+        ``align`` / ``l2`` when weighted.
         """
         x = np.asarray(x, dtype=self.dtype)
-        t = self.cfg.two_tower
-        scale = self.dtype.type(t.logit_scale)
         self.model.train()
         self.optimizer.zero_grad()
         u = self.model.image.forward(x)  # (B, E), unit rows
         v = self.model.text.forward(self.class_vectors)  # (K, E), unit rows
-        logits = scale * (u @ v.T)  # (B, K) scaled cosines
-        ce = self.loss.forward(logits, y)
-        dlogits = self.loss.backward()  # (B, K)
-        du = scale * (dlogits @ v)  # (B, E)
-        dv = scale * (dlogits.T @ u)  # (K, E)
-        terms = {"ce": ce}
-        if t.align_weight:
-            own = v[y]  # (B, E): each image's class embedding
-            terms["align"] = float(np.mean(1.0 - (u * own).sum(axis=1)))
-            # d/du_i of -w/B * sum_i u_i . v_{y_i} is -w/B * v_{y_i}; d/dv_k is the sum
-            # of -w/B * u_i over the images of class k (a one-hot product).
-            coef = self.dtype.type(t.align_weight / x.shape[0])
-            du -= coef * own
-            onehot = np.zeros((x.shape[0], self.n_classes), dtype=self.dtype)
-            onehot[np.arange(x.shape[0]), y] = 1
-            dv -= coef * (onehot.T @ u)
-        self.model.image.backward(du, input_grad=False)  # images need no gradient
-        self.model.text.backward(dv, input_grad=False)  # nor the fixed word vectors
+        s = u @ v.T  # (B, K) cosines
+        total, ds = self.objective_terms(s, y)
+        # S = U V^T, so dU = dS V and dV = dS^T U.
+        self.model.image.backward(ds @ v, input_grad=False)  # images need no gradient
+        self.model.text.backward(ds.T @ u, input_grad=False)  # nor the fixed word vectors
         l2 = l2_penalty(self.model, self.cfg.optim.l2)
         if self.cfg.optim.l2:
-            terms["l2"] = l2
-        self.loss_terms = terms
-        return ce + t.align_weight * terms.get("align", 0.0) + l2, logits
+            self.loss_terms["l2"] = l2
+        return total + l2, self.dtype.type(self.cfg.two_tower.logit_scale) * s
+
+    def objective_terms(self, s: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Return (objective + align_weight * align, its gradient dS (B, K)) and set :attr:`loss_terms`."""
+        w = self.cfg.two_tower.align_weight
+        value = self.objective.forward(s, y)
+        ds = self.objective.backward()
+        self.loss_terms = {self.objective.name: value}
+        if w:
+            self.loss_terms["align"] = self.align.forward(s, y)
+            ds += self.dtype.type(w) * self.align.backward()
+            value += w * self.loss_terms["align"]
+        return value, ds
 
     def class_embeddings(self, class_vectors: np.ndarray | None = None) -> np.ndarray:
         """Return the eval-mode word-tower embeddings (K, E) of ``class_vectors`` (default: the classes)."""
@@ -147,3 +178,20 @@ class NumpyTwoTower(NumpyTask):
         """Return ``logit_scale * cos`` (N, K) of images (N, 784) against the classes' (or given) vectors."""
         v = self.class_embeddings(class_vectors)
         return self.dtype.type(self.cfg.two_tower.logit_scale) * (self.embed(x) @ v.T)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Return eval-mode scores on images (N, 784), labels (N,): see :func:`embedding_scores`."""
+        return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
+
+        ``logit_k = s * u . v_k`` with ``u`` the image embedding, so the gradient at
+        ``u`` is ``s * v_k``; the image tower's backward carries it to the pixels.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        v = self.class_embeddings()[k]  # (E,), eval mode
+        u = self.model.image.forward(x)  # (N, E)
+        du = np.broadcast_to(self.dtype.type(self.cfg.two_tower.logit_scale) * v, u.shape)
+        dx = self.model.image.backward(np.ascontiguousarray(du))  # (N, 784)
+        self.model.zero_grad()
+        return dx

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
+from doodlelab.tasks.classifier import cross_entropy_scores
 from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
 from doodlelab.tasks.streams import Streams
 from doodlelab.twin.base import TorchTask, configure_threads, torch_threads
@@ -58,3 +59,14 @@ class TorchClassifier(TorchTask):
             out = [self.model(self._tensor(x[i : i + batch_size])).numpy()
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), self.np_dtype)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Return eval-mode {"loss": mean cross-entropy, "accuracy"} on images (N, 784), labels (N,)."""
+        return cross_entropy_scores(self.logits(x), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
+        self.model.eval()
+        images = self._tensor(x).clone().requires_grad_(True)
+        self.model(images)[:, k].sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        return images.grad.numpy()

@@ -1,8 +1,9 @@
 """The two-tower classifier on PyTorch: the twin of :class:`doodlelab.tasks.two_tower.NumpyTwoTower`.
 
 Same towers (built in numpy from the run's init stream and copied), same dropout
-masks (drawn from the run's dropout stream), the same loss terms, written as plain
-tensor expressions that autograd differentiates, and ``torch.optim.SGD``.
+masks (drawn from the run's dropout stream), the same objective on the cosines
+(:mod:`doodlelab.twin.embedding_losses`, differentiated by autograd; the triplet's
+negatives drawn from the run's negatives stream), and ``torch.optim.SGD``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import torch
 from doodlelab.config import Config
 from doodlelab.tasks.mlp import N_INPUTS
 from doodlelab.tasks.streams import Streams
-from doodlelab.tasks.two_tower import build_towers
+from doodlelab.tasks.two_tower import build_towers, embedding_scores
 from doodlelab.twin.base import TorchTask, configure_threads, torch_threads
-from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
+from doodlelab.twin.embedding_losses import Objective, align_only
+from doodlelab.twin.losses import l2_penalty
 from doodlelab.twin.modules import from_numpy, torch_dtype
 
 
@@ -45,7 +47,9 @@ class TorchTwoTower(TorchTask):
                               dtype=self.np_dtype)
         self.model = TorchTowers(from_numpy(towers.image), from_numpy(towers.text))
         self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
-        self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
+        t = cfg.two_tower
+        self.objective = Objective(t.loss, margin=t.margin, scale=t.logit_scale, rng=streams.negatives,
+                                   label_smoothing=cfg.train.label_smoothing)
         self.loss_terms: dict[str, float] = {}
         self._setup_optimizer()
 
@@ -57,26 +61,25 @@ class TorchTwoTower(TorchTask):
         return objective, int((logits.argmax(axis=1) == y).sum())
 
     def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Set ``.grad`` of every parameter; return (objective, logits (B, K)) like the core."""
+        """Set ``.grad`` of every parameter; return (objective, scores = logit_scale * S (B, K))."""
         t = self.cfg.two_tower
         labels = torch.from_numpy(np.require(y, dtype=np.int64, requirements=["C", "W"]))
         self.model.train()
         self.optimizer.zero_grad()
         u = self.model.image(self._tensor(x))  # (B, E)
         v = self.model.text(self.class_vectors)  # (K, E)
-        logits = t.logit_scale * (u @ v.T)
-        ce = self.loss(logits, labels)
-        objective = ce
-        terms = {"ce": ce}
+        s = u @ v.T  # (B, K) cosines
+        terms = {t.loss: self.objective(s, labels)}
+        objective = terms[t.loss]
         if t.align_weight:
-            terms["align"] = (1.0 - (u * v[labels]).sum(dim=1)).mean()
+            terms["align"] = align_only(s, labels)
             objective = objective + t.align_weight * terms["align"]
         if self.cfg.optim.l2:
             terms["l2"] = l2_penalty(self.model, self.cfg.optim.l2)
             objective = objective + terms["l2"]
         objective.backward()
         self.loss_terms = {k: float(v.item()) for k, v in terms.items()}
-        return float(objective.item()), logits.detach().numpy()
+        return float(objective.item()), t.logit_scale * s.detach().numpy()
 
     def class_embeddings(self, class_vectors: np.ndarray | None = None) -> np.ndarray:
         """Return the eval-mode word-tower embeddings (K, E) of ``class_vectors`` (default: the classes)."""
@@ -97,3 +100,15 @@ class TorchTwoTower(TorchTask):
         """Return ``logit_scale * cos`` (N, K) of images against the classes' (or given) vectors."""
         v = self.class_embeddings(class_vectors)
         return self.np_dtype.type(self.cfg.two_tower.logit_scale) * (self.embed(x) @ v.T)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Return eval-mode scores on images (N, 784), labels (N,), computed as the core does."""
+        return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
+        v = torch.from_numpy(self.class_embeddings()[k])  # (E,), no gradient
+        images = self._tensor(x).clone().requires_grad_(True)
+        self.model.eval()
+        (self.cfg.two_tower.logit_scale * (self.model.image(images) @ v)).sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        return images.grad.numpy()
