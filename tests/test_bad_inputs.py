@@ -287,7 +287,7 @@ def test_train_refuses_a_damaged_data_file_before_allocating(case: str, lab, tmp
                                   "int64 weights", "config.json is a list"])
 def test_the_demo_refuses_the_same_damaged_runs(case: str, lab, tmp_path: Path) -> None:
     # the demo loads runs through the same readers (it served 3 classes, or answered bare NaN)
-    from doodlelab.demo.server import load_model
+    from doodlelab.demo.models import load_model
     from doodlelab.errors import UserError
 
     model, damage, message = EVALUATE_CASES[case]
