@@ -77,7 +77,7 @@ def run_sweep(
     ``model`` is ``classifier`` or ``two_tower`` (whose class word vectors are read once
     per ``two_tower.word_vectors`` source in the grid).
     """
-    from doodlelab.runs import class_word_vectors, fit_classifier, probabilities, task_class
+    from doodlelab.runs import class_word_vectors, task_class
 
     task_class(backend, model)
     if not seeds:
@@ -99,34 +99,57 @@ def run_sweep(
                 vectors[source] = class_word_vectors(cfg, train.classes)[0]
     jobs = [(i, settings, cfg, seed) for i, (settings, cfg) in enumerate(points) for seed in seeds]
     for i, settings, cfg, seed in tqdm(jobs, desc="sweep", unit="run", disable=not progress):
-        raw = cfg.to_dict()
-        raw["train"]["seed"] = seed
-        cfg = build_config(raw)
-        train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, seed)
-        task, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False,
-                                      task_name=model,
-                                      class_vectors=vectors.get(cfg.two_tower.word_vectors))
-        shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
-        best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
-        kept = result.history[result.weights_epoch - 1]
-        label = " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
-        rows.append({
-            "point": i, "label": label, "seed": seed,
-            **{k: _fmt(v) for k, v in settings.items()},
-            "val_accuracy": kept["val_accuracy"],
-            "val_loss": kept["val_loss"],
-            "val_accuracy_tta": float((shifted == train.y[val_idx]).mean()),
-            "best_val_accuracy": best["val_accuracy"],
-            "best_epoch": int(best["epoch"]),
-            "val_loss_at_best": best["val_loss"],
-            "min_val_loss": min(h["val_loss"] for h in result.history),
-            "final_val_accuracy": result.history[-1]["val_accuracy"],
-            "final_train_accuracy": result.history[-1]["train_accuracy"],
-            "seconds": round(result.train_seconds, 2),
-        })
-        histories += [{"point": i, "label": label, "seed": seed, **h} for h in result.history]
+        row, history = sweep_point(cfg, settings, seed, train, backend=backend, model=model,
+                                   class_vectors=vectors.get(cfg.two_tower.word_vectors))
+        rows.append({"point": i, **row})
+        histories += [{"point": i, **h} for h in history]
         write_csv(out / "sweep.csv", rows)  # after every run: an interrupted sweep keeps its rows
-    write_csv(out / "histories.csv", histories)
+    return write_sweep(out, rows, histories)
+
+
+def sweep_point(cfg: Config, settings: dict[str, Any], seed: int, train: Any, *, backend: str = "numpy",
+                model: str = "classifier", class_vectors: Any = None) -> tuple[dict[str, Any], list[dict]]:
+    """Train one grid point with ``seed`` on ``train``; return its sweep.csv row and its history rows.
+
+    The row has ``label``, ``seed``, the settings and the validation scores (no ``point``
+    column: the caller numbers the points).
+    """
+    from doodlelab.runs import fit_classifier, probabilities
+
+    raw = cfg.to_dict()
+    raw["train"]["seed"] = seed
+    cfg = build_config(raw)
+    train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, seed)
+    task, result = fit_classifier(cfg, backend, train, train_idx, val_idx, progress=False,
+                                  task_name=model, class_vectors=class_vectors)
+    shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
+    best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
+    kept = result.history[result.weights_epoch - 1]
+    label = " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
+    row = {
+        "label": label, "seed": seed,
+        **{k: _fmt(v) for k, v in settings.items()},
+        "val_accuracy": kept["val_accuracy"],
+        "val_loss": kept["val_loss"],
+        "val_accuracy_tta": float((shifted == train.y[val_idx]).mean()),
+        "best_val_accuracy": best["val_accuracy"],
+        "best_epoch": int(best["epoch"]),
+        "val_loss_at_best": best["val_loss"],
+        "min_val_loss": min(h["val_loss"] for h in result.history),
+        "final_val_accuracy": result.history[-1]["val_accuracy"],
+        "final_train_accuracy": result.history[-1]["train_accuracy"],
+        "seconds": round(result.train_seconds, 2),
+    }
+    return row, [{"label": label, "seed": seed, **h} for h in result.history]
+
+
+def write_sweep(out: Path, rows: list[dict[str, Any]], histories: list[dict[str, Any]]) -> list[dict]:
+    """Write sweep.csv, histories.csv and (last) summary.csv of ``rows``; return the summary rows."""
+    def union(items: list[dict[str, Any]]) -> list[str]:  # points may log different loss terms
+        return list(dict.fromkeys(k for item in items for k in item))
+
+    write_csv(Path(out) / "sweep.csv", rows, union(rows))
+    write_csv(Path(out) / "histories.csv", histories, union(histories))
     summary = summarize(rows)
     write_csv(out / "summary.csv", summary)
     return summary
