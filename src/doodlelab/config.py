@@ -265,7 +265,8 @@ def build_config(values: dict[str, dict[str, Any]] | None = None) -> Config:
     for sname in values:
         if sname not in SECTIONS and sname not in OTHER_SECTIONS:
             raise ConfigError(
-                f"config: unknown section [{sname}]; known sections: {', '.join((*SECTIONS, *OTHER_SECTIONS))}"
+                f"config: unknown section [{sname}]; known sections: "
+                f"{', '.join((*SECTIONS, *OTHER_SECTIONS))}"
             )
     return Config(**sections)
 

@@ -299,9 +299,11 @@ def plot_study(summary: Sequence[Mapping[str, float]], out_dir: Path) -> list[Pa
     return [_save(fig, Path(out_dir) / "study.png")]
 
 
-def plot_history_panels(histories: Sequence[Mapping[str, float]], out_dir: Path, stem: str = "") -> list[Path]:
+def plot_history_panels(histories: Sequence[Mapping[str, float]], out_dir: Path,
+                        stem: str = "") -> list[Path]:
     """Plot every per-epoch column beyond loss/accuracy (objective terms ``term_*``, diagnostics) of a
-    study's runs, one panel per column and one line per ``label`` (mean over seeds); write {stem}terms.png/.csv."""
+    study's runs, one panel per column and one line per ``label`` (mean over seeds);
+    write {stem}terms.png/.csv."""
     from doodlelab.train import HISTORY_COLUMNS
 
     skip = {*HISTORY_COLUMNS, "point", "label", "seed"}

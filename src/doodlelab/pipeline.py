@@ -18,7 +18,6 @@ Studies train for ``STUDY_EPOCHS`` (not the configuration's epochs) with the see
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import resource
 import sys
@@ -31,12 +30,11 @@ from typing import Any
 from doodlelab import jobs, results
 from doodlelab.errors import UserError
 from doodlelab.resume import Job, Ledger, default_jobs, now, run_jobs
+from doodlelab.studies import STUDY_EPOCHS, STUDY_SEEDS, study_entry, study_points
 
 GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
 GRADCHECK_MODELS = ("classifier", "two_tower")
 DEFAULT_OUT = Path("results")
-STUDY_EPOCHS = 15  # study rows train this long (at most the configuration's epochs)
-STUDY_SEEDS = (0, 1)
 
 # The settings ``quick=True`` adds (before the caller's own overrides), as ``--set`` strings.
 QUICK_SETTINGS = (
@@ -62,7 +60,8 @@ def _classifier_studies(cfg: Any) -> list[Sweep]:
          "activation of the hidden layers"),
         ("optim_momentum", "classifier", {"optim.nesterov": [False], "optim.momentum": [0.0, 0.5, 0.9, 0.95]},
          "momentum without Nesterov"),  # Nesterov needs momentum > 0: a second grid
-        ("optim_momentum_nesterov", "classifier", {"optim.nesterov": [True], "optim.momentum": [0.5, 0.9, 0.95]},
+        ("optim_momentum_nesterov", "classifier",
+         {"optim.nesterov": [True], "optim.momentum": [0.5, 0.9, 0.95]},
          "momentum with Nesterov"),
         ("optim_lr", "classifier", {"optim.lr": [0.01, 0.05, 0.2]}, "learning rate"),
         ("optim_batch", "classifier", {"train.batch_size": [32, 128, 512]}, "mini-batch size"),
@@ -84,12 +83,14 @@ def _two_tower_studies(cfg: Any) -> list[Sweep]:
         ("arch_word_tower", "two_tower", {"two_tower.text_hidden": [[], [64], [128, 64]]},
          "word tower: hidden widths"),
         ("arch_embed", "two_tower", {"two_tower.embed_dim": [16, 64, 128]}, "size of the shared space"),
-        ("optim_momentum_two_tower", "two_tower", {"optim.nesterov": [False], "optim.momentum": [0.0, 0.5, 0.9]},
+        ("optim_momentum_two_tower", "two_tower",
+         {"optim.nesterov": [False], "optim.momentum": [0.0, 0.5, 0.9]},
          "momentum without Nesterov"),
         ("optim_lr_two_tower", "two_tower", {"optim.lr": [0.02, 0.05, 0.1]}, "learning rate"),
         ("loss_scale", "two_tower", {"two_tower.logit_scale": [1.0, 5.0, 10.0, 20.0]},
          "scale of the cosine logits"),
-        ("loss_align", "two_tower", {"two_tower.align_weight": sorted({0.0, cfg.two_tower.align_weight, 2.0})},
+        ("loss_align", "two_tower",
+         {"two_tower.align_weight": sorted({0.0, cfg.two_tower.align_weight, 2.0})},
          "weight of the alignment term"),
     ]
 
@@ -101,16 +102,6 @@ def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
                 ("loss_align", "two_tower", {"two_tower.align_weight": [0.0, 0.5]},
                  "weight of the alignment term"))
     return (*_classifier_studies(cfg), *_two_tower_studies(cfg))
-
-
-def question_of(name: str, model: str) -> str:
-    """Return the assignment question a study answers: I.1.a/b/e/f for the classifier, II.1.a/b/c/f."""
-    part = "I.1" if model == "classifier" else "II.1"
-    for prefix, letter in (("arch", "a"), ("optim_momentum", "b"), ("optim", "e"), ("tried", "f"),
-                           ("loss", "c")):
-        if name.startswith(prefix):
-            return f"{part}.{'f' if letter == 'e' and part == 'II.1' else letter}"
-    return f"{part}.f" if part == "I.1" else "II.1.c"
 
 
 @dataclass
@@ -193,34 +184,13 @@ def _gradcheck_jobs(ctx: Context) -> list[Job]:
                                                      GRADCHECK_STEPS, list(GRADCHECK_MODELS)))]
 
 
-def study_points(ctx: Context) -> list[dict[str, Any]]:
-    """Return every study row: ``{study, point, settings, seed, model, config, key, path}``."""
-    from doodlelab.config import config_from_dict
-    from doodlelab.sweep import combinations
-
-    base = ctx.cfg.to_dict()
-    base["train"]["epochs"] = min(ctx.cfg.train.epochs, STUDY_EPOCHS)
-    rows = []
-    for study in sweeps_for(ctx.cfg, ctx.quick):
-        name, model, grid = study[:3]
-        seeds = study[4] if len(study) > 4 else STUDY_SEEDS
-        for i, (settings, cfg) in enumerate(combinations(config_from_dict(base), grid)):
-            for seed in seeds:
-                stamp = {"model": model, "config": cfg.to_dict(), "seed": seed,
-                         "checksums": ctx.values["checksums"]}
-                key = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
-                rows.append({"study": name, "point": i, "settings": settings, "seed": seed, "model": model,
-                             "config": cfg.to_dict(), "key": key, "stamp": stamp,
-                             "path": results.point_file(ctx.out, key)})
-    return rows
-
-
 def _point_jobs(ctx: Context) -> list[Job]:
     """Return one job per study row not yet trained (rows shared by several studies once)."""
     out, seen = [], set()
     for p in ctx.values["points"]:
         done = results.read_json(p["path"])
-        if p["key"] in seen or (isinstance(done, dict) and done.get("stamp") == json.loads(json.dumps(p["stamp"]))):
+        trained = isinstance(done, dict) and done.get("stamp") == json.loads(json.dumps(p["stamp"]))
+        if p["key"] in seen or trained:
             continue
         seen.add(p["key"])
         ctx.ledger.needs_work(f"points/{p['key']}", {"key": p["key"]}, False)
@@ -232,7 +202,8 @@ def _point_jobs(ctx: Context) -> list[Job]:
 
 def jobs_step(ctx: Context) -> None:
     """Train the four runs, the gradient check and every study row, in parallel workers."""
-    ctx.values["points"] = study_points(ctx)
+    studies = sweeps_for(ctx.cfg, ctx.quick)
+    ctx.values["points"] = study_points(ctx.cfg, studies, ctx.values["checksums"], ctx.out)
     todo = [*_run_jobs(ctx), *_gradcheck_jobs(ctx)]  # decided (and refused) before any work
     todo += _point_jobs(ctx)
     ctx.log(f"{len(todo)} jobs to run on {ctx.workers} worker(s)")
@@ -277,19 +248,7 @@ def studies_step(ctx: Context) -> None:
 
         complete = all((folder / f).is_file() for f in results.SWEEP_FILES)
         ctx.ledger.step(f"sweep/{name}", [p["key"] for p in mine], complete, work, derived=True)
-    ctx.ledger.manifest["sweeps"] = [_study_entry(ctx.cfg, study) for study in sweeps_for(ctx.cfg, ctx.quick)]
-
-
-def _study_entry(cfg: Any, study: Sweep) -> dict[str, Any]:
-    """Return what the report needs to know of a study: question id, grid, seeds, epochs, default."""
-    from doodlelab.sweep import _fmt
-
-    name, model, grid, question = study[:4]
-    raw = cfg.to_dict()
-    default = " ".join(f"{k}={_fmt(raw[k.split('.')[0]][k.split('.')[1]])}" for k in grid)
-    return {"name": name, "model": model, "grid": grid, "question": question,
-            "question_id": question_of(name, model), "seeds": list(study[4] if len(study) > 4 else STUDY_SEEDS),
-            "epochs": min(cfg.train.epochs, STUDY_EPOCHS), "default_label": default}
+    ctx.ledger.manifest["sweeps"] = [study_entry(ctx.cfg, study) for study in sweeps_for(ctx.cfg, ctx.quick)]
 
 
 def figures_step(ctx: Context) -> None:
@@ -301,7 +260,8 @@ def figures_step(ctx: Context) -> None:
     clf = results.run_dir(ctx.out, "classifier", "numpy")
     tower = results.run_dir(ctx.out, "two_tower", "numpy")
     folder = ctx.out / "figures"
-    stamp = {str(p.relative_to(ctx.out) / f): sha256_file(p / f) for p in (clf, tower, tower.parent / "two_tower-torch")
+    stamp = {str(p.relative_to(ctx.out) / f): sha256_file(p / f)
+             for p in (clf, tower, results.run_dir(ctx.out, "two_tower", "torch"))
              for f in ("weights.npz", "history.csv")}
 
     def work() -> None:
@@ -313,7 +273,8 @@ def figures_step(ctx: Context) -> None:
                      for row in results.read_history(results.run_dir(ctx.out, "two_tower", backend))]
         plot_history_panels(histories, folder, stem="two_tower_")
 
-    complete = all((folder / f).is_file() for f in ("first_layer.png", "embeddings.png", "two_tower_terms.png"))
+    pictures = ("first_layer", "embeddings", "two_tower_terms")
+    complete = all((folder / f"{name}.png").is_file() for name in pictures)
     ctx.ledger.step("figures", stamp, complete, work, derived=True)
 
 
@@ -356,7 +317,8 @@ def commands(ctx: Context) -> list[str]:
         lines.append(f"doodlelab compare {results.run_dir(ctx.out, task, 'numpy')} "
                      f"{results.run_dir(ctx.out, task, 'torch')} --out {out}/compare/{task}")
     for entry in ctx.ledger.manifest.get("sweeps", []):
-        grids = "".join(f" --grid '{k}={json.dumps(v, separators=(',', ':'))}'" for k, v in entry["grid"].items())
+        grids = "".join(f" --grid '{k}={json.dumps(v, separators=(',', ':'))}'"
+                        for k, v in entry["grid"].items())
         lines.append(f"doodlelab sweep --model {entry['model']} --data {data} "
                      f"--seeds {','.join(map(str, entry['seeds']))} --out {out}/sweep/{entry['name']}{grids}"
                      f"{sets} --set train.epochs={entry['epochs']}")
@@ -398,8 +360,9 @@ def _context(data: Any, out: Path, quick: bool, overwrite: bool, progress: bool 
         raise UserError(f"--jobs must be at least 1 (got {workers})")
     workers = workers or default_jobs()
     from doodlelab.runs import git_state
-    header = {"quick": quick, "settings": settings, "config": cfg.to_dict(), "data_dir": str(data_dir.resolve()),
-              "out": str(out.resolve()), "git": git_state(), "python": sys.version.split()[0], "jobs": workers,
+    header = {"quick": quick, "settings": settings, "config": cfg.to_dict(),
+              "data_dir": str(data_dir.resolve()), "out": str(out.resolve()), "git": git_state(),
+              "python": sys.version.split()[0], "jobs": workers,
               "study": {"epochs": min(cfg.train.epochs, STUDY_EPOCHS), "seeds": list(STUDY_SEEDS)},
               "report": fields}
     ledger = Ledger.open(out, overwrite, header, log or (lambda _line: None))
@@ -419,7 +382,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                      help=f"results folder (default {DEFAULT_OUT}); a re-run resumes what is missing")
     run.add_argument("--quick", action="store_true", help="2 epochs, tiny models and studies (a smoke test)")
-    run.add_argument("--overwrite", action="store_true", help="redo every step even if its outputs are complete")
+    run.add_argument("--overwrite", action="store_true",
+                     help="redo every step even if its outputs are complete")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="worker processes, one BLAS thread each (default: one per usable CPU)")
     rep = subparsers.add_parser("report", help="rebuild report.pdf and report.html from a results folder")

@@ -55,9 +55,9 @@ def git_state() -> dict[str, Any]:
     state: dict[str, Any] = {"commit": git_commit(), "dirty": None}
     if state["commit"]:
         try:
-            status = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "status", "--porcelain",
-                                     "--untracked-files=no"], capture_output=True, text=True, timeout=10,
-                                    check=True)
+            here = str(Path(__file__).resolve().parent)
+            status = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10, check=True)
             state["dirty"] = bool(status.stdout.strip())
         except (OSError, subprocess.SubprocessError):
             pass

@@ -61,6 +61,11 @@ def _fmt(value: Any) -> str:
     return "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
 
 
+def label_of(settings: dict[str, Any]) -> str:
+    """Return the label of a grid point: ``optim.lr=0.05 model.hidden=[512,256]`` (``base`` if empty)."""
+    return " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
+
+
 def run_sweep(
     *,
     data: str | Path | None,
@@ -125,7 +130,7 @@ def sweep_point(cfg: Config, settings: dict[str, Any], seed: int, train: Any, *,
     shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
     best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
     kept = result.history[result.weights_epoch - 1]
-    label = " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
+    label = label_of(settings)
     row = {
         "label": label, "seed": seed,
         **{k: _fmt(v) for k, v in settings.items()},

@@ -38,7 +38,7 @@ def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     sweeps = [s for s in manifest.get("sweeps", [])
               if (results.sweep_dir(root, s["name"]) / "summary.csv").is_file()]
     files = sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*")
-                   if p.suffix in SHOWN_SUFFIXES and p.is_file() and "report" not in p.relative_to(root).parts[:1])
+                   if p.suffix in SHOWN_SUFFIXES and p.is_file() and p.relative_to(root).parts[0] != "report")
     return {"fields": {k: fields.get(k) for k in ("author", "student_number", "code_url")},
             "sweeps": sweeps, "files": files}
 
