@@ -148,14 +148,14 @@ def run_jobs(jobs: Sequence[Job], workers: int, ledger: Ledger, progress: bool |
         bar.close()
         return
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")  # no forked BLAS thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=one_thread_worker) as pool:
         futures = {pool.submit(_timed, job.fn, job.args): job for job in jobs}
         pending = set(futures)
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 if future.exception() is not None:
                     for other in pending:
