@@ -175,6 +175,8 @@ def test_other_settings_are_refused_without_overwrite(results):
         run_all(course, out, quick=True, overrides=[*_settings(glove), "train.epochs=3"])
     with pytest.raises(UserError, match="--overwrite"):  # another seed: another split
         run_all(course, out, quick=True, overrides=[*_settings(glove), "train.seed=1"])
+    with pytest.raises(UserError, match="--jobs"):
+        run_all(course, out, quick=True, overrides=_settings(glove), workers=0)
     assert (weights.stat().st_mtime_ns, (out / "pipeline.json").read_bytes()) == before
     assert not list(out.rglob(".*.tmp"))
 
