@@ -80,7 +80,7 @@ def _two_tower_studies(cfg: Any) -> list[Sweep]:
     return [
         ("arch_image_tower", "two_tower", {"model.hidden": [[256], [512, 256], [512, 256, 128]]},
          "image tower: hidden widths"),
-        ("arch_word_tower", "two_tower", {"two_tower.text_hidden": [[], [64], [128, 64]]},
+        ("arch_word_tower", "two_tower", {"two_tower.text_hidden": [[32], [64], [128, 64]]},
          "word tower: hidden widths"),
         ("arch_embed", "two_tower", {"two_tower.embed_dim": [16, 64, 128]}, "size of the shared space"),
         ("optim_momentum_two_tower", "two_tower",

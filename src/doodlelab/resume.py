@@ -157,9 +157,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, ledger: Ledger, progress: bool |
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
+                if future.exception() is not None:  # stop at the first failure: nothing else starts
+                    pool.shutdown(wait=True, cancel_futures=True)
                     bar.close()
                     raise future.exception()  # type: ignore[misc]
                 _finish(ledger, futures[future], future.result(), bar)
