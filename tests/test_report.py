@@ -73,8 +73,13 @@ def test_every_output_exists(results):
         points = len(next(iter(grid.values())))
         seeds = {line.split(",")[2] for line in summary[1:]}
         assert len(summary) == 1 + points and seeds == {"2"}
-    # 2 studies x 2 points x 2 seeds, each row trained once
-    assert len(list((out / "sweep" / "points").glob("*.json"))) == 8
+    # 3 studies x 2 points x 2 seeds; the configuration's own row (hidden [32], lr 0.05) is shared
+    # by two studies, trained once, and labelled in each with that study's setting
+    assert len(list((out / "sweep" / "points").glob("*.json"))) == 10
+    for name, _, grid, _ in studies:
+        lines = (out / "sweep" / name / "summary.csv").read_text().splitlines()[1:]
+        labels = {line.split(",")[1] for line in lines}
+        assert labels == {f"{next(iter(grid))}={v}".replace(" ", "") for v in next(iter(grid.values()))}
     assert "term_align" in (out / "sweep" / "loss_align" / "terms.csv").read_text().splitlines()[0]
     for picture in ("first_layer", "embeddings", "two_tower_terms"):
         assert (out / "figures" / f"{picture}.png").stat().st_size > 1000

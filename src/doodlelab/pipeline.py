@@ -99,6 +99,7 @@ def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
     """Return the validation studies the pipeline runs around ``cfg`` (two tiny ones when ``quick``)."""
     if quick:
         return (("arch_hidden", "classifier", {"model.hidden": [[16], [32]]}, "width of the hidden layer"),
+                ("optim_lr", "classifier", {"optim.lr": [0.05, 0.1]}, "learning rate"),  # shares a row
                 ("loss_align", "two_tower", {"two_tower.align_weight": [0.0, 0.5]},
                  "weight of the alignment term"))
     return (*_classifier_studies(cfg), *_two_tower_studies(cfg))
@@ -228,7 +229,7 @@ def compare_step(ctx: Context) -> None:
 def studies_step(ctx: Context) -> None:
     """Gather every study's rows into its sweep folder (sweep.csv, histories.csv, summary.csv, plots)."""
     from doodlelab.figures import plot_history_panels, plot_study
-    from doodlelab.sweep import write_sweep
+    from doodlelab.sweep import label_of, write_sweep
 
     for study in sweeps_for(ctx.cfg, ctx.quick):
         name, model = study[0], study[1]
@@ -237,10 +238,14 @@ def studies_step(ctx: Context) -> None:
 
         def work(mine: list[dict[str, Any]] = mine, folder: Path = folder, model: str = model) -> None:
             rows, histories = [], []
-            for p in mine:
-                done = results.read_json(p["path"])
-                rows.append({"point": p["point"], **done["row"]})
-                histories += [{"point": p["point"], **h} for h in done["history"]]
+            for p in mine:  # a row shared with another study is labelled with this study's settings
+                done, label = results.read_json(p["path"]), label_of(p["settings"])
+                scores = {k: v for k, v in done["row"].items() if k not in ("label", "seed") and "." not in k}
+                settings = {k: label_of({k: v}).split("=", 1)[1] for k, v in p["settings"].items()}
+                rows.append({"point": p["point"], "label": label, "seed": p["seed"], **settings, **scores})
+                for h in done["history"]:
+                    histories.append({"point": p["point"], "label": label,
+                                      **{k: v for k, v in h.items() if k != "label"}})
             summary = write_sweep(folder, rows, histories)
             plot_study(summary, folder)
             if model == "two_tower":
