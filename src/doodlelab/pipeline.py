@@ -30,7 +30,7 @@ from typing import Any
 from doodlelab import jobs, results
 from doodlelab.errors import UserError
 from doodlelab.resume import Job, Ledger, default_jobs, now, run_jobs
-from doodlelab.studies import STUDY_EPOCHS, STUDY_SEEDS, study_entry, study_points
+from doodlelab.study_rows import STUDY_EPOCHS, STUDY_SEEDS, study_entry, study_points
 
 GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
 GRADCHECK_MODELS = ("classifier", "two_tower")
