@@ -30,11 +30,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from doodlelab.bench import synthetic_data, time_epoch
 from doodlelab.config import Config
 from doodlelab.nn import modules
-from doodlelab.tasks import classifier
-from doodlelab.tasks.classifier import NumpyClassifier, Streams, usable_cpus
+from doodlelab.studies.bench import synthetic_data, time_epoch
+from doodlelab.tasks import base
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.threads import usable_cpus
 
 
 def _where_forward(self: modules.ReLU, x: np.ndarray) -> np.ndarray:
@@ -61,7 +63,7 @@ def undone(*names: str) -> Iterator[None]:
         "grad": [(modules.Sequential, "backward", _full_backward)],
         "relu": [(modules.ReLU, "forward", _where_forward),
                  (modules.ReLU, "backward", _where_backward)],
-        "threads": [(classifier, "matmul_threads", lambda rows, widths, cpus=None: usable_cpus())],
+        "threads": [(base, "matmul_threads", lambda rows, widths, cpus=None: usable_cpus())],
     }
     for name in names:
         for owner, attr, value in patches[name]:

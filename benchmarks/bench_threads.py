@@ -7,7 +7,7 @@ For the first layer (784 -> 512) and the second (512 -> 256) of the default MLP 
 times the three products of a training step (forward ``x @ W``, weight gradient
 ``x.T @ d``, input gradient ``d @ W.T``) for several batch sizes, and prints the
 median microseconds and the 2-thread speed-up (below 1: two threads are slower),
-next to what :func:`doodlelab.tasks.classifier.matmul_threads` picks.
+next to what :func:`doodlelab.tasks.threads.matmul_threads` picks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from functools import partial
 
 import numpy as np
 
-from doodlelab.tasks.classifier import blas_threads, matmul_threads
+from doodlelab.tasks.threads import blas_threads, matmul_threads
 
 
 def median_us(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]

@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from doodlelab import bench
 from doodlelab.cli import main
 from doodlelab.config import Config, build_config
-from doodlelab.tasks.classifier import matmul_threads
+from doodlelab.studies import bench, matmul_floor
+from doodlelab.tasks.threads import matmul_threads
 
 KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_epoch_s", "ratios",
         "gemm_peak_gflops",
@@ -30,18 +30,18 @@ def _positive(value: float) -> bool:
 def test_epoch_flops_counts_forward_and_backward_matmuls() -> None:
     cfg = build_config({"model": {"hidden": [3]}})  # 784-3-5
     per_image = 2 * (784 * 3 + 3 * 5) * 2 + 2 * (3 * 5)  # no input gradient for the images
-    assert bench.epoch_flops(cfg, 10) == 10 * per_image
-    assert bench.layer_sizes(Config()) == [784, *Config().model.hidden, 5]
+    assert matmul_floor.epoch_flops(cfg, 10) == 10 * per_image
+    assert matmul_floor.layer_sizes(Config()) == [784, *Config().model.hidden, 5]
 
 
 def test_epoch_products_are_the_counted_flops_in_training_order() -> None:
     cfg = build_config({"model": {"hidden": [6, 4]}, "train": {"batch_size": 8}})
-    products = bench.epoch_products(cfg, 20)  # batches of 8, 8 and 4 images
-    assert sum(2 * m * k * p for m, k, p in products) == bench.epoch_flops(cfg, 20)
+    products = matmul_floor.epoch_products(cfg, 20)  # batches of 8, 8 and 4 images
+    assert sum(2 * m * k * p for m, k, p in products) == matmul_floor.epoch_flops(cfg, 20)
     assert products[:8] == [(8, 784, 6), (8, 6, 4), (8, 4, 5),  # forward
                             (4, 8, 5), (8, 5, 4), (6, 8, 4), (8, 4, 6), (784, 8, 6)]  # backward
     assert products[-8:][0] == (4, 784, 6) and len(products) == 3 * 8
-    assert sum(2 * m * k * p for m, k, p in bench.epoch_products(Config(), 20_000)) == pytest.approx(
+    assert sum(2 * m * k * p for m, k, p in matmul_floor.epoch_products(Config(), 20_000)) == pytest.approx(
         48.0e9, rel=0.01)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +40,40 @@ def _settings(glove: Path) -> list[str]:
     return [f"two_tower.word_vectors={json.dumps(str(glove))}"]
 
 
+# Paths whose every opening this process counts (sys.audit "open" events); an audit hook
+# cannot be removed, so it is installed once and counts only while a path is listed here.
+_WATCHED: dict[str, int] = {}
+_OPENED: dict[str, int] = {}  # how often the fixture's pipeline opened each watched path
+
+
+def _count_opens(event: str, args: tuple) -> None:
+    if event == "open" and _WATCHED and isinstance(args[0], (str, bytes, Path)):
+        path = os.fsdecode(args[0])
+        if path in _WATCHED:
+            _WATCHED[path] += 1
+
+
+sys.addaudithook(_count_opens)
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """(results folder, course folder, GloVe file) of one quick pipeline run on two workers."""
+    """(results folder, course folder, GloVe file) of one quick pipeline run on two workers; counts
+    how often this process opened the training images (``_WATCHED``)."""
     root = tmp_path_factory.mktemp("pipeline")
     course = make_course_folder(root / "course")
     glove = _glove(root / "glove.tiny.6d.txt")
-    out = run_all(course, root / "results", quick=True, overrides=_settings(glove), workers=2)
+    images = str(course / "train_images.npy")
+    _WATCHED[images] = 0
+    try:
+        out = run_all(course, root / "results", quick=True, overrides=_settings(glove), workers=2)
+    finally:
+        _OPENED["train_images"] = _WATCHED.pop(images)
     return out, course, glove
+
+
+def test_the_training_images_are_opened_once_by_the_pipeline_process(results):
+    assert _OPENED["train_images"] == 1  # prepare() reads them once; each worker process reads its own copy
 
 
 def _pdf_pages(path: Path) -> list[str]:

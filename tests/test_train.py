@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from doodlelab.config import load_config
-from doodlelab.tasks.classifier import NumpyClassifier, Streams
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
 from doodlelab.train import TrainingDiverged, fit, loss_and_accuracy
 
 

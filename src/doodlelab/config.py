@@ -108,6 +108,11 @@ class OptimConfig:
     min_lr: float = 0.0  # floor of the cosine schedule
     warmup_epochs: int = 0
 
+    def sgd_kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments of SGD, the same for ``nn.SGD`` and ``torch.optim.SGD``."""
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
     def __post_init__(self) -> None:
         from doodlelab.nn.optim import LRSchedule
 

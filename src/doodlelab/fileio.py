@@ -100,8 +100,13 @@ def write_npz(path: Path, **arrays: Any) -> Path:
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Return the hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
+        return sha256_stream(fh, chunk)
+
+
+def sha256_stream(fh: BinaryIO, chunk: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of what is left to read in an open binary file (reads it to the end)."""
+    h = hashlib.sha256()
+    while block := fh.read(chunk):
+        h.update(block)
     return h.hexdigest()

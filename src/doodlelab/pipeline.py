@@ -129,15 +129,15 @@ class Context:
 
 def data_step(ctx: Context) -> None:
     """Read and validate the data once; write data/data.json, the split and example doodles."""
-    from doodlelab.data.course import load_split
-    from doodlelab.data.split import save_split, stratified_split
+    from doodlelab.data.prepare import prepare
+    from doodlelab.data.split import save_split
     from doodlelab.figures import plot_examples
     from doodlelab.fileio import write_json
 
-    train, test = load_split(ctx.data_dir, "train"), load_split(ctx.data_dir, "test")
-    checksums = {**train.checksums, **test.checksums}
+    data = prepare(ctx.cfg, ctx.data_dir)  # read and validated once; workers read their own copy
+    train, test, checksums = data.train, data.test, data.checksums
     ctx.values.update(train=train, test=test, checksums=checksums)
-    train_idx, val_idx = stratified_split(train.y, ctx.cfg.data.val_fraction, ctx.cfg.train.seed)
+    train_idx, val_idx = data.train_idx, data.val_idx
     folder = ctx.out / "data"
 
     def counts(y: Any) -> dict[str, int]:
@@ -213,8 +213,8 @@ def jobs_step(ctx: Context) -> None:
 
 def compare_step(ctx: Context) -> None:
     """numpy vs torch of each model (doodlelab compare); redone whenever either run changed."""
-    from doodlelab.compare import compare_runs
     from doodlelab.fileio import sha256_file
+    from doodlelab.studies.compare import compare_runs
 
     for task in ("classifier", "two_tower"):
         a, b = results.run_dir(ctx.out, task, "numpy"), results.run_dir(ctx.out, task, "torch")
@@ -229,7 +229,7 @@ def compare_step(ctx: Context) -> None:
 def studies_step(ctx: Context) -> None:
     """Gather every study's rows into its sweep folder (sweep.csv, histories.csv, summary.csv, plots)."""
     from doodlelab.figures import plot_history_panels, plot_study
-    from doodlelab.sweep import label_of, write_sweep
+    from doodlelab.studies.sweep import label_of, write_sweep
 
     for study in sweeps_for(ctx.cfg, ctx.quick):
         name, model = study[0], study[1]
@@ -260,7 +260,7 @@ def figures_step(ctx: Context) -> None:
     """Draw the first layer's weights (classifier) and the test embeddings (two-tower) into figures/."""
     from doodlelab.figures import plot_embeddings, plot_first_layer, plot_history_panels
     from doodlelab.fileio import sha256_file
-    from doodlelab.runs import load_weights
+    from doodlelab.runfolder import RunFolder
 
     clf = results.run_dir(ctx.out, "classifier", "numpy")
     tower = results.run_dir(ctx.out, "two_tower", "numpy")
@@ -270,12 +270,12 @@ def figures_step(ctx: Context) -> None:
              for f in ("weights.npz", "history.csv")}
 
     def work() -> None:
-        plot_first_layer(load_weights(clf / "weights.npz")["0.weight"], folder)
-        task = results.load_task(tower)
+        plot_first_layer(RunFolder(clf).weights["0.weight"], folder)
+        task = RunFolder(tower).load_task()
         image, words = task.embed(ctx.values["test"].x), task.class_embeddings()
         plot_embeddings(image, ctx.values["test"].y, words, ctx.values["test"].classes, folder)
         histories = [{"label": backend, **row} for backend in ("numpy", "torch")
-                     for row in results.read_history(results.run_dir(ctx.out, "two_tower", backend))]
+                     for row in RunFolder(results.run_dir(ctx.out, "two_tower", backend)).history]
         plot_history_panels(histories, folder, stem="two_tower_")
 
     pictures = ("first_layer", "embeddings", "two_tower_terms")

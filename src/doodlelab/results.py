@@ -62,40 +62,23 @@ def read_json(path: Path) -> Any:
 
 
 def run_finished(folder: Path) -> bool:
-    """Return whether a run folder is complete (``metrics.json`` is written last)."""
-    return (Path(folder) / "metrics.json").is_file()
+    """Return whether a run folder is complete (its RunFolder says so)."""
+    from doodlelab.runfolder import RunFolder
+
+    return RunFolder(folder).finished
 
 
 def same_run(folder: Path, task: str, backend: str, cfg: dict[str, Any], checksums: dict[str, str]) -> bool:
     """Return whether the finished run in ``folder`` was trained with ``task``, ``backend``, ``cfg``
-    on data with these ``checksums`` (read from its config.json and env.json)."""
-    raw, env = read_json(Path(folder) / "config.json"), read_json(Path(folder) / "env.json")
-    if not isinstance(raw, dict) or not isinstance(env, dict):
+    on data with these ``checksums`` (read from its config and env)."""
+    from doodlelab.errors import UserError
+    from doodlelab.runfolder import RunFolder
+
+    try:
+        run = RunFolder(folder)
+        raw, env = run.config, run.env
+    except UserError:
         return False
     return (raw.get("task", "classifier") == task and raw.get("backend") == backend
             and all(raw.get(section) == values for section, values in cfg.items())
             and env.get("data_checksums") == checksums)
-
-
-def load_task(folder: Path) -> Any:
-    """Return the numpy task of a finished run folder with its trained weights loaded."""
-    from doodlelab.runs import load_run, load_weights, make_classifier, read_class_vectors
-    from doodlelab.tasks.classifier import Streams
-
-    raw, cfg = load_run(folder)
-    name = raw.get("task", "classifier")
-    vectors = read_class_vectors(folder) if name == "two_tower" else None
-    task = make_classifier(cfg, "numpy", Streams.from_seed(cfg.train.seed), name, vectors,
-                           n_classes=len(raw.get("classes", ())) or 5)
-    task.load_state_dict(load_weights(Path(folder) / "weights.npz"))
-    return task
-
-
-def read_history(folder: Path) -> list[dict[str, Any]]:
-    """Return a run's ``history.csv`` as one dict per epoch (numbers as floats, ``epoch`` as int)."""
-    import csv
-
-    with open(Path(folder) / "history.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [{k: (int(float(v)) if k == "epoch" else float(v)) for k, v in row.items() if v not in ("", None)}
-            for row in rows]

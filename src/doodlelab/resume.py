@@ -121,7 +121,7 @@ def one_thread_worker() -> None:
 
 def default_jobs() -> int:
     """Return the default worker count: one per usable CPU."""
-    from doodlelab.tasks.classifier import usable_cpus
+    from doodlelab.tasks.threads import usable_cpus
 
     return usable_cpus()
 

@@ -1,40 +1,34 @@
-"""Runs are folders.
+"""``doodlelab train``: train one model on a course folder and write a complete run folder.
 
-A run folder holds ``config.json`` (fully resolved, plus task and backend),
-``env.json`` (versions, seed, git commit, data checksums, timings), ``split.npz``,
-``history.csv``, ``weights.npz``, ``metrics.json`` and ``figures/``. Every file is
-written atomically, and ``metrics.json`` is written last: a folder without it is
-an unfinished run. Data and configuration are validated before the folder is made.
+The data and settings are validated (:func:`~doodlelab.data.prepare.prepare`) before the
+folder is made; the folder's files are written by :class:`~doodlelab.runfolder.RunFolder`,
+``metrics.json`` last.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import platform
+import shlex
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from doodlelab import __version__
-from doodlelab.config import Config, ConfigError, config_from_dict
-from doodlelab.data.augment import tta_views
-from doodlelab.data.course import CLASSES, Split, load_split, resolve_data_dir
-from doodlelab.data.split import save_split, stratified_split
+from doodlelab.cliargs import add_config_args, add_data_arg
+from doodlelab.config import Config
+from doodlelab.data.course import Split
+from doodlelab.data.prepare import Prepared, prepare
 from doodlelab.errors import UserError
-from doodlelab.fileio import write_csv, write_json, write_npz
-from doodlelab.nn.losses import softmax
-from doodlelab.tasks.classifier import NumpyClassifier, Streams
-from doodlelab.train import FitResult, Task, fit, history_columns
-
-BACKENDS = ("numpy", "torch")
-TASKS = ("classifier", "two_tower")
-RUN_FILES = ("config.json", "metrics.json", "weights.npz", "history.csv", "split.npz")
-CLASS_VECTORS = "class_vectors.npz"  # two-tower runs: the word vectors of the class names
+from doodlelab.registry import BACKENDS, TASKS, backend_versions, task_class
+from doodlelab.runfolder import RunFolder
+from doodlelab.scoring import score_on_test, summary_line
+from doodlelab.train import FitResult, Task, fit_new, history_columns
 
 
 def git_commit() -> str | None:
@@ -75,7 +69,8 @@ def environment(backend: str, cfg: Config) -> dict[str, Any]:
     import sklearn
     from threadpoolctl import threadpool_info
 
-    from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, matmul_threads
+    from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+    from doodlelab.tasks.threads import matmul_threads
 
     env: dict[str, Any] = {
         "doodlelab": __version__,
@@ -92,221 +87,35 @@ def environment(backend: str, cfg: Config) -> dict[str, Any]:
         "training_threads": matmul_threads(cfg.train.batch_size,
                                            (N_INPUTS, *cfg.model.hidden, N_CLASSES)),
     }
-    if backend == "torch":
-        import torch
-
-        env["torch"] = torch.__version__
-        env["torch_threads"] = torch.get_num_threads()
+    env.update(backend_versions(backend))
     return env
 
 
-def task_class(backend: str, task: str = "classifier") -> type:
-    """Return the task class of ``task`` on ``backend``; UserError if it cannot be had."""
-    if task not in TASKS:
-        raise UserError(f"unknown model {task!r}; choose one of {', '.join(TASKS)}")
-    if backend == "numpy":
-        if task == "two_tower":
-            from doodlelab.tasks.two_tower import NumpyTwoTower
-
-            return NumpyTwoTower
-        return NumpyClassifier
-    if backend == "torch":
-        try:
-            if task == "two_tower":
-                from doodlelab.twin.two_tower import TorchTwoTower
-
-                return TorchTwoTower
-            from doodlelab.twin.classifier import TorchClassifier
-        except ImportError as exc:
-            raise UserError(
-                f"the torch backend needs PyTorch ({exc}); install it with pip install -e '.[torch]'"
-            ) from None
-        return TorchClassifier
-    raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-
-
-def make_classifier(cfg: Config, backend: str, streams: Streams, task: str = "classifier",
-                    class_vectors: np.ndarray | None = None, n_classes: int = len(CLASSES)) -> Task:
-    """Return the task of ``backend`` with weights drawn from ``streams.init``.
-
-    A classifier gets ``n_classes`` outputs; a two-tower task needs ``class_vectors``
-    (K, D), the word vectors of the K classes.
-    """
-    cls = task_class(backend, task)
-    if task == "two_tower":
-        if class_vectors is None:
-            raise ValueError("a two-tower task needs class_vectors")
-        return cls(cfg, streams, class_vectors)
-    return cls(cfg, streams, n_classes=n_classes)
-
-
-def class_word_vectors(cfg: Config, names: tuple[str, ...] = CLASSES) -> tuple[np.ndarray, dict[str, Any]]:
-    """Return the word vectors (K, D) float32 of the class names and where they came from."""
-    from doodlelab.data.wordvec import load_word_vectors
-
-    words = load_word_vectors(cfg.two_tower.word_vectors, words=names)
-    return words.phrase_vectors(names), words.provenance
-
-
-def read_class_vectors(run_dir: Path) -> np.ndarray:
-    """Return the class word vectors (K, D) a two-tower run was trained with."""
-    path = Path(run_dir) / CLASS_VECTORS
-    if not path.is_file():
-        raise UserError(f"{path} is missing: the two-tower run did not finish; train it again")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return np.asarray(z["vectors"], dtype=np.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path} is not a readable class-vector file ({exc})") from None
-
-
-def prepare_out_dir(out: Path, overwrite: bool) -> Path:
-    """Check that ``out`` may receive a new run; never delete what it already holds."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder; choose another path")
-    if out.is_dir():
-        existing = [name for name in RUN_FILES if (out / name).exists()]
-        if existing and not overwrite:
-            raise UserError(
-                f"--out {out} already holds a run ({', '.join(existing)}); choose another "
-                "folder or pass --overwrite to replace it"
-            )
-    return out
-
-
-def view_probabilities(task: Task, x: np.ndarray, tta: bool = False) -> list[np.ndarray]:
-    """Return float64 class probabilities (N, 5) per view: the images, plus their shifts if ``tta``."""
-    return [softmax(task.logits(v).astype(np.float64)) for v in (tta_views(x) if tta else [x])]
-
-
-def probabilities(task: Task, x: np.ndarray, tta: bool = False) -> np.ndarray:
-    """Return class probabilities (N, 5) in float64 from the task's eval-mode logits.
-
-    With ``tta`` the softmax is averaged over the image and its four 1-pixel shifts.
-    """
-    views = view_probabilities(task, x, tta)
-    return sum(views) / len(views)
-
-
-def score_on_test(task: Task, test: Split, cfg: Config) -> tuple[dict[str, Any], np.ndarray]:
-    """Return (metrics, probabilities) on ``test`` with the configured prediction rule.
-
-    When test-time augmentation is on, ``metrics["without_tta"]`` holds the scalar
-    metrics of the plain prediction too, so its contribution is visible.
-    """
-    from doodlelab.metrics import SCALAR_KEYS, classification_metrics
-
-    views = view_probabilities(task, test.x, tta=cfg.eval.tta)
-    probs = sum(views) / len(views)
-    metrics = classification_metrics(test.y, probs, test.classes)
-    metrics["tta"] = cfg.eval.tta
-    if cfg.eval.tta:
-        plain = classification_metrics(test.y, views[0], test.classes)  # views[0]: the images as given
-        metrics["without_tta"] = {k: plain[k] for k in SCALAR_KEYS}
-    return metrics, probs
-
-
-def write_test_outputs(task: Task, test: Split, run_dir: Path, cfg: Config) -> dict[str, Any]:
-    """Compute test metrics, draw the confusion/ROC/PR figures, write ``metrics.json``."""
+def write_test_outputs(task: Task, test: Split, run: RunFolder, cfg: Config) -> dict[str, Any]:
+    """Compute test metrics, draw the confusion/ROC/PR figures, finish the run with ``metrics.json``."""
     from doodlelab.figures import plot_confusion, plot_mistakes, plot_roc_pr
 
     metrics, probs = score_on_test(task, test, cfg)
-    fig_dir = run_dir / "figures"
-    plot_confusion(metrics["confusion_matrix"], test.classes, fig_dir)
-    plot_roc_pr(test.y, probs, test.classes, fig_dir)
-    plot_mistakes(test.x, test.y, probs, test.classes, fig_dir)
-    write_json(run_dir / "metrics.json", metrics)
+    plot_confusion(metrics["confusion_matrix"], test.classes, run.figures_dir)
+    plot_roc_pr(test.y, probs, test.classes, run.figures_dir)
+    plot_mistakes(test.x, test.y, probs, test.classes, run.figures_dir)
+    run.finish(metrics)
     return metrics
 
 
-def fit_classifier(
-    cfg: Config,
-    backend: str,
-    train: Split,
-    train_idx: np.ndarray,
-    val_idx: np.ndarray,
-    *,
-    progress: bool | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-    task_name: str = "classifier",
-    class_vectors: np.ndarray | None = None,
-) -> tuple[Task, FitResult]:
-    """Fit a fresh model on ``train[train_idx]``, validating on ``train[val_idx]``."""
-    streams = Streams.from_seed(cfg.train.seed)
-    task = make_classifier(cfg, backend, streams, task_name, class_vectors, n_classes=len(train.classes))
-    result = fit(
-        task,
-        train.x[train_idx], train.y[train_idx],
-        train.x[val_idx], train.y[val_idx],
-        cfg,
-        shuffle_rng=streams.shuffle,
-        augment_rng=streams.augment,
-        progress=progress,
-        on_epoch=on_epoch,
-    )
-    return task, result
-
-
-def train_classifier(
-    *,
-    data: str | Path | None,
-    out: Path,
-    cfg: Config,
-    backend: str = "numpy",
-    overwrite: bool = False,
-    progress: bool | None = None,
-    task: str = "classifier",
-) -> dict[str, Any]:
-    """Train ``task`` (classifier or two_tower) on the course folder and write a complete run folder.
-
-    Returns the test metrics. Raises UserError (before writing anything) on bad data,
-    a bad backend or model, missing word vectors or an occupied ``out``. Both models
-    use the same split for the same seed and data.
-    """
-    from doodlelab.figures import plot_curves, plot_loss_terms
-
-    task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
-    data_dir = resolve_data_dir(data)
-    train = load_split(data_dir, "train")
-    test = load_split(data_dir, "test")
-    out = prepare_out_dir(out, overwrite)
-    train_idx, val_idx = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
-    classes = train.classes  # one folder, one classes.json: the test split names the same
-    class_vectors, word_source = (class_word_vectors(cfg, classes) if task == "two_tower"
-                                  else (None, None))
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)  # an overwritten run is unfinished until the end
-    write_json(out / "config.json",
-               {"task": task, "backend": backend, "classes": list(classes), **cfg.to_dict()})
-    save_split(out / "split.npz", train_idx, val_idx)
-    if class_vectors is not None:
-        write_npz(out / CLASS_VECTORS, names=np.array(classes), vectors=class_vectors)
-    history: list[dict[str, float]] = []
-
-    def on_epoch(row: dict[str, float]) -> None:
-        history.append(row)
-        write_csv(out / "history.csv", history, history_columns(history))
-
-    model, result = fit_classifier(
-        cfg, backend, train, train_idx, val_idx, progress=progress, on_epoch=on_epoch,
-        task_name=task, class_vectors=class_vectors,
-    )
-    write_npz(out / "weights.npz", **model.state_dict())
-    plot_curves({backend: result.history}, out / "figures")
-    plot_loss_terms(result.history, out / "figures")
+def _run_env(backend: str, cfg: Config, data: Prepared, result: FitResult) -> dict[str, Any]:
+    """Return what ``env.json`` records: :func:`environment`, the data, the split sizes, timings."""
     env = environment(backend, cfg)
-    if word_source is not None:
-        env["word_vectors"] = word_source
+    if data.word_vectors is not None:
+        env["word_vectors"] = data.word_vectors
     env.update(
         seed=cfg.train.seed,
         backend=backend,
-        data_dir=str(Path(data_dir).resolve()),
-        data_checksums={**train.checksums, **test.checksums},
-        n_train=int(train_idx.size),
-        n_val=int(val_idx.size),
-        n_test=len(test),
+        data_dir=str(Path(data.data_dir).resolve()),
+        data_checksums=data.checksums,
+        n_train=int(data.train_idx.size),
+        n_val=int(data.val_idx.size),
+        n_test=len(data.test) if data.test is not None else 0,
         best_epoch=result.best_epoch,
         weights_epoch=result.weights_epoch,
         epochs_run=len(result.history),
@@ -316,55 +125,132 @@ def train_classifier(
             "epoch_seconds_median": round(float(np.median(result.epoch_seconds)), 4),
         },
     )
-    write_json(out / "env.json", env)
-    return write_test_outputs(model, test, out, cfg)
+    return env
 
 
-def load_run(run_dir: Path) -> tuple[dict[str, Any], Config]:
-    """Read a run's ``config.json``; return (raw dict, Config)."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run folder (no config.json); train one first")
+def run_identity(data: Prepared, cfg: Config, backend: str, task: str) -> dict[str, Any]:
+    """Return what makes two runs the same run: task, backend, settings and data checksums."""
+    return {"task": task, "backend": backend, "config": cfg.to_dict(), "data_checksums": data.checksums}
+
+
+def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy", task: str = "classifier",
+              overwrite: bool = False, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train ``task`` (classifier or two_tower) on ``data`` and write a complete run folder at ``out``.
+
+    ``data`` must hold the test split and, for a two-tower task, the class vectors
+    (``prepare(..., word_vectors=True)``). Returns the test metrics. Raises UserError
+    (before writing anything) on a bad backend or model, or an occupied or locked ``out``.
+    ``resume`` continues the interrupted run at ``out`` from its last whole epoch. An
+    interrupt (KeyboardInterrupt) keeps the interrupted run resumable; any other error
+    discards it.
+    """
+    task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
+    if data.test is None or (task == "two_tower" and data.class_vectors is None):
+        raise ValueError("train_run needs the test split (and, for two_tower, the class vectors)")
+    run = RunFolder(out).begin(overwrite, resume=resume, identity=run_identity(data, cfg, backend, task))
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc})") from None
-    sections = {k: v for k, v in raw.items() if k not in ("task", "backend", "classes")}
+        return _train_into(run, data, cfg, backend, task, progress, resume)
+    except KeyboardInterrupt:
+        run.abandon(interrupted=True)
+        raise
+    except BaseException:
+        run.abandon(interrupted=False)
+        raise
+
+
+def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task: str,
+                progress: bool | None, resume: bool) -> dict[str, Any]:
+    """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics."""
+    from doodlelab.figures import plot_curves, plot_loss_terms
+
+    checkpoint = run.checkpoint if resume else None
+    if checkpoint is None:
+        run.write_config(task, backend, data.classes, cfg)
+        run.write_split(data.train_idx, data.val_idx)
+        if task == "two_tower":
+            run.write_class_vectors(data.classes, data.class_vectors)
+    history: list[dict[str, float]] = list(checkpoint[1]["history"]) if checkpoint else []
+
+    def on_epoch(row: dict[str, float]) -> None:
+        history.append(row)
+        run.write_history(history, history_columns(history))
+
+    train, (train_idx, val_idx) = data.train, (data.train_idx, data.val_idx)
+    model, result = fit_new(cfg, backend, task, train.x[train_idx], train.y[train_idx],
+                            train.x[val_idx], train.y[val_idx], class_vectors=data.class_vectors,
+                            n_classes=len(data.classes), progress=progress, on_epoch=on_epoch,
+                            checkpoint=run.write_checkpoint, resume=checkpoint)
+    run.write_weights(model.state_dict())
+    plot_curves({backend: result.history}, run.figures_dir)
+    plot_loss_terms(result.history, run.figures_dir)
+    run.write_env(_run_env(backend, cfg, data, result))
+    return write_test_outputs(model, data.test, run, cfg)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("train", help="train a model and write a run folder")
+    p.add_argument("model", choices=list(TASKS),
+                   help="classifier (MLP + softmax) or two_tower (image and word-vector MLPs)")
+    p.add_argument("--backend", choices=list(BACKENDS), default="numpy")
+    add_data_arg(p)
+    p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
+                   help="run folder to write (default: runs/<model>-<backend>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run already in RUN_DIR")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in RUN_DIR from its last whole epoch")
+    add_config_args(p)
+
+
+def _resume_command(args: argparse.Namespace, out: Path) -> str:
+    """Return the command line that continues this training run."""
+    words = ["doodlelab", "train", args.model, "--backend", args.backend, "--out", str(out)]
+    if args.data is not None:
+        words += ["--data", str(args.data)]
+    if args.config is not None:
+        words += ["--config", str(args.config)]
+    for setting in args.overrides:
+        words += ["--set", setting]
+    return shlex.join([*words, "--resume"])
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops training the way Ctrl-C does
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab train``; return 0 (an interrupt prints the command that resumes it)."""
+    from doodlelab.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    task_class(args.backend, args.model)
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues a run and --overwrite starts one over; pass one of them")
+    if args.out is None:
+        if args.resume:
+            raise UserError("--resume needs --out RUN_DIR, the folder of the interrupted run")
+        from datetime import datetime
+
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{args.model}-{args.backend}-{stamp}"
+    else:
+        out = args.out
+    if not args.resume:
+        RunFolder(out).check_free(args.overwrite)
+    data = prepare(cfg, args.data, word_vectors=args.model == "two_tower")
+    previous = signal.signal(signal.SIGTERM, _terminate)  # the CLI runs in the main thread
     try:
-        cfg = config_from_dict(sections)
-    except ConfigError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    return raw, cfg
-
-
-def load_weights(path: Path) -> dict[str, np.ndarray]:
-    """Read ``weights.npz`` (never with pickles) into a dict of arrays."""
-    if not Path(path).is_file():
-        raise UserError(f"{path} is missing: the run did not finish; train it again")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable weights file ({exc})") from None
-
-
-def evaluate_run(run_dir: Path, data: str | Path | None) -> dict[str, Any]:
-    """Return test metrics of the trained model in ``run_dir`` on the test files of ``data``."""
-    raw, cfg = load_run(run_dir)
-    data_dir = resolve_data_dir(data)
-    test = load_split(data_dir, "test")
-    name = raw.get("task", "classifier")
-    classes = tuple(raw.get("classes", CLASSES))
-    if test.classes != classes:
-        raise UserError(f"{run_dir} was trained on {len(classes)} classes ({', '.join(classes[:5])}"
-                        f"{', ...' if len(classes) > 5 else ''}) but {data_dir} holds "
-                        f"{', '.join(test.classes[:5])}{', ...' if len(test.classes) > 5 else ''}")
-    vectors = read_class_vectors(run_dir) if name == "two_tower" else None
-    task = make_classifier(cfg, raw.get("backend", "numpy"), Streams.from_seed(cfg.train.seed),
-                           name, vectors, n_classes=len(classes))
-    try:
-        task.load_state_dict(load_weights(Path(run_dir) / "weights.npz"))
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{run_dir}/weights.npz does not match config.json ({exc})") from None
-    return score_on_test(task, test, cfg)[0]
+        metrics = train_run(data, out, cfg, backend=args.backend, task=args.model,
+                            overwrite=args.overwrite, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"doodlelab: training stopped; the last whole epoch is kept. Resume with:\n  "
+              f"{_resume_command(args, out)}", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"{args.model} ({args.backend}) -> {out}")
+    print(f"test: {summary_line(metrics)}")
+    return 0

@@ -37,7 +37,7 @@ def study_points(cfg: Any, studies: Sequence[tuple], checksums: dict[str, str],
     """Return every row of ``studies`` around ``cfg``: ``{study, point, settings, seed, model, config,
     key, stamp, path}``; ``key`` hashes the row's model, resolved config, seed and data checksums."""
     from doodlelab.config import config_from_dict
-    from doodlelab.sweep import combinations
+    from doodlelab.studies.sweep import combinations
 
     base = cfg.to_dict()
     base["train"]["epochs"] = min(cfg.train.epochs, STUDY_EPOCHS)
@@ -57,7 +57,7 @@ def study_points(cfg: Any, studies: Sequence[tuple], checksums: dict[str, str],
 
 def study_entry(cfg: Any, study: tuple) -> dict[str, Any]:
     """Return what the report needs to know of a study: question id, grid, seeds, epochs, default."""
-    from doodlelab.sweep import label_of
+    from doodlelab.studies.sweep import label_of
 
     name, model, grid, question = study[:4]
     raw = cfg.to_dict()

@@ -22,10 +22,10 @@ from doodlelab.data.download import (
     QUICKDRAW_CLASSES,
     URL_ENV_VAR,
     DownloadError,
-    build_course_folder,
     check_class_names,
     download_class,
 )
+from doodlelab.data.fetch import build_course_folder
 from doodlelab.errors import UserError
 
 PREFIX = "/qd/"

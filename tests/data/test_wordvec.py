@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from doodlelab.data import wordvec
+from doodlelab.data import glove_text
 from doodlelab.data.course import CLASSES
 from doodlelab.data.wordvec import WordVectors, class_name_vectors, load_word_vectors
 from doodlelab.errors import UserError
@@ -55,8 +55,8 @@ def test_text_file_round_trips_exactly(tmp_path, header, newline, final_newline)
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_block_and_chunk_boundaries_do_not_change_values_or_line_numbers(tmp_path, monkeypatch, newline):
-    monkeypatch.setattr(wordvec, "_BLOCK_BYTES", 7)  # lines and CRLF pairs straddle reads
-    monkeypatch.setattr(wordvec, "_CHUNK_ROWS", 3)
+    monkeypatch.setattr(glove_text, "_BLOCK_BYTES", 7)  # lines and CRLF pairs straddle reads
+    monkeypatch.setattr(glove_text, "_CHUNK_ROWS", 3)
     words, matrix = random_table(n=40, dim=3, seed=1)
     path = write_glove(tmp_path / "v.txt", words, matrix, header=True, newline=newline)
     np.testing.assert_array_equal(load_word_vectors(path).matrix, matrix)

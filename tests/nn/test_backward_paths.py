@@ -7,7 +7,8 @@ import pytest
 
 from doodlelab.config import ModelConfig
 from doodlelab.nn import Dropout, Linear, ReLU, Sequential
-from doodlelab.tasks.classifier import blas_threads, build_mlp
+from doodlelab.tasks.mlp import build_mlp
+from doodlelab.tasks.threads import blas_threads
 
 
 def _mlp(input_dropout: float) -> Sequential:

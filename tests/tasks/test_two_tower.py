@@ -7,7 +7,7 @@ import pytest
 
 from doodlelab.config import build_config
 from doodlelab.nn.gradcheck import numerical_grad
-from doodlelab.tasks.classifier import Streams
+from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import NumpyTwoTower
 
 

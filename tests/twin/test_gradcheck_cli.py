@@ -13,10 +13,11 @@ pytest.importorskip("torch")
 from doodlelab.cli import main
 from doodlelab.config import Config, build_config, load_config
 from doodlelab.data.course import load_split
+from doodlelab.data.prepare import prepare
 from doodlelab.data.split import stratified_split
-from doodlelab.tasks.classifier import Streams
+from doodlelab.studies import gradcheck
+from doodlelab.tasks.streams import Streams
 from doodlelab.train import fit, schedule_from
-from doodlelab.twin import gradcheck
 
 PARAMS = ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias"]
 
@@ -113,13 +114,13 @@ def test_training_batches_are_the_batches_fit_trains_on(course_dir: Path) -> Non
         cfg, shuffle_rng=streams.shuffle, augment_rng=streams.augment, progress=False)
 
     n = 6  # crosses from epoch 0 into epoch 1 (4 batches per epoch)
-    mine = gradcheck.training_batches(train, cfg, n)
-    assert len(mine) == n and mine[4][0] == 1 and mine[5][0] == 1.25
+    mine = gradcheck.first_batches(prepare(cfg, course_dir, test=False), cfg, n)
+    assert len(mine) == n and mine[4].position == 1 and mine[5].position == 1.25
     schedule = schedule_from(cfg)
-    for (position, x, y), (lr, x_fit, y_fit) in zip(mine, recorder.batches):
-        np.testing.assert_array_equal(x, x_fit)
-        np.testing.assert_array_equal(y, y_fit)
-        assert schedule(position) == lr  # the per-step cosine learning rate fit used
+    for batch, (lr, x_fit, y_fit) in zip(mine, recorder.batches):
+        np.testing.assert_array_equal(batch.x, x_fit)
+        np.testing.assert_array_equal(batch.y, y_fit)
+        assert schedule(batch.position) == lr  # the per-step cosine learning rate fit used
 
 
 def test_compare_arrays_definitions() -> None:

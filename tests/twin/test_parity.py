@@ -17,7 +17,9 @@ torch = pytest.importorskip("torch")
 
 from doodlelab import nn, twin
 from doodlelab.config import ModelConfig, build_config
-from doodlelab.tasks.classifier import NumpyClassifier, Streams, build_mlp
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.mlp import build_mlp
+from doodlelab.tasks.streams import Streams
 from doodlelab.twin.classifier import TorchClassifier
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}

@@ -17,8 +17,9 @@ pytest.importorskip("torch")
 
 from doodlelab.cli import main
 from doodlelab.fileio import read_csv
-from doodlelab.runs import load_weights
-from doodlelab.tasks.classifier import NumpyClassifier, Streams
+from doodlelab.runfolder import RunFolder
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
 from doodlelab.twin.classifier import TorchClassifier
 from tests.conftest import make_course_folder
 
@@ -62,7 +63,7 @@ def test_numpy_and_torch_runs_agree(runs) -> None:
     for row_np, row_t in zip(hist_np, hist_t):
         for key in CURVES:
             assert float(row_t[key]) == pytest.approx(float(row_np[key]), abs=1e-4), key
-    w_np, w_t = load_weights(runs["numpy"] / "weights.npz"), load_weights(runs["torch"] / "weights.npz")
+    w_np, w_t = RunFolder(runs["numpy"]).weights, RunFolder(runs["torch"]).weights
     assert list(w_np) == list(w_t)
     for name in w_np:
         assert w_t[name].shape == w_np[name].shape  # numpy layout whatever the backend
@@ -73,7 +74,7 @@ def test_torch_weights_load_into_either_backend(runs, capsys) -> None:
     from doodlelab.config import load_config
 
     cfg = load_config(None, ["train.epochs=2"])
-    weights = load_weights(runs["torch"] / "weights.npz")
+    weights = RunFolder(runs["torch"]).weights
     x = np.random.default_rng(0).random((10, 784), dtype=np.float32)
     logits = []
     for task in (NumpyClassifier(cfg, Streams.from_seed(0)), TorchClassifier(cfg, Streams.from_seed(0))):

@@ -8,8 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from doodlelab.config import build_config
-from doodlelab.tasks.classifier import NumpyClassifier, Streams
-from doodlelab.twin.classifier import TorchClassifier, configure_threads
+from doodlelab.tasks.classifier import NumpyClassifier
+from doodlelab.tasks.streams import Streams
+from doodlelab.twin.base import configure_threads
+from doodlelab.twin.classifier import TorchClassifier
 
 CFG = build_config({"model": {"hidden": [24, 12]}})
 

@@ -7,8 +7,10 @@ import sys
 
 import pytest
 
-NUMPY_SIDE = ("doodlelab.nn", "doodlelab.tasks.classifier", "doodlelab.train", "doodlelab.runs",
-              "doodlelab.cli", "doodlelab.compare", "doodlelab.figures", "doodlelab.metrics")
+NUMPY_SIDE = ("doodlelab.nn", "doodlelab.tasks.classifier", "doodlelab.tasks.two_tower", "doodlelab.train",
+              "doodlelab.runs", "doodlelab.runfolder", "doodlelab.registry", "doodlelab.evaluate",
+              "doodlelab.data.prepare", "doodlelab.studies.gradcheck", "doodlelab.studies.bench",
+              "doodlelab.cli", "doodlelab.studies.compare", "doodlelab.figures", "doodlelab.metrics")
 
 
 def _torch_imported_after(modules: tuple[str, ...]) -> bool:

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from doodlelab.config import build_config
-from doodlelab.tasks.classifier import Streams
+from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import NumpyTwoTower
 from doodlelab.twin.modules import numpy_grads
 from doodlelab.twin.two_tower import TorchTwoTower

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from doodlelab.errors import UserError
-from doodlelab.fileio import sha256_file
+from doodlelab.fileio import sha256_stream
 
 CLASSES: tuple[str, ...] = ("rabbit", "yoga", "hand", "snowman", "motorbike")
 IMAGE_SIDE = 28
@@ -68,7 +68,8 @@ def resolve_data_dir(data: str | Path | None) -> Path:
     return path
 
 
-def _load_array(path: Path) -> np.ndarray:
+def _load_array(path: Path) -> tuple[np.ndarray, str]:
+    """Return the array of one .npy file and the SHA-256 of its bytes, opening the file once."""
     if not path.is_file():
         raise DataError(
             f"{path} is missing: the data folder needs {path.name} in the course layout "
@@ -76,13 +77,13 @@ def _load_array(path: Path) -> np.ndarray:
         )
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(6)
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
-    if magic != b"\x93NUMPY":
-        raise DataError(f"{path} is not a readable .npy file (no NumPy header); save it with numpy.save")
-    try:
-        arr = np.load(path, allow_pickle=False)
+            digest = sha256_stream(fh)
+            fh.seek(0)
+            if fh.read(6) != b"\x93NUMPY":
+                raise DataError(f"{path} is not a readable .npy file (no NumPy header); "
+                                "save it with numpy.save")
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False), digest
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise DataError(
@@ -90,11 +91,10 @@ def _load_array(path: Path) -> np.ndarray:
                 "save it as a plain numeric array with numpy.save"
             ) from None
         raise DataError(f"{path} is not a readable .npy file ({exc})") from None
+    except PermissionError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path} is not a readable .npy file ({exc})") from None
-    if not isinstance(arr, np.ndarray):
-        raise DataError(f"{path} is an .npz archive; expected a single .npy array")
-    return arr
 
 
 def validate_images(arr: np.ndarray, name: str) -> np.ndarray:
@@ -178,11 +178,15 @@ def validate_labels(arr: np.ndarray, name: str, n_images: int, n_classes: int = 
 
 
 def load_split(data_dir: Path, split: str) -> Split:
-    """Load and validate ``{split}_images.npy`` and ``{split}_labels.npy`` from ``data_dir``."""
+    """Return the validated ``{split}_images.npy`` / ``{split}_labels.npy`` of ``data_dir``, each opened once.
+
+    ``x`` float32 (N, 784) in [0, 1], ``y`` int64 (N,), the files' SHA-256 and the class names.
+    """
     classes = load_classes(data_dir)
     img_path = Path(data_dir) / f"{split}_images.npy"
     lab_path = Path(data_dir) / f"{split}_labels.npy"
-    x = validate_images(_load_array(img_path), str(img_path))
-    y = validate_labels(_load_array(lab_path), str(lab_path), x.shape[0], len(classes))
-    sums = {img_path.name: sha256_file(img_path), lab_path.name: sha256_file(lab_path)}
-    return Split(x=x, y=y, checksums=sums, classes=classes)
+    images, image_sum = _load_array(img_path)
+    x = validate_images(images, str(img_path))
+    labels, label_sum = _load_array(lab_path)
+    y = validate_labels(labels, str(lab_path), x.shape[0], len(classes))
+    return Split(x=x, y=y, checksums={img_path.name: image_sum, lab_path.name: label_sum}, classes=classes)

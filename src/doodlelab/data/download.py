@@ -1,13 +1,12 @@
-"""Downloading the official Quick, Draw! bitmaps and building a course-layout folder from them.
+"""Downloading the official Quick, Draw! bitmaps into a local cache, one file per class.
 
 Google publishes one file per class, ``<base>/<class name>.npy``: a uint8 ``(N, 784)``
 array of 28x28 drawings, N about 100k-300k (100-250 MB a class). :func:`download_class`
 streams one into a cache folder as ``<name>.npy.part`` (resumed with an HTTP Range
 request when the server allows it), checks its ``.npy`` header without unpickling
 anything, and renames it to ``<name>.npy`` only once it is complete and valid: a file
-under its final name is always whole. :func:`build_course_folder` samples disjoint
-train/test drawings from the cached files (memory-mapped: only the chosen rows are
-read) and writes the course's four files plus ``classes.json``.
+under its final name is always whole. :func:`doodlelab.data.fetch.build_course_folder`
+then samples a course-layout folder from the cached files.
 
 HTTP uses the standard library only (urllib, which honours the usual proxy variables).
 A resumed download is not matched against a changed file on the server (no ETag): the
@@ -19,27 +18,22 @@ from __future__ import annotations
 
 import difflib
 import http.client
-import io
 import os
 import re
-import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from doodlelab import __version__
-from doodlelab.data.course import CLASSES, IMAGE_SIDE, N_PIXELS
+from doodlelab.data.course import CLASSES, N_PIXELS
 from doodlelab.errors import UserError
-from doodlelab.fileio import sha256_file, write_bytes, write_json
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap"
 URL_ENV_VAR = "DOODLELAB_QUICKDRAW_URL"
@@ -181,7 +175,7 @@ def check_class_names(names: Iterable[str] | str, allow_unknown: bool = False) -
     return names
 
 
-def _bitmap_rows(path: Path) -> int:
+def bitmap_rows(path: Path) -> int:
     """Return N for a uint8 (N, 784) C-order .npy file of exactly the right size; else raise _BadFile."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
@@ -271,7 +265,7 @@ def _fetch(url: str, part: Path, name: str, timeout: float, chunk_size: int, pro
     resp = _request(url, name, start, timeout)
     if resp is None:  # 416: nothing after `start`, so the .part may already be the whole file
         try:
-            _bitmap_rows(part)
+            bitmap_rows(part)
             return
         except _BadFile:
             part.unlink()
@@ -346,7 +340,7 @@ def download_class(
     part = cache / f"{name}.npy.part"
     if final.exists():
         try:
-            _bitmap_rows(final)
+            bitmap_rows(final)
         except (_BadFile, OSError) as exc:
             raise DownloadError(
                 f"cached file {final} is not a usable Quick, Draw! class file ({_one_line(exc)}); "
@@ -361,129 +355,9 @@ def download_class(
         progress = sys.stderr.isatty()
     _fetch(url, part, name, timeout, chunk_size, progress)
     try:
-        _bitmap_rows(part)
+        bitmap_rows(part)
     except _BadFile as exc:
         part.unlink(missing_ok=True)  # complete but wrong: resuming it could never help
         raise _not_a_class_file(url, exc) from None
     os.replace(part, final)
     return final
-
-
-def _check_count(flag: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise UserError(f"{flag} must be a whole number >= 1 (got {value!r})")
-    return int(value)
-
-
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder; choose another output folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(
-            f"{out} already holds files; pass --overwrite to replace the course files in it, "
-            "or choose a new or empty folder"
-        )
-
-
-def _write_folder(out: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
-    """Write every file into a hidden sibling folder, then move them into ``out``, manifest last."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-        try:
-            for fname, arr in arrays.items():
-                buf = io.BytesIO()
-                np.save(buf, arr, allow_pickle=False)
-                write_bytes(tmp / fname, buf.getbuffer())
-            write_json(tmp / MANIFEST, manifest)
-            out.mkdir(exist_ok=True)
-            for fname in (*arrays, MANIFEST):  # classes.json last: it marks a complete folder
-                os.replace(tmp / fname, out / fname)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as exc:
-        raise UserError(f"cannot write the course folder {out} ({exc.strerror or exc})") from None
-
-
-def build_course_folder(
-    classes: Iterable[str],
-    out_dir: str | Path,
-    per_class_train: int,
-    per_class_test: int,
-    seed: int = 0,
-    cache_dir: str | Path | None = None,
-    base_url: str | None = None,
-    *,
-    overwrite: bool = False,
-    allow_unknown: bool = False,
-    timeout: float = 60.0,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Write a course-layout folder from the official class files; return what ``classes.json`` holds.
-
-    Label k is ``classes[k]``. Images are uint8 (K * per_class, 28, 28), labels int64
-    (K * per_class,). From one ``numpy.random.default_rng(seed)``: for each class in label
-    order, ``per_class_train + per_class_test`` distinct rows (the first ones train, the rest
-    test), then one permutation per split. Same seed and same class files: byte-identical
-    folder. An existing non-empty ``out_dir`` is refused unless ``overwrite``, which replaces
-    the five files and leaves anything else there alone. The course loader
-    (:mod:`doodlelab.data.course`) reads the class names from ``classes.json``.
-    """
-    names = check_class_names(classes, allow_unknown)
-    n_train = _check_count("per_class_train", per_class_train)
-    n_test = _check_count("per_class_test", per_class_test)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError(f"seed must be a whole number >= 0 (got {seed!r})")
-    out = Path(out_dir)
-    _check_out_dir(out, overwrite)
-    base = resolve_base_url(base_url)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    need = n_train + n_test
-
-    files = []
-    for name in names:
-        path = download_class(name, cache_dir, base, allow_unknown=allow_unknown, timeout=timeout,
-                              progress=progress)
-        n = _bitmap_rows(path)
-        if n < need:
-            raise UserError(
-                f"class {name!r} has only {n} drawings ({path}), fewer than the {need} asked for "
-                f"({n_train} train + {n_test} test per class); ask for fewer"
-            )
-        files.append((name, path, n))
-
-    rng = np.random.default_rng(seed)
-    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    sources = []
-    for label, (name, path, n) in enumerate(tqdm(files, desc="sample", unit="class",
-                                                  disable=not progress, leave=False)):
-        bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)  # (n, 784) uint8, nothing read yet
-        pick = rng.choice(n, size=need, replace=False)  # distinct rows, so train and test are disjoint
-        for split, idx in (("train", pick[:n_train]), ("test", pick[n_train:])):
-            rows = np.asarray(bitmaps[np.sort(idx)])  # sorted: one forward pass over the file
-            images[split].append(rows.reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
-            labels[split].append(np.full(rows.shape[0], label, dtype=np.int64))
-        del bitmaps
-        sources.append({"label": label, "name": name, "url": class_url(name, base), "drawings": n,
-                        "sha256": sha256_file(path)})
-
-    arrays: dict[str, np.ndarray] = {}
-    for split in ("train", "test"):
-        x = np.concatenate(images.pop(split))  # (K * per_class, 28, 28) uint8
-        y = np.concatenate(labels.pop(split))  # (K * per_class,) int64
-        order = rng.permutation(y.shape[0])
-        arrays[f"{split}_images.npy"] = x[order]
-        arrays[f"{split}_labels.npy"] = y[order]
-    manifest = {
-        "classes": names,
-        "seed": int(seed),
-        "per_class": {"train": n_train, "test": n_test},
-        "counts": {"train": n_train * len(names), "test": n_test * len(names)},
-        "image_shape": [IMAGE_SIDE, IMAGE_SIDE],
-        "source_url": base,
-        "sources": sources,
-    }
-    _write_folder(out, arrays, manifest)
-    return manifest

@@ -18,6 +18,7 @@ on the system's ``libcairo2``; everything else here is numpy.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -242,3 +243,63 @@ def render_ndjson(path: str | Path, classes: Sequence[str] | None = None, *,
         words.append(drawing.word)
     stack = np.stack(images) if images else np.zeros((0, SIDE, SIDE), np.uint8)
     return stack, np.asarray(labels, dtype=np.int64), words
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``render`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("render",
+                              help="Quick, Draw! strokes (.ndjson) to 28x28 images, the dataset's way")
+    p.add_argument("strokes", type=Path, metavar="STROKES.ndjson",
+                   help="one JSON drawing a line, as in the official simplified/<class>.ndjson")
+    p.add_argument("--images", type=Path, required=True, metavar="FILE.npy",
+                   help="where to write the (N, 28, 28) uint8 images")
+    p.add_argument("--labels", type=Path, default=None, metavar="FILE.npy",
+                   help="also write (N,) int64 labels: the position of each drawing's word in --classes")
+    p.add_argument("--classes", default=None, metavar="NAME,NAME",
+                   help="keep only drawings of these words, labelled in this order "
+                        "(default with --labels: rabbit,yoga,hand,snowman,motorbike)")
+    p.add_argument("--raw", action="store_true",
+                   help="strokes are raw (any coordinates): simplify them as the dataset did first")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _classes_arg(args: argparse.Namespace) -> list[str] | None:
+    """Return the ``--classes`` names (the course's five with ``--labels`` alone), or None for all."""
+    from doodlelab.data.course import CLASSES
+
+    if args.classes is not None:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        if not classes or len(set(classes)) != len(classes):
+            raise UserError(f"--classes {args.classes!r}: expected distinct comma-separated names")
+        return classes
+    return list(CLASSES) if args.labels is not None else None
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab render``; return 0."""
+    import io
+
+    from doodlelab.fileio import write_bytes
+
+    outputs = [p for p in (args.images, args.labels) if p is not None]
+    if not args.overwrite:
+        for path in outputs:
+            if path.exists():
+                raise UserError(f"{path} exists; pass --overwrite to replace it")
+    classes = _classes_arg(args)
+    images, labels, words = render_ndjson(args.strokes, classes, raw=args.raw)
+    if len(images) == 0:
+        raise UserError(f"{args.strokes}: no drawing" + (f" of {', '.join(classes)}" if classes else ""))
+    # Everything is rendered before anything is written: a bad line leaves no half output.
+    for path, array in ((args.images, images), (args.labels, labels)):
+        if path is not None:
+            buf = io.BytesIO()
+            np.save(buf, array, allow_pickle=False)
+            write_bytes(path, buf.getvalue())
+    counts = ", ".join(f"{w} {words.count(w)}" for w in dict.fromkeys(words))
+    print(f"{len(images)} drawings ({counts}) -> {args.images}"
+          + (f", {args.labels}" if args.labels is not None else ""))
+    return 0

@@ -38,13 +38,15 @@ def save_split(path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
     return write_npz(path, train=train_idx, val=val_idx)
 
 
-def load_split_file(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read a split.npz and check it partitions ``range(n)``."""
+def load_split_file(path: Path, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(train_idx, val_idx)`` int64 of a split file; with ``n``, check they partition range(n)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             train_idx, val_idx = z["train"], z["val"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError) as exc:
         raise UserError(f"{path} is not a readable split file ({exc})") from None
+    if n is None:
+        return train_idx.astype(np.int64), val_idx.astype(np.int64)
     both = np.concatenate([train_idx, val_idx])
     if both.size != n or not np.array_equal(np.sort(both), np.arange(n)):
         raise UserError(f"{path} does not partition the {n} training images; was it made for other data?")

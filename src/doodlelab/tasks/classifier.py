@@ -1,136 +1,24 @@
 """The softmax classifier on the numpy core: MLP + fused softmax cross-entropy + SGD.
 
-A *task* is what the fit loop in :mod:`doodlelab.train` drives. It owns the model,
-loss and optimizer of one backend and answers four questions: train on this batch,
-give logits for these images, hand me your weights, take these weights. The torch
-twin (:mod:`doodlelab.twin.classifier`) implements the same methods.
+The shared task methods (learning rate, threads, weights) are in
+:class:`~doodlelab.tasks.base.NumpyTask`; the torch twin is
+:class:`doodlelab.twin.classifier.TorchClassifier`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 
-from doodlelab.config import Config, ModelConfig
-from doodlelab.errors import UserError
-from doodlelab.nn import SGD, Dropout, Linear, Sequential, SoftmaxCrossEntropy, l2_penalty
-from doodlelab.nn.modules import ACTIVATIONS, Module
-
-N_INPUTS = 784
-N_CLASSES = 5
-
-# One thread per this many FLOPs of the largest matrix product of a pass (see
-# matmul_threads): a training batch of 64-128 images runs on one thread, the
-# 2048-image evaluation batches on every usable CPU.
-FLOPS_PER_THREAD = 200e6
-THREADS_ENV = "DOODLELAB_THREADS"  # a positive integer here overrides the rule
+from doodlelab.config import Config
+from doodlelab.nn import SoftmaxCrossEntropy, l2_penalty
+from doodlelab.tasks.base import NumpyTask
+from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS, build_mlp
+from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.threads import blas_threads
 
 
-def usable_cpus() -> int:
-    """Return how many CPUs this process may use: its affinity, capped by ``OMP_NUM_THREADS``."""
-    if hasattr(os, "sched_getaffinity"):
-        cpus = max(1, len(os.sched_getaffinity(0)))
-    else:
-        cpus = max(1, os.cpu_count() or 1)
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) >= 1:
-        cpus = min(cpus, int(env))
-    return cpus
-
-
-def matmul_threads(rows: int, widths: Sequence[int], cpus: int | None = None) -> int:
-    """Return the thread count for products of ``rows`` rows through layers ``widths``.
-
-    The rule: one thread per ``FLOPS_PER_THREAD`` (200 MFLOP) of the largest product
-    ``2 * rows * in * out``, at least 1 and at most the usable CPUs. Measured on the
-    2-core machine this was tuned on (benchmarks/README.md): with both cores idle,
-    two threads make any of these products ~1.9x faster; with another training run
-    on the other core they make a batch-64/128 product 3-20x *slower* (OpenBLAS
-    workers spin after each call, and two processes doing so fight over both
-    cores). From ~400 MFLOP up (500+ images through 784-512) each thread has
-    milliseconds of work and the loss is bounded (~1.5x) while the idle gain stays
-    ~2x. So training batches run on one thread and 2048-image evaluation on every
-    CPU. Torch's twin applies the same rule.
-
-    ``DOODLELAB_THREADS=n`` in the environment forces ``n`` threads for every pass
-    (e.g. 2 on a machine known to be otherwise idle).
-    """
-    forced = os.environ.get(THREADS_ENV, "").strip()
-    if forced:
-        if not forced.isdigit() or int(forced) < 1:
-            raise UserError(f"{THREADS_ENV} must be a positive integer (got {forced!r})")
-        return int(forced)
-    largest = 2 * rows * max((a * b for a, b in zip(widths[:-1], widths[1:])), default=0)
-    return max(1, min(cpus or usable_cpus(), int(largest // FLOPS_PER_THREAD)))
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():  # type: ignore[no-untyped-def]
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas")
-
-
-@contextmanager
-def blas_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` threads in every BLAS library loaded (numpy's included)."""
-    with _blas_controller().limit(limits=n):
-        yield
-
-
-@dataclass
-class Streams:
-    """The independent random streams of one run, all derived from ``train.seed``.
-
-    Both backends draw initial weights, dropout masks, batch order and augmentation
-    from these numpy Generators, so a numpy run and its torch twin see the same
-    randomness.
-    """
-
-    init: np.random.Generator
-    dropout: np.random.Generator
-    shuffle: np.random.Generator
-    augment: np.random.Generator
-
-    @classmethod
-    def from_seed(cls, seed: int) -> Streams:
-        """Return the four streams for ``seed`` (SeedSequence keeps them independent)."""
-        return cls(*(np.random.default_rng([seed, k]) for k in range(4)))
-
-
-def build_mlp(
-    cfg: ModelConfig,
-    *,
-    rng: np.random.Generator,
-    dropout_rng: np.random.Generator,
-    n_in: int = N_INPUTS,
-    n_out: int = N_CLASSES,
-    dtype: np.dtype | type = np.float32,
-) -> Sequential:
-    """Return ``[Dropout] Linear, act, [Dropout], ..., Linear``: (B, n_in) -> (B, n_out)."""
-    act = ACTIVATIONS[cfg.activation]
-    layers: list[Module] = []
-    if cfg.input_dropout > 0:
-        layers.append(Dropout(cfg.input_dropout, rng=dropout_rng))
-    width = n_in
-    for h in cfg.hidden:
-        layers += [Linear(width, h, rng=rng, init=cfg.init, dtype=dtype), act()]
-        if cfg.dropout > 0:
-            layers.append(Dropout(cfg.dropout, rng=dropout_rng))
-        width = h
-    layers.append(Linear(width, n_out, rng=rng, init=cfg.init, dtype=dtype))
-    return Sequential(*layers)
-
-
-class NumpyClassifier:
+class NumpyClassifier(NumpyTask):
     """MLP classifier trained with the from-scratch backprop and SGD."""
-
-    backend = "numpy"
 
     def __init__(self, cfg: Config, streams: Streams, dtype: np.dtype | type = np.float32,
                  n_classes: int = N_CLASSES) -> None:
@@ -141,22 +29,7 @@ class NumpyClassifier:
         self.model = build_mlp(cfg.model, rng=streams.init, dropout_rng=streams.dropout,
                                n_out=n_classes, dtype=dtype)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
-        o = cfg.optim
-        self.optimizer = SGD(
-            self.model.parameters(),
-            lr=o.lr,
-            momentum=o.momentum,
-            nesterov=o.nesterov,
-            weight_decay=o.weight_decay,
-        )
-
-    def set_lr(self, lr: float) -> None:
-        """Set the learning rate used by the next steps."""
-        self.optimizer.lr = lr
-
-    def threads(self, rows: int) -> int:
-        """Return the BLAS thread count for passes of ``rows`` images (see :func:`matmul_threads`)."""
-        return matmul_threads(rows, self.widths)
+        self._setup_optimizer()
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
@@ -180,10 +53,17 @@ class NumpyClassifier:
                    for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Return copies of the weights in numpy layout (Linear weight is (in, out))."""
-        return self.model.state_dict()
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Load weights in numpy layout."""
-        self.model.load_state_dict(state)
+        This is the saliency of class ``k``: which pixels would raise its score. The
+        parameter gradients the pass accumulates are zeroed again afterwards.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        self.model.eval()
+        logits = self.model.forward(x)  # (N, K)
+        dout = np.zeros_like(logits)
+        dout[:, k] = 1
+        dx = self.model.backward(dout)  # (N, 784)
+        self.model.zero_grad()
+        return dx

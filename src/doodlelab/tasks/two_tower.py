@@ -30,8 +30,11 @@ from dataclasses import replace
 import numpy as np
 
 from doodlelab.config import Config
-from doodlelab.nn import SGD, L2Normalize, Module, Sequential, SoftmaxCrossEntropy, l2_penalty
-from doodlelab.tasks.classifier import N_INPUTS, Streams, blas_threads, build_mlp, matmul_threads
+from doodlelab.nn import L2Normalize, Module, Sequential, SoftmaxCrossEntropy, l2_penalty
+from doodlelab.tasks.base import NumpyTask
+from doodlelab.tasks.mlp import N_INPUTS, build_mlp
+from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.threads import blas_threads
 
 
 class Towers(Module):
@@ -61,10 +64,8 @@ def build_towers(cfg: Config, word_dim: int, *, rng: np.random.Generator,
     return Towers(Sequential(*image.layers, L2Normalize()), Sequential(*text.layers, L2Normalize()))
 
 
-class NumpyTwoTower:
+class NumpyTwoTower(NumpyTask):
     """Image and word-vector MLPs trained with the from-scratch backprop and SGD."""
-
-    backend = "numpy"
     task = "two_tower"
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
@@ -80,17 +81,7 @@ class NumpyTwoTower:
         self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
         self.loss_terms: dict[str, float] = {}
-        o = cfg.optim
-        self.optimizer = SGD(self.model.parameters(), lr=o.lr, momentum=o.momentum,
-                             nesterov=o.nesterov, weight_decay=o.weight_decay)
-
-    def set_lr(self, lr: float) -> None:
-        """Set the learning rate used by the next steps."""
-        self.optimizer.lr = lr
-
-    def threads(self, rows: int) -> int:
-        """Return the BLAS thread count for passes of ``rows`` images (the classifier's rule)."""
-        return matmul_threads(rows, self.widths)
+        self._setup_optimizer()
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
@@ -157,10 +148,16 @@ class NumpyTwoTower:
         v = self.class_embeddings(class_vectors)
         return self.dtype.type(self.cfg.two_tower.logit_scale) * (self.embed(x) @ v.T)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Return copies of the weights of both towers (Linear weight is (in, out))."""
-        return self.model.state_dict()
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Load weights of both towers in numpy layout."""
-        self.model.load_state_dict(state)
+        ``logit_k = s * u . v_k`` with ``u`` the image embedding, so the gradient at
+        ``u`` is ``s * v_k``; the image tower's backward carries it to the pixels.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        v = self.class_embeddings()[k]  # (E,), eval mode
+        u = self.model.image.forward(x)  # (N, E)
+        du = np.broadcast_to(self.dtype.type(self.cfg.two_tower.logit_scale) * v, u.shape)
+        dx = self.model.image.backward(np.ascontiguousarray(du))  # (N, 784)
+        self.model.zero_grad()
+        return dx

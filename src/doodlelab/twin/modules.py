@@ -10,8 +10,9 @@ twin simply holds the run's dropout stream, so it draws what the numpy run draws
 Layout convention: the core stores a ``Linear`` weight ``(in, out)`` and computes
 ``x @ W``; torch stores ``(out, in)`` and computes ``x @ W.T``. Every function here
 that moves arrays between the two (:func:`from_numpy`, :func:`load_numpy_state`,
-:func:`numpy_state`, :func:`numpy_grads`) transposes ``Linear`` weights, so state
-dicts on the numpy side always use the core's layout and the same dotted names.
+:func:`numpy_state`, :func:`numpy_grads`, :func:`numpy_layout`, :func:`torch_layout`)
+transposes ``Linear`` weights, so state dicts on the numpy side always use the core's
+layout and the same dotted names.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from torch.nn import LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from doodlelab import nn
 from doodlelab.config import ModelConfig
 from doodlelab.nn.modules import dropout_scale
-from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS
-from doodlelab.tasks.classifier import build_mlp as build_numpy_mlp
+from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.mlp import build_mlp as build_numpy_mlp
 
 TORCH_DTYPES: dict[np.dtype, torch.dtype] = {
     np.dtype(np.float32): torch.float32,
@@ -141,7 +142,7 @@ def build_mlp(
     n_out: int = N_CLASSES,
     dtype: np.dtype | type = np.float32,
 ) -> Sequential:
-    """Return the twin of :func:`doodlelab.tasks.classifier.build_mlp`: (B, n_in) -> (B, n_out).
+    """Return the twin of :func:`doodlelab.tasks.mlp.build_mlp`: (B, n_in) -> (B, n_out).
 
     The numpy MLP is built first from the same Generators, so the initial weights
     are the very same draws, and then copied.
@@ -157,7 +158,8 @@ def _transposed_names(model: torch.nn.Module) -> set[str]:
             for name, m in model.named_modules() if isinstance(m, Linear)}
 
 
-def _to_numpy_layout(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+def numpy_layout(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Return copies of ``model``-shaped tensors in numpy layout (Linear weights transposed), by name."""
     flip = _transposed_names(model)
     out = {}
     for name, t in tensors.items():
@@ -168,14 +170,14 @@ def _to_numpy_layout(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -
 
 def numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
     """Return copies of the twin's parameters in numpy layout (Linear weight (in, out))."""
-    return _to_numpy_layout(model, dict(model.named_parameters()))
+    return numpy_layout(model, dict(model.named_parameters()))
 
 
 def numpy_grads(model: torch.nn.Module) -> dict[str, np.ndarray]:
     """Return the twin's ``.grad`` tensors in numpy layout (zeros where there is none)."""
     grads = {name: p.grad if p.grad is not None else torch.zeros_like(p)
              for name, p in model.named_parameters()}
-    return _to_numpy_layout(model, grads)
+    return numpy_layout(model, grads)
 
 
 def load_numpy_state(model: torch.nn.Module, state: dict[str, np.ndarray]) -> None:
@@ -199,3 +201,10 @@ def load_numpy_state(model: torch.nn.Module, state: dict[str, np.ndarray]) -> No
                 expected = tuple(p.shape)[::-1] if name in flip else tuple(p.shape)
                 raise ValueError(f"{name}: shape {shown} does not match {expected}")
             p.copy_(torch.from_numpy(np.array(value, order="C")))  # a writable copy
+
+
+def torch_layout(model: torch.nn.Module, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Return numpy-layout arrays named like ``model``'s parameters as torch tensors of its layout."""
+    flip = _transposed_names(model)
+    return {name: torch.from_numpy(np.array(a.T if name in flip else a, order="C"))
+            for name, a in arrays.items()}

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
-from doodlelab.tasks.classifier import N_INPUTS, Streams
+from doodlelab.tasks.mlp import N_INPUTS
+from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import build_towers
-from doodlelab.twin.classifier import TorchTask, configure_threads, torch_threads
+from doodlelab.twin.base import TorchTask, configure_threads, torch_threads
 from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
-from doodlelab.twin.modules import from_numpy, load_numpy_state, numpy_state, torch_dtype
+from doodlelab.twin.modules import from_numpy, torch_dtype
 
 
 class TorchTowers(torch.nn.Module):
@@ -28,8 +29,6 @@ class TorchTowers(torch.nn.Module):
 
 class TorchTwoTower(TorchTask):
     """Image and word-vector MLPs trained with torch autograd and ``torch.optim.SGD``."""
-
-    backend = "torch"
     task = "two_tower"
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
@@ -48,9 +47,7 @@ class TorchTwoTower(TorchTask):
         self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
         self.loss_terms: dict[str, float] = {}
-        o = cfg.optim
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=o.lr, momentum=o.momentum,
-                                         nesterov=o.nesterov, weight_decay=o.weight_decay)
+        self._setup_optimizer()
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
@@ -101,10 +98,11 @@ class TorchTwoTower(TorchTask):
         v = self.class_embeddings(class_vectors)
         return self.np_dtype.type(self.cfg.two_tower.logit_scale) * (self.embed(x) @ v.T)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Return copies of the weights of both towers in numpy layout."""
-        return numpy_state(self.model)
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Load weights of both towers in numpy layout."""
-        load_numpy_state(self.model, state)
+    def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
+        v = torch.from_numpy(self.class_embeddings()[k])  # (E,), no gradient
+        images = self._tensor(x).clone().requires_grad_(True)
+        self.model.eval()
+        (self.cfg.two_tower.logit_scale * (self.model.image(images) @ v)).sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        return images.grad.numpy()

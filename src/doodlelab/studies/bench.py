@@ -23,7 +23,7 @@ The numpy and torch loops share the batch order and do one gather per batch
 epochs are interleaved (numpy, torch, sklearn, numpy, torch, ...), so a machine
 whose load changes during the run slows all three alike; each backend reports the
 median of its epochs. Each backend runs with the thread count that
-:func:`doodlelab.tasks.classifier.matmul_threads` chooses for the training matrices
+:func:`doodlelab.tasks.threads.matmul_threads` chooses for the training matrices
 (numpy and torch apply it themselves; the bench applies it to scikit-learn's BLAS).
 
 The floor is the matrix-product work of an epoch divided by the float32 GEMM rate
@@ -35,14 +35,16 @@ gradient). Elementwise work, dropout draws and the optimizer are not counted, so
 the floor is a bound no implementation reaches.
 
 A tighter, measured bound: ``matmuls`` times *only* the matrix products of an epoch
-(:func:`epoch_products`), at the training shapes and thread count, interleaved with
-the backends. Every backend does at least these products through the same BLAS, so
-no epoch of any of them can take less; when ``0.5 x sklearn_epoch_s`` is below
-``matmul_epoch_s``, the product time alone already rules such a target out.
+(:func:`doodlelab.studies.matmul_floor.epoch_products`), at the training shapes and
+thread count, interleaved with the backends. Every backend does at least these
+products through the same BLAS, so no epoch of any of them can take less; when
+``0.5 x sklearn_epoch_s`` is below ``matmul_epoch_s``, the product time alone already
+rules such a target out.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -51,25 +53,28 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from doodlelab.cliargs import add_config_args
 from doodlelab.config import Config
-from doodlelab.tasks.classifier import (
-    N_CLASSES,
-    N_INPUTS,
-    THREADS_ENV,
-    NumpyClassifier,
-    Streams,
-    blas_threads,
-    matmul_threads,
-    usable_cpus,
+from doodlelab.errors import UserError
+from doodlelab.registry import make_task, require_torch
+from doodlelab.studies.matmul_floor import (
+    GEMM_SIZE,
+    epoch_flops,
+    gemm_gflops,
+    layer_sizes,
+    matmul_backend,
 )
+from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.streams import Streams
+from doodlelab.tasks.threads import THREADS_ENV, blas_threads, matmul_threads, usable_cpus
 
 TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
 BACKENDS = ("numpy", "torch", "sklearn", "sklearn_float64")
-GEMM_SIZE = 2048  # side of the square float32 product that measures the GEMM peak
 # Idle BLAS/OpenMP worker threads spin for ~0.1 s after a multi-threaded call; a pause
 # before each timed epoch keeps one backend's spinning workers out of the next one's time.
 PAUSE_S = 0.25
@@ -79,59 +84,6 @@ def synthetic_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Return seeded images (n, 784) float32 in [0, 1) and labels (n,) int64 in 0..4."""
     rng = np.random.default_rng([seed, 0xBE7C])
     return rng.random((n, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, n)
-
-
-def layer_sizes(cfg: Config) -> list[int]:
-    """Return the widths ``[784, *hidden, 5]`` of the classifier ``cfg`` describes."""
-    return [N_INPUTS, *cfg.model.hidden, N_CLASSES]
-
-
-def epoch_flops(cfg: Config, n: int) -> float:
-    """Return the matrix-product FLOPs of one training epoch over ``n`` images.
-
-    Per ``Linear`` (in, out) and image: 2*in*out forward, 2*in*out for the weight
-    gradient, 2*in*out for the input gradient except in the first layer.
-    """
-    sizes = layer_sizes(cfg)
-    pairs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
-    return float(n * (2 * sum(pairs) + 2 * sum(pairs) + 2 * sum(pairs[1:])))
-
-
-def epoch_products(cfg: Config, n: int) -> list[tuple[int, int, int]]:
-    """Return ``(m, k, p)`` of every ``(m, k) @ (k, p)`` product of one training epoch, in order.
-
-    Per batch of ``b`` images, for each ``Linear`` (in, out): forward ``(b, in) @ (in, out)``;
-    then, from the last layer down, weight gradient ``(in, b) @ (b, out)`` and input
-    gradient ``(b, out) @ (out, in)`` (not for the first layer: images need none).
-    """
-    sizes = layer_sizes(cfg)
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    products = []
-    for start in range(0, n, cfg.train.batch_size):
-        b = min(cfg.train.batch_size, n - start)
-        products += [(b, i, o) for i, o in layers]
-        for depth in range(len(layers) - 1, -1, -1):
-            i, o = layers[depth]
-            products.append((i, b, o))
-            if depth:
-                products.append((b, o, i))
-    return products
-
-
-def gemm_gflops(size: int = GEMM_SIZE, threads: int | None = None, repeats: int = 5) -> float:
-    """Return the best float32 GFLOP/s of ``size x size`` matrix products on ``threads`` BLAS threads."""
-    rng = np.random.default_rng(1)
-    a = rng.random((size, size), dtype=np.float32)
-    b = rng.random((size, size), dtype=np.float32)
-    out = np.empty_like(a)
-    best = float("inf")
-    with blas_threads(threads or usable_cpus()):
-        np.matmul(a, b, out=out)  # warm-up: page in, spin up the thread pool
-        for _ in range(repeats):
-            tick = time.perf_counter()
-            np.matmul(a, b, out=out)
-            best = min(best, time.perf_counter() - tick)
-    return 2.0 * size**3 / best / 1e9
 
 
 def time_epoch(train_batch: TrainBatch, x: np.ndarray, y: np.ndarray, batch_size: int,
@@ -145,50 +97,12 @@ def time_epoch(train_batch: TrainBatch, x: np.ndarray, y: np.ndarray, batch_size
     return time.perf_counter() - tick
 
 
-def numpy_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
-    """Return a function that trains the numpy classifier one epoch and returns its seconds."""
-    task = NumpyClassifier(cfg, Streams.from_seed(seed))
+def task_backend(backend: str, cfg: Config, x: np.ndarray, y: np.ndarray,
+                 seed: int) -> Callable[[], float]:
+    """Return a function that trains the classifier of ``backend`` one epoch and returns its seconds."""
+    task = make_task(cfg, backend, streams=Streams.from_seed(seed))
     rng = np.random.default_rng([seed, 1])
     return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
-
-
-def torch_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
-    """Return a function that trains the torch twin one epoch and returns its seconds."""
-    from doodlelab.twin.classifier import TorchClassifier
-
-    task = TorchClassifier(cfg, Streams.from_seed(seed))
-    rng = np.random.default_rng([seed, 1])
-    return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
-
-
-def matmul_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[], float]:
-    """Return a function that times only the matrix products of one epoch (:func:`epoch_products`).
-
-    The products run in the training order on the images' consecutive batches,
-    with float32 weights of the classifier's shapes and the training thread count;
-    nothing else (no bias, activation, loss, dropout or optimizer).
-    """
-    sizes = layer_sizes(cfg)
-    rng = np.random.default_rng([seed, 2])
-    weights = [(rng.standard_normal((a, b), dtype=np.float32) / np.float32(np.sqrt(a)))
-               for a, b in zip(sizes[:-1], sizes[1:])]
-    size = cfg.train.batch_size
-
-    def epoch() -> float:
-        with blas_threads(matmul_threads(size, sizes)):
-            tick = time.perf_counter()
-            for start in range(0, y.shape[0], size):
-                acts = [x[start : start + size]]
-                for w in weights:
-                    acts.append(acts[-1] @ w)  # (b, out)
-                grad = acts[-1]
-                for depth in range(len(weights) - 1, -1, -1):
-                    acts[depth].T @ grad  # weight gradient (in, out), discarded
-                    if depth:
-                        grad = grad @ weights[depth].T  # (b, in)
-            return time.perf_counter() - tick
-
-    return epoch
 
 
 def sklearn_settings(cfg: Config, seed: int) -> dict[str, Any]:
@@ -265,7 +179,7 @@ def numpy_memory(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> dict[s
     rss0 = _rss_bytes()
     tracemalloc.start()
     try:
-        task = NumpyClassifier(cfg, Streams.from_seed(seed))
+        task = make_task(cfg, "numpy", streams=Streams.from_seed(seed))
         state = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         time_epoch(task.train_batch, x, y, cfg.train.batch_size, np.random.default_rng(seed))
@@ -320,14 +234,12 @@ def run_bench(
         return _run_bench(cfg, samples, epochs, warmup, seed, gemm_size or GEMM_SIZE, backends)
 
 
-def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, gemm_size: int,
-               backends: tuple[str, ...]) -> dict[str, Any]:
-    load_before = _load_average()
-    x, y = synthetic_data(samples, seed)
-    memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
+def _interleaved_epochs(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int, warmup: int,
+                        epochs: int, backends: tuple[str, ...]) -> dict[str, list[float]]:
+    """Return the seconds of every timed epoch per backend (and ``matmuls``), interleaved A B C A B C."""
     makers = {
-        "numpy": numpy_backend,
-        "torch": torch_backend,
+        "numpy": partial(task_backend, "numpy"),
+        "torch": partial(task_backend, "torch"),
         "sklearn": sklearn_backend,
         "sklearn_float64": partial(sklearn_backend, dtype=np.float64),
     }
@@ -337,10 +249,19 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         for run in runners.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(epochs):  # interleaved: A B C A B C ...
+    for _ in range(epochs):
         for name, run in runners.items():
             time.sleep(PAUSE_S)
             times[name].append(run())
+    return times
+
+
+def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, gemm_size: int,
+               backends: tuple[str, ...]) -> dict[str, Any]:
+    load_before = _load_average()
+    x, y = synthetic_data(samples, seed)
+    memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
+    times = _interleaved_epochs(cfg, x, y, seed, warmup, epochs, backends)
     median = {name: statistics.median(ts) for name, ts in times.items()}
 
     cpus = usable_cpus()
@@ -434,3 +355,38 @@ def format_bench(report: dict[str, Any]) -> str:
                      f"{mem['epoch_peak_bytes'] / 2**20:.2f} MiB above it (tracemalloc)"
                      + (f", RSS +{rss / 2**20:.1f} MiB" if rss is not None else ""))
     return "\n".join(lines)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``bench`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("bench", help="seconds per training epoch: numpy vs torch vs scikit-learn")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
+    p.add_argument("--samples", type=int, default=20_000, metavar="N",
+                   help="synthetic images per epoch (default 20000)")
+    p.add_argument("--epochs", type=int, default=5, metavar="N",
+                   help="timed epochs per backend, after one warm-up (default 5)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="train every backend on N threads (default: the size rule)")
+    add_config_args(p)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab bench``; return 0."""
+    from doodlelab.config import load_config
+    from doodlelab.fileio import write_json
+
+    cfg = load_config(args.config, args.overrides)
+    if not 1 <= args.samples <= 10_000_000 or not 1 <= args.epochs <= 1000:
+        raise UserError(f"--samples must be in [1, 10000000] and --epochs in [1, 1000] "
+                        f"(got {args.samples}, {args.epochs})")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        raise UserError(f"--threads must be in [1, 1024] (got {args.threads})")
+    require_torch("bench")
+    report = run_bench(cfg, samples=args.samples, epochs=args.epochs, threads=args.threads)
+    print(format_bench(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0

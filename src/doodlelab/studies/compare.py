@@ -9,52 +9,35 @@ Writes into one folder:
 - in ``metrics.json`` also the largest per-epoch difference of each curve, the number
   that says how closely the two trainings followed each other.
 
-Reads run folders only; it never imports torch.
+Reads run folders (through :class:`~doodlelab.runfolder.RunFolder`) only; it never imports torch.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
-from doodlelab.fileio import read_csv, write_csv, write_json
+from doodlelab.fileio import write_csv, write_json
 from doodlelab.metrics import SCALAR_KEYS as SCALAR_METRICS
+from doodlelab.runfolder import RunFolder
 
+SUMMARY_JSON, SUMMARY_CSV = "metrics.json", "metrics.csv"  # the comparison folder's own files
 CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "pr_auc")
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"{path.parent} is not a finished run (no {path.name}); {what}")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc})") from None
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """Return ``{"run_dir", "task", "backend", "metrics", "history"}`` of a finished run.
 
-    ``history`` is the list of per-epoch rows of ``history.csv`` with float values.
+    ``history`` is the list of per-epoch rows of ``history.csv`` (epoch and the curves).
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist")
-    config = _read_json(run_dir / "config.json", "train it first")
-    metrics = _read_json(run_dir / "metrics.json", "train it (again) to the end")
-    history_path = run_dir / "history.csv"
-    try:
-        history = [{k: float(v) for k, v in row.items() if k in ("epoch", *CURVES)}
-                   for row in read_csv(history_path)]
-    except FileNotFoundError:
-        raise UserError(f"{run_dir} has no history.csv; train it again") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{history_path} is not a readable history ({exc})") from None
-    if not history or not all(set(CURVES) <= set(row) for row in history):
-        raise UserError(f"{history_path} lacks the columns {', '.join(CURVES)}")
+    run = RunFolder(run_dir).require_finished()
+    config, metrics, rows = run.config, run.metrics, run.history
+    if not all(set(CURVES) <= set(row) for row in rows):
+        raise UserError(f"{run.path}: the history lacks the columns {', '.join(CURVES)}")
+    history = [{k: float(v) for k, v in row.items() if k in ("epoch", *CURVES)} for row in rows]
     return {"run_dir": str(run_dir), "task": config.get("task"),
             "backend": config.get("backend"), "metrics": metrics, "history": history}
 
@@ -116,11 +99,11 @@ def compare_runs(run_a: Path, run_b: Path, out: Path) -> dict[str, Any]:
         "curves": curve_differences(a, b),
     }
     out = Path(out)
-    write_csv(out / "metrics.csv",
+    write_csv(out / SUMMARY_CSV,
               [{"metric": r["metric"], la: r["a"], lb: r["b"], "difference": r["difference"]}
                for r in rows],
               ["metric", la, lb, "difference"])
-    write_json(out / "metrics.json", summary)
+    write_json(out / SUMMARY_JSON, summary)
     plot_curves({la: a["history"], lb: b["history"]}, out)
     return summary
 
@@ -142,3 +125,24 @@ def format_comparison(summary: dict[str, Any]) -> str:
     lines.append(f"largest curve difference over {curves['epochs_compared']} epochs: " + ", ".join(
         f"{k} {v:.2e}" for k, v in curves["max_abs_diff"].items()))
     return "\n".join(lines)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``compare`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("compare", help="two runs side by side: test metrics, overlaid curves")
+    p.add_argument("run_a", type=Path, metavar="RUN_A")
+    p.add_argument("run_b", type=Path, metavar="RUN_B")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="folder to write (default: runs/compare-<RUN_A>-<RUN_B>)")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab compare``; return 0."""
+    out = args.out or Path("runs") / f"compare-{args.run_a.name}-{args.run_b.name}"
+    summary = compare_runs(args.run_a, args.run_b, out)
+    print(format_comparison(summary))
+    print(f"-> {out}")
+    return 0

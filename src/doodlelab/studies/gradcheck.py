@@ -8,9 +8,10 @@ in float64 and in float32. Both then keep training for a few more optimizer step
 on the following mini-batches, and the parameters are compared again, so the
 momentum, Nesterov and weight-decay formulas are shown equal as well.
 
-With a data folder the batches are exactly the first ones :func:`doodlelab.train.fit`
-trains on (same split, shuffle order, augmentation and learning rate); without one
-they are seeded uniform-noise images with random labels.
+With prepared data the batches are the first ones :func:`doodlelab.train.fit` trains on,
+drawn by the fit loop's own generator (:func:`doodlelab.train.training_batches`: same
+split, shuffle order, augmentation and learning rate); without data they are seeded
+uniform-noise images with random labels. Both tasks come from :mod:`doodlelab.registry`.
 
 The report is a dict ready for JSON::
 
@@ -26,57 +27,41 @@ Another model (the two-tower one) adds a key of the same shape next to ``classif
 
 from __future__ import annotations
 
+import argparse
+import itertools
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from doodlelab.cliargs import add_config_args, add_data_arg
 from doodlelab.config import Config
-from doodlelab.data.augment import random_affine
-from doodlelab.data.batches import iterate_minibatches, n_batches
-from doodlelab.data.course import CLASSES, Split, load_split
-from doodlelab.data.split import stratified_split
-from doodlelab.tasks.classifier import N_CLASSES, N_INPUTS, NumpyClassifier, Streams
-from doodlelab.train import schedule_from
-from doodlelab.twin.classifier import TorchClassifier
-from doodlelab.twin.modules import numpy_grads
+from doodlelab.data.prepare import Prepared
+from doodlelab.errors import UserError
+from doodlelab.registry import TASKS, make_task, require_torch
+from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.streams import Streams
+from doodlelab.train import Batch, schedule_from, training_batches
 
 THRESHOLDS: dict[str, float] = {"float64": 1e-10, "float32": 1e-5}
 DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
-
-# (position in epochs, e.g. 1.25 = a quarter into the second epoch; images (B, 784); labels (B,))
-Batch = tuple[float, np.ndarray, np.ndarray]
+MODELS = ("classifier", "two_tower")
 
 
-def training_batches(train: Split, cfg: Config, n: int) -> list[Batch]:
-    """Return the first ``n`` mini-batches that ``fit`` trains on with ``cfg``, with their position.
-
-    Mirrors :func:`doodlelab.runs.train_classifier` and :func:`doodlelab.train.fit`:
-    the stratified split of ``train``, the shuffle and augmentation streams of
-    ``cfg.train.seed``, one permutation per epoch, augmentation per batch.
-    """
-    train_idx, _ = stratified_split(train.y, cfg.data.val_fraction, cfg.train.seed)
-    x_train, y_train = train.x[train_idx], train.y[train_idx]
+def first_batches(data: Prepared, cfg: Config, n: int) -> list[Batch]:
+    """Return the first ``n`` mini-batches that ``fit`` trains on with ``cfg`` and ``data``'s split."""
+    train, idx = data.train, data.train_idx
     streams = Streams.from_seed(cfg.train.seed)
-    batches: list[Batch] = []
-    steps = n_batches(y_train.shape[0], cfg.train.batch_size)
-    for epoch in range(cfg.train.epochs):
-        for i, idx in enumerate(
-            iterate_minibatches(y_train.shape[0], cfg.train.batch_size, streams.shuffle)
-        ):
-            if len(batches) == n:
-                return batches
-            batches.append((epoch + i / steps,  # where fit's per-step schedule stands
-                            random_affine(x_train[idx], cfg.augment, streams.augment),
-                            y_train[idx]))
-    return batches
+    batches = training_batches(train.x[idx], train.y[idx], cfg, streams.shuffle, streams.augment)
+    return list(itertools.islice(batches, n))
 
 
 def synthetic_batches(cfg: Config, n: int) -> list[Batch]:
     """Return ``n`` seeded batches of uniform-noise images (B, 784) and random labels (B,)."""
     rng = np.random.default_rng([cfg.train.seed, 0x9C])
     size = cfg.train.batch_size
-    return [(0, rng.random((size, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, size))
+    return [Batch(0, rng.random((size, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, size))
             for _ in range(n)]
 
 
@@ -107,18 +92,12 @@ def compare_arrays(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 def _pair(cfg: Config, dtype: type, n_classes: int, task: str,
           class_vectors: np.ndarray | None) -> tuple[Any, Any]:
     """Return a numpy task and its torch twin built from the same seed."""
-    if task == "two_tower":
-        from doodlelab.tasks.two_tower import NumpyTwoTower
-        from doodlelab.twin.two_tower import TorchTwoTower
-
-        return (NumpyTwoTower(cfg, Streams.from_seed(cfg.train.seed), class_vectors, dtype=dtype),
-                TorchTwoTower(cfg, Streams.from_seed(cfg.train.seed), class_vectors, dtype=dtype))
-    return (NumpyClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes),
-            TorchClassifier(cfg, Streams.from_seed(cfg.train.seed), dtype=dtype, n_classes=n_classes))
+    return tuple(make_task(cfg, backend, task, class_vectors=class_vectors, n_classes=n_classes,
+                           dtype=dtype) for backend in ("numpy", "torch"))  # type: ignore[return-value]
 
 
-def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str, n_classes: int = N_CLASSES,
-                     task: str = "classifier", class_vectors: np.ndarray | None = None) -> dict[str, Any]:
+def check_task(cfg: Config, batches: list[Batch], dtype_name: str, n_classes: int = N_CLASSES,
+               task: str = "classifier", class_vectors: np.ndarray | None = None) -> dict[str, Any]:
     """Train a numpy model and its torch twin side by side on ``batches`` in one dtype.
 
     ``task`` is ``classifier`` or ``two_tower`` (which needs ``class_vectors`` (K, D)).
@@ -130,18 +109,18 @@ def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str, n_class
     schedule = schedule_from(cfg)
     rows: list[dict[str, Any]] = []
     objective_diff = 0.0
-    for step, (position, x, y) in enumerate(batches):
-        lr = schedule(position)
+    for step, batch in enumerate(batches):
+        lr = schedule(batch.position)
         core.set_lr(lr)
         twin.set_lr(lr)
-        x = x.astype(dtype)
-        core_objective, _ = core.train_batch(x, y)
-        twin_objective, _ = twin.train_batch(x, y)
+        x = batch.x.astype(dtype)
+        core_objective, _ = core.train_batch(x, batch.y)
+        twin_objective, _ = twin.train_batch(x, batch.y)
         objective_diff = max(objective_diff, abs(core_objective - twin_objective))
         if step == 0:  # gradients at the identical initial weights
-            twin_grads = numpy_grads(twin.model)
+            twin_grads = twin.grads()
             rows = [{"param": name, "shape": list(g.shape), **compare_arrays(g, twin_grads[name])}
-                    for name, _, g in core.model.named_parameters()]
+                    for name, g in core.grads().items()]
     core_state, twin_state = core.state_dict(), twin.state_dict()
     param_diffs = {name: float(np.max(np.abs(core_state[name].astype(np.float64) - twin_state[name])))
                    for name in core_state}
@@ -157,49 +136,45 @@ def check_classifier(cfg: Config, batches: list[Batch], dtype_name: str, n_class
     }
 
 
-def run_gradcheck(cfg: Config, data_dir: Path | None = None, steps: int = 5,
-                  models: tuple[str, ...] = ("classifier",)) -> dict[str, Any]:
+def _model_info(cfg: Config, task: str, n_classes: int, vectors: np.ndarray | None) -> dict[str, Any]:
+    """Return the architecture block of one model's report."""
+    m = cfg.model
+    out = n_classes if task == "classifier" else cfg.two_tower.embed_dim
+    info: dict[str, Any] = {"layers": [N_INPUTS, *m.hidden, out], "activation": m.activation,
+                            "dropout": m.dropout, "input_dropout": m.input_dropout}
+    if task == "two_tower" and vectors is not None:
+        t = cfg.two_tower
+        info["word_tower"] = [int(vectors.shape[1]), *t.text_hidden, t.embed_dim]
+    return info
+
+
+def run_gradcheck(cfg: Config, data: Prepared | None = None, steps: int = 5,
+                  models: tuple[str, ...] = ("classifier",),
+                  class_vectors: np.ndarray | None = None) -> dict[str, Any]:
     """Return the full gradcheck report (see the module docstring) for ``models``.
 
-    ``data_dir`` given: the first ``steps`` training batches of ``cfg`` on that
-    course folder; ``None``: seeded synthetic batches. ``models`` may hold
-    ``classifier`` and ``two_tower`` (whose class word vectors come from
-    ``cfg.two_tower.word_vectors``).
+    ``data`` given: the first ``steps`` training batches of ``cfg`` on it (and its class
+    vectors); ``None``: seeded synthetic batches of the course's five classes. A
+    ``two_tower`` model needs class vectors (K, D): ``class_vectors`` or ``data``'s.
     """
-    classes = CLASSES
     n_classes = N_CLASSES
-    if data_dir is None:
+    if data is None:
         batches = synthetic_batches(cfg, steps)
         batch_info: dict[str, Any] = {"source": "synthetic", "seed": cfg.train.seed}
     else:
-        train = load_split(Path(data_dir), "train")
-        classes, n_classes = train.classes, len(train.classes)
-        batches = training_batches(train, cfg, steps)
-        batch_info = {"source": "data", "data_dir": str(Path(data_dir).resolve()),
+        n_classes = len(data.classes)
+        batches = first_batches(data, cfg, steps)
+        batch_info = {"source": "data", "data_dir": str(Path(data.data_dir).resolve()),
                       "seed": cfg.train.seed, "augmented": cfg.augment.enabled}
-    batch_info["size"] = int(batches[0][2].shape[0])
-    m = cfg.model
+        class_vectors = data.class_vectors if class_vectors is None else class_vectors
+    batch_info["size"] = int(batches[0].y.shape[0])
     report: dict[str, Any] = {"thresholds": dict(THRESHOLDS), "failures": []}
     for task in models:
-        vectors = None
-        if task == "two_tower":
-            from doodlelab.runs import class_word_vectors
-
-            vectors = class_word_vectors(cfg, classes)[0]
-            layers = [N_INPUTS, *m.hidden, cfg.two_tower.embed_dim]
-        else:
-            layers = [N_INPUTS, *m.hidden, n_classes]
-        model: dict[str, Any] = {
-            "batch": batch_info,
-            "model": {"layers": layers, "activation": m.activation,
-                      "dropout": m.dropout, "input_dropout": m.input_dropout},
-            "optimizer": {"steps": len(batches)},
-        }
-        if task == "two_tower":
-            t = cfg.two_tower
-            model["model"]["word_tower"] = [int(vectors.shape[1]), *t.text_hidden, t.embed_dim]
+        vectors = class_vectors if task == "two_tower" else None
+        model: dict[str, Any] = {"batch": batch_info, "model": _model_info(cfg, task, n_classes, vectors),
+                                 "optimizer": {"steps": len(batches)}}
         for name in DTYPES:
-            result = check_classifier(cfg, batches, name, n_classes, task, vectors)
+            result = check_task(cfg, batches, name, n_classes, task, vectors)
             model[name] = result["gradients"]
             model["optimizer"][name] = {k: v for k, v in result["optimizer"].items() if k != "steps"}
         problems = failures(model)
@@ -259,3 +234,44 @@ def format_report(report: dict[str, Any]) -> str:
             verdict = "ok" if worst <= limit else "FAILED"
             lines.append(f"  {dtype_name}: largest difference {worst:.3e} <= {limit:g}? {verdict}")
     return "\n".join(lines)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``gradcheck`` to the ``doodlelab`` subcommands."""
+    p = subparsers.add_parser("gradcheck", help="numpy backprop vs torch autograd on the first batch")
+    add_data_arg(p, "course folder whose first training batch to use (default: a seeded synthetic batch)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
+    p.add_argument("--steps", type=int, default=5, metavar="N",
+                   help="optimizer steps whose parameters are compared too (default 5)")
+    p.add_argument("--model", choices=[*TASKS, "all"], default="classifier",
+                   help="which model to check (default classifier)")
+    add_config_args(p)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``doodlelab gradcheck``; return 0, or 1 if a difference is above its threshold."""
+    from doodlelab.config import load_config
+    from doodlelab.data.course import CLASSES
+    from doodlelab.data.prepare import class_word_vectors, prepare
+    from doodlelab.fileio import write_json
+
+    cfg = load_config(args.config, args.overrides)
+    if not 1 <= args.steps <= 100:
+        raise UserError(f"--steps must be in [1, 100] (got {args.steps})")
+    models = MODELS if args.model == "all" else (args.model,)
+    data, vectors = None, None
+    if args.data is not None:
+        data = prepare(cfg, args.data, test=False, word_vectors="two_tower" in models)
+    elif "two_tower" in models:
+        vectors = class_word_vectors(cfg.two_tower.word_vectors, CLASSES)[0]
+    require_torch("gradcheck")
+    report = run_gradcheck(cfg, data, steps=args.steps, models=models, class_vectors=vectors)
+    print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+    for problem in report["failures"]:
+        print(f"doodlelab: gradcheck failed: {problem}", file=sys.stderr)
+    return 0 if report["passed"] else 1

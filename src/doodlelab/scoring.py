@@ -1,0 +1,55 @@
+"""A trained task's predictions and test metrics, with the configured prediction rule (``eval.tta``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from doodlelab.config import Config
+from doodlelab.data.augment import tta_views
+from doodlelab.data.course import Split
+from doodlelab.nn.losses import softmax
+from doodlelab.train import Task
+
+
+def view_probabilities(task: Task, x: np.ndarray, tta: bool = False) -> list[np.ndarray]:
+    """Return float64 class probabilities (N, K) per view: the images, plus their shifts if ``tta``."""
+    return [softmax(task.logits(v).astype(np.float64)) for v in (tta_views(x) if tta else [x])]
+
+
+def probabilities(task: Task, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Return class probabilities (N, K) in float64 from the task's eval-mode logits.
+
+    With ``tta`` the softmax is averaged over the image and its four 1-pixel shifts.
+    """
+    views = view_probabilities(task, x, tta)
+    return sum(views) / len(views)
+
+
+def score_on_test(task: Task, test: Split, cfg: Config) -> tuple[dict[str, Any], np.ndarray]:
+    """Return (metrics, probabilities (N, K)) on ``test`` with the configured prediction rule.
+
+    When test-time augmentation is on, ``metrics["without_tta"]`` holds the scalar
+    metrics of the plain prediction too, so its contribution is visible.
+    """
+    from doodlelab.metrics import SCALAR_KEYS, classification_metrics
+
+    views = view_probabilities(task, test.x, tta=cfg.eval.tta)
+    probs = sum(views) / len(views)
+    metrics = classification_metrics(test.y, probs, test.classes)
+    metrics["tta"] = cfg.eval.tta
+    if cfg.eval.tta:
+        plain = classification_metrics(test.y, views[0], test.classes)  # views[0]: the images as given
+        metrics["without_tta"] = {k: plain[k] for k in SCALAR_KEYS}
+    return metrics, probs
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """Return the scalar test metrics as one ``name=value`` line (and the accuracy without shifts)."""
+    from doodlelab.metrics import SCALAR_KEYS
+
+    line = "  ".join(f"{k}={metrics[k]:.4f}" for k in SCALAR_KEYS if metrics.get(k) is not None)
+    if "without_tta" in metrics:
+        line += f"  (without test-time shifts: accuracy={metrics['without_tta']['accuracy']:.4f})"
+    return line
