@@ -264,6 +264,9 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+# Tables of the same TOML file (and ``--set`` keys) that another command reads and checks:
+# ``[report]`` (author, student number, code link) belongs to doodlelab.report.settings.
+OTHER_SECTIONS = ("report",)
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
@@ -313,9 +316,10 @@ def build_config(values: dict[str, dict[str, Any]] | None = None) -> Config:
         kwargs = {k: _coerce(f"{sname}.{k}", hints[k], v) for k, v in given.items()}
         sections[sname] = cls(**kwargs)
     for sname in values:
-        if sname not in SECTIONS:
+        if sname not in SECTIONS and sname not in OTHER_SECTIONS:
             raise ConfigError(
-                f"config: unknown section [{sname}]; known sections: {', '.join(SECTIONS)}"
+                f"config: unknown section [{sname}]; known sections: "
+                f"{', '.join((*SECTIONS, *OTHER_SECTIONS))}"
             )
     return Config(**sections)
 
