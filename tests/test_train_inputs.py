@@ -45,6 +45,10 @@ class RecordingTask:
         self.scored.append(np.array(x, copy=True))
         return np.tile(np.arange(3.0), (x.shape[0], 1))
 
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        self.scored.append(np.array(x, copy=True))
+        return {"loss": 1.0, "accuracy": 0.0}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
 
