@@ -273,5 +273,5 @@ def test_bad_classes_json_or_labels_beyond_it_are_exit_2(tmp_path, capsys):
     assert "names a class twice" in capsys.readouterr().err
     (data / "classes.json").write_text("{not json")
     assert _train(data, tmp_path / "r3") == 2
-    assert "classes.json is not readable JSON" in capsys.readouterr().err
+    assert "classes.json: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r3").exists()

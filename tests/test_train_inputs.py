@@ -14,7 +14,7 @@ import pytest
 from doodlelab.config import load_config
 from doodlelab.data.course import Split
 from doodlelab.scoring import score_on_test
-from doodlelab.tasks.classifier import NumpyClassifier, cross_entropy_scores
+from doodlelab.tasks.classifier import NumpyClassifier
 from doodlelab.tasks.streams import Streams
 from doodlelab.train import fit
 
@@ -46,8 +46,8 @@ class RecordingTask:
         return np.tile(np.arange(3.0), (x.shape[0], 1))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        # scored through logits, as the real tasks do, so the images are recorded
-        return cross_entropy_scores(self.logits(x), y)
+        self.scored.append(np.array(x, copy=True))
+        return {"loss": 1.0, "accuracy": 0.0}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}

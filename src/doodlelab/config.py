@@ -31,6 +31,15 @@ def _check(ok: bool, name: str, rule: str, value: Any) -> None:
         raise ConfigError(f"config: {name} must be {rule} (got {value!r})")
 
 
+# Resource limits: a model beyond them would exhaust the machine's memory before it learned
+# anything (50 hidden layers of 8192 units reached 16.5 GB). The defaults use 0.54 M parameters.
+MAX_LAYERS = 16  # hidden layers of one tower
+MAX_WIDTH = 8192  # units of one hidden layer
+MAX_PARAMETERS = 50_000_000  # both towers together: 200 MB of float32 weights, ~4x that to train
+_MAX_WORD_DIM = 300  # the widest common GloVe vectors, for the word tower's first layer
+_MIN_OUTPUTS = 5  # the course's five classes: the classifier's smallest output layer
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     _check(value in allowed, name, "one of " + ", ".join(allowed), value)
 
@@ -84,9 +93,11 @@ class ModelConfig:
         from doodlelab.nn.init import SCHEMES
         from doodlelab.nn.modules import ACTIVATIONS
 
-        _check(len(self.hidden) >= 1, "model.hidden", "a non-empty list of widths", self.hidden)
+        _check(1 <= len(self.hidden) <= MAX_LAYERS, "model.hidden", f"a list of 1 to {MAX_LAYERS} widths",
+               self.hidden)
         for h in self.hidden:
-            _check(isinstance(h, int) and 1 <= h <= 8192, "model.hidden", "widths in [1, 8192]", h)
+            _check(isinstance(h, int) and 1 <= h <= MAX_WIDTH, "model.hidden",
+                   f"widths in [1, {MAX_WIDTH}]", h)
         _choice("model.activation", self.activation, tuple(ACTIVATIONS))
         _check(0.0 <= self.dropout < 1.0, "model.dropout", "in [0, 1)", self.dropout)
         _check(0.0 <= self.input_dropout < 1.0, "model.input_dropout", "in [0, 1)", self.input_dropout)
@@ -190,8 +201,10 @@ class TwoTowerConfig:
 
     def __post_init__(self) -> None:
         _check(1 <= self.embed_dim <= 4096, "two_tower.embed_dim", "in [1, 4096]", self.embed_dim)
+        _check(len(self.text_hidden) <= MAX_LAYERS, "two_tower.text_hidden",
+               f"a list of at most {MAX_LAYERS} widths", self.text_hidden)
         for h in self.text_hidden:
-            _check(1 <= h <= 8192, "two_tower.text_hidden", "widths in [1, 8192]", h)
+            _check(1 <= h <= MAX_WIDTH, "two_tower.text_hidden", f"widths in [1, {MAX_WIDTH}]", h)
         from doodlelab.nn.embedding_losses import OBJECTIVES
 
         _choice("two_tower.loss", self.loss, OBJECTIVES)
@@ -224,6 +237,23 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
+    def __post_init__(self) -> None:
+        total = max(self.n_parameters("classifier"), self.n_parameters("two_tower"))
+        _check(total <= MAX_PARAMETERS, "model.hidden",
+               f"a model of at most {MAX_PARAMETERS:,} parameters (these settings give {total:,})",
+               list(self.model.hidden))
+
+    def n_parameters(self, task: str = "classifier") -> int:
+        """Return the weights and biases of ``task``'s model (an upper bound for two_tower's word tower)."""
+        t = self.two_tower
+        image_out = t.embed_dim if task == "two_tower" else _MIN_OUTPUTS
+        widths = [784, *self.model.hidden, image_out]
+        total = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        if task == "two_tower":
+            words = [_MAX_WORD_DIM, *t.text_hidden, t.embed_dim]
+            total += sum((a + 1) * b for a, b in zip(words, words[1:]))
+        return total
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Return the resolved configuration as plain JSON-able dicts."""
         out: dict[str, dict[str, Any]] = {}
@@ -234,6 +264,9 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+# Tables of the same TOML file (and ``--set`` keys) that another command reads and checks:
+# ``[report]`` (author, student number, code link) belongs to doodlelab.report.settings.
+OTHER_SECTIONS = ("report",)
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
@@ -265,6 +298,11 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
 def build_config(values: dict[str, dict[str, Any]] | None = None) -> Config:
     """Return a Config from nested ``{section: {key: value}}``; unknown keys are errors."""
     values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config: must be a table of [sections] (got {type(values).__name__})")
+    for sname, section in values.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"config: {sname} must be a [section] table of settings (got {section!r:.40})")
     sections = {}
     for sname, cls in SECTIONS.items():
         given = dict(values.get(sname, {}) or {})
@@ -278,9 +316,10 @@ def build_config(values: dict[str, dict[str, Any]] | None = None) -> Config:
         kwargs = {k: _coerce(f"{sname}.{k}", hints[k], v) for k, v in given.items()}
         sections[sname] = cls(**kwargs)
     for sname in values:
-        if sname not in SECTIONS:
+        if sname not in SECTIONS and sname not in OTHER_SECTIONS:
             raise ConfigError(
-                f"config: unknown section [{sname}]; known sections: {', '.join(SECTIONS)}"
+                f"config: unknown section [{sname}]; known sections: "
+                f"{', '.join((*SECTIONS, *OTHER_SECTIONS))}"
             )
     return Config(**sections)
 
@@ -305,16 +344,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     """Return the Config from defaults, then the TOML file at ``path``, then ``overrides``."""
     values: dict[str, dict[str, Any]] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            with open(path, "rb") as fh:
-                values = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        except OSError as exc:
-            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        values = _read_toml(Path(path))
         for sname, section in values.items():
             if not isinstance(section, dict):
                 raise ConfigError(f"config file {path}: {sname} must be a [section] table")
@@ -322,6 +352,25 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         sname, key, value = parse_override(text)
         values.setdefault(sname, {})[key] = value
     return build_config(values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """Return the tables of a TOML file of at most 1 MB, UTF-8; ConfigError naming ``path`` otherwise."""
+    from doodlelab.safe_read import open_bounded
+
+    try:
+        with open_bounded(path, 1 << 20, "config file") as fh:
+            text = fh.read().decode("utf-8")
+        return tomllib.loads(text)
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); "
+                          "save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
 
 def config_from_dict(d: dict[str, dict[str, Any]]) -> Config:

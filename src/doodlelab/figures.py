@@ -225,3 +225,133 @@ def plot_mistakes(x: np.ndarray, y_true: np.ndarray, probs: np.ndarray,
     return [_save(fig, Path(out_dir) / f"{stem}mistakes.png"),
             write_csv(Path(out_dir) / f"{stem}mistakes.csv", rows,
                       ["index", "true", "predicted", "probability"])]
+
+
+def _bare(ax) -> None:
+    """Hide an image panel's ticks and frame."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def plot_examples(x: np.ndarray, y: np.ndarray, index: np.ndarray, class_names: Sequence[str],
+                  out_dir: Path, per_class: int = 8) -> list[Path]:
+    """Draw the first ``per_class`` images (N, 784) of every class; write examples.png and .csv."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(class_names), per_class, squeeze=False,
+                             figsize=(per_class * 0.9, len(class_names) * 0.95))
+    rows = []
+    for c, name in enumerate(class_names):
+        members = np.flatnonzero(y == c)[:per_class]
+        for j, ax in enumerate(axes[c]):
+            _bare(ax)
+            if j < members.size:
+                ax.imshow(x[members[j]].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+                rows.append({"class": name, "train_index": int(index[members[j]])})
+        axes[c][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("training images, the first of each class", fontsize=9)
+    return [_save(fig, Path(out_dir) / "examples.png"),
+            write_csv(Path(out_dir) / "examples.csv", rows, ["class", "train_index"])]
+
+
+def plot_first_layer(weight: np.ndarray, out_dir: Path, count: int = 32) -> list[Path]:
+    """Draw the input weights (784, H) of the ``count`` first-layer units with the largest norm as
+    28x28 images (blue positive, red negative); write first_layer.png and .csv (unit, norm)."""
+    plt = _pyplot()
+    norms = np.linalg.norm(weight, axis=0)
+    units = np.argsort(-norms, kind="stable")[:count]
+    cols = 8
+    fig, axes = plt.subplots(-(-len(units) // cols), cols, figsize=(cols * 1.1, -(-len(units) // cols) * 1.1),
+                             squeeze=False)
+    for ax in axes.ravel():
+        _bare(ax)
+    for ax, unit in zip(axes.ravel(), units):
+        w = weight[:, unit].reshape(28, 28)
+        bound = float(np.abs(w).max()) or 1.0
+        ax.imshow(w, cmap="RdBu", vmin=-bound, vmax=bound)
+        ax.set_title(f"unit {unit}", fontsize=6)
+    fig.suptitle(f"first hidden layer: input weights of the {len(units)} units with the largest norm "
+                 f"(of {weight.shape[1]})", fontsize=8)
+    rows = [{"unit": int(u), "norm": float(norms[u])} for u in units]
+    return [_save(fig, Path(out_dir) / "first_layer.png"),
+            write_csv(Path(out_dir) / "first_layer.csv", rows, ["unit", "norm"])]
+
+
+def plot_embeddings(image: np.ndarray, y: np.ndarray, words: np.ndarray, class_names: Sequence[str],
+                    out_dir: Path) -> list[Path]:
+    """Project test image embeddings (N, E) and class-word embeddings (K, E) on the images' first two
+    principal components (sklearn PCA); write embeddings.png and .csv (kind, class, pc1, pc2)."""
+    from sklearn.decomposition import PCA
+
+    plt = _pyplot()
+    pca = PCA(n_components=2).fit(image)
+    xy, wxy = pca.transform(image), pca.transform(words)
+    fig, ax = plt.subplots(figsize=(6.2, 5.0))
+    colors = plt.get_cmap("tab10")
+    for c, name in enumerate(class_names):
+        mask = y == c
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.35, color=colors(c % 10), label=name)
+        ax.scatter(wxy[c, 0], wxy[c, 1], s=220, marker="*", color=colors(c % 10), edgecolor="black", zorder=3)
+        ax.annotate(name, wxy[c], xytext=(6, 6), textcoords="offset points", fontsize=9, weight="bold")
+    ratio = pca.explained_variance_ratio_
+    ax.set(xlabel=f"PC 1 ({ratio[0]:.0%} of variance)", ylabel=f"PC 2 ({ratio[1]:.0%})",
+           title="test image embeddings (dots) and class-word embeddings (stars)")
+    ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.grid(alpha=0.3)
+    rows = [{"kind": "image", "class": class_names[int(c)], "pc1": float(a), "pc2": float(b)}
+            for c, (a, b) in zip(y, xy)]
+    rows += [{"kind": "word", "class": name, "pc1": float(a), "pc2": float(b)}
+             for name, (a, b) in zip(class_names, wxy)]
+    return [_save(fig, Path(out_dir) / "embeddings.png"),
+            write_csv(Path(out_dir) / "embeddings.csv", rows, ["kind", "class", "pc1", "pc2"])]
+
+
+def plot_study(summary: Sequence[Mapping[str, float]], out_dir: Path) -> list[Path]:
+    """Draw a study's validation accuracy per setting, mean and spread (std over seeds), in grid order;
+    write study.png (the numbers are the study's summary.csv)."""
+    plt = _pyplot()
+    rows = sorted(summary, key=lambda r: int(r["point"]))
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(rows) + 1.2))
+    means = [float(r["val_accuracy_mean"]) for r in rows]
+    ax.errorbar(means, range(len(rows)), xerr=[float(r["val_accuracy_std"]) for r in rows], fmt="o",
+                capsize=4, color="tab:blue")
+    ax.set_yticks(range(len(rows)), [str(r["label"]) for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"validation accuracy (mean and std over {int(rows[0]['seeds'])} seeds)")
+    ax.grid(alpha=0.3, axis="x")
+    return [_save(fig, Path(out_dir) / "study.png")]
+
+
+def plot_history_panels(histories: Sequence[Mapping[str, float]], out_dir: Path,
+                        stem: str = "") -> list[Path]:
+    """Plot every per-epoch column beyond loss/accuracy (objective terms ``term_*``, diagnostics) of a
+    study's runs, one panel per column and one line per ``label`` (mean over seeds);
+    write {stem}terms.png/.csv."""
+    from doodlelab.train import HISTORY_COLUMNS
+
+    skip = {*HISTORY_COLUMNS, "point", "label", "seed"}
+    columns = [k for k in dict.fromkeys(k for h in histories for k in h) if k not in skip]
+    if not columns:
+        return []
+    plt = _pyplot()
+    labels = list(dict.fromkeys(str(h["label"]) for h in histories))
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3.3), squeeze=False,
+                             layout="constrained")
+    rows = []
+    for label in labels:
+        mine = [h for h in histories if str(h["label"]) == label]
+        epochs = sorted({int(h["epoch"]) for h in mine})
+        for epoch in epochs:
+            at = [h for h in mine if int(h["epoch"]) == epoch]
+            rows.append({"label": label, "epoch": epoch, **{c: float(np.mean(
+                [float(h[c]) for h in at if h.get(c) not in (None, "")] or [np.nan])) for c in columns}})
+        for ax, column in zip(axes[0], columns):
+            ax.plot(epochs, [r[column] for r in rows if r["label"] == label], label=label)
+    for ax, column in zip(axes[0], columns):
+        ax.set(title=column, xlabel="epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle("per-epoch terms and diagnostics of the training objective (mean over seeds)", fontsize=9)
+    return [_save(fig, Path(out_dir) / f"{stem}terms.png"),
+            write_csv(Path(out_dir) / f"{stem}terms.csv", rows, ["label", "epoch", *columns])]

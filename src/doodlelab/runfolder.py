@@ -52,6 +52,16 @@ from doodlelab.data.split import load_split_file, save_split
 from doodlelab.errors import UserError
 from doodlelab.fileio import read_csv, sha256_file, write_csv, write_json, write_npz
 from doodlelab.lock import FolderLock, signals_held
+from doodlelab.safe_read import (
+    Choice,
+    ListOf,
+    Member,
+    Num,
+    Obj,
+    parse_json_line,
+    read_json_checked,
+    read_npz_checked,
+)
 
 CONFIG = "config.json"
 ENV = "env.json"
@@ -65,6 +75,15 @@ STATUS = "run.json"  # run_id, status, the SHA-256 of every file written
 CHECKPOINT = "checkpoint.npz"  # the partial folder's state at the end of the last whole epoch
 RUN_FILES = (CONFIG, METRICS, WEIGHTS, HISTORY, SPLIT)  # any of them: the folder holds a run
 RUN_KEYS = ("task", "backend", "classes")  # config.json keys beside the Config sections
+
+# What config.json must look like before Config checks its sections' fields (types, ranges,
+# resource limits); a bad file is one line naming the field (safe_read.check_json).
+CONFIG_SCHEMA = Obj({"task": Choice(("classifier", "two_tower")), "backend": Choice(("numpy", "torch")),
+                     "classes": ListOf(str, min_len=2, max_len=100_000, unique=True),
+                     **{name: Obj() for name in Config.__dataclass_fields__}},
+                    required=("task", "backend"))
+METRICS_SCHEMA = Obj({"accuracy": Num(0.0, 1.0)})
+ANY_OBJECT = Obj()
 
 T = TypeVar("T")
 
@@ -286,10 +305,12 @@ class RunFolder:
         """Return the checkpoint's (arrays, state) of the run being written, or None if it has none."""
         if not (self._dir / CHECKPOINT).is_file():
             return None
-        arrays = self._npz(CHECKPOINT, "{path} is missing")
+        arrays = self._npz(CHECKPOINT, "{path} is missing", Member(None, "fiubU"))  # finite, no pickles
         try:
-            state = json.loads(str(arrays.pop("state")))
-        except (KeyError, ValueError) as exc:
+            state = parse_json_line(str(arrays.pop("state")), str(self._dir / CHECKPOINT))
+            if not isinstance(state, dict):
+                raise ValueError("the state is not a JSON object")
+        except (KeyError, ValueError, UserError) as exc:
             raise UserError(f"{self._dir / CHECKPOINT} holds no readable state ({exc}); train without "
                             "--resume") from None
         return arrays, state
@@ -333,30 +354,20 @@ class RunFolder:
             raise UserError(missing.format(path=path, run=self.path))
         return path
 
-    def _json(self, name: str, missing: str) -> dict[str, Any]:
-        path = self._file(name, missing)
-        try:
-            value = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path} is not readable JSON ({exc})") from None
-        if not isinstance(value, dict):
-            raise UserError(f"{path} does not hold a JSON object; train the run again")
-        return value
+    def _json(self, name: str, missing: str, schema: Obj = ANY_OBJECT) -> dict[str, Any]:
+        return read_json_checked(self._file(name, missing), schema, fix="train the run again")
 
-    def _npz(self, name: str, missing: str) -> dict[str, np.ndarray]:
-        path = self._file(name, missing)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise UserError(f"{path} is not a readable .npz file ({exc})") from None
+    def _npz(self, name: str, missing: str, expected: Mapping[str, Member] | Member) -> dict[str, np.ndarray]:
+        return read_npz_checked(self._file(name, missing), expected,
+                                fix="it does not hold what this run wrote; train the run again")
 
     @property
     def config(self) -> dict[str, Any]:
         """Return ``config.json`` as written: the Config sections plus task, backend, classes."""
         if not self._dir.is_dir():
             raise UserError(f"{self.path} is not a folder; pass a run folder written by `doodlelab train`")
-        return self._json(CONFIG, "{run} is not a run folder (no config.json); train one first")
+        return self._json(CONFIG, "{run} is not a run folder (no config.json); train one first",
+                          CONFIG_SCHEMA)
 
     @property
     def settings(self) -> Config:
@@ -393,7 +404,7 @@ class RunFolder:
     def metrics(self) -> dict[str, Any]:
         """Return the test metrics (``metrics.json``) of a finished run."""
         return self._json(METRICS, "{run} is not a finished run (no metrics.json); train it (again) "
-                                   "to the end")
+                                   "to the end", METRICS_SCHEMA)
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -414,17 +425,36 @@ class RunFolder:
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
-        """Return the weights (``weights.npz``) by dotted parameter name, numpy layout."""
-        return self._npz(WEIGHTS, "{path} is missing: the run did not finish; train it again")
+        """Return the weights (``weights.npz``) by dotted parameter name, numpy layout, finite float32."""
+        return self.weights_like(None)
+
+    def weights_like(self, like: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """Return the weights, each of exactly the shape and dtype of ``like``'s (a task's state_dict).
+
+        Names, shapes, dtypes (int64 weights), NaN/inf, pickles and the archive itself are
+        checked from the .npy headers before any array is read; without ``like`` every
+        member need only be a finite float32 array.
+        """
+        expected = (Member(None, "f", "float32") if like is None
+                    else {k: Member.like(v) for k, v in like.items()})
+        return self._npz(WEIGHTS, "{path} is missing: the run did not finish; train it again", expected)
 
     @property
     def class_vectors(self) -> tuple[tuple[str, ...], np.ndarray]:
-        """Return the class names (K,) and word vectors (K, D) float32 a two-tower run trained with."""
-        z = self._npz(CLASS_VECTORS, "{path} is missing: the two-tower run did not finish; train it again")
-        if "vectors" not in z:
-            raise UserError(f"{self._dir / CLASS_VECTORS} holds no vectors; train the run again")
-        names = tuple(str(n) for n in z.get("names", ()))
-        return names, np.asarray(z["vectors"], dtype=np.float32)
+        """Return the class names (K,) and word vectors (K, D) float32 a two-tower run trained with.
+
+        K must be the number of classes in config.json and the names must be those classes.
+        """
+        classes = self.classes
+        k = len(classes)
+        expected = {"names": Member((k,), "U", finite=False), "vectors": Member((k, None), "f", "float32")}
+        z = self._npz(CLASS_VECTORS, "{path} is missing: the two-tower run did not finish; train it again",
+                      expected)
+        names = tuple(str(n) for n in z["names"])
+        if names != classes:
+            raise UserError(f"{self._dir / CLASS_VECTORS} names the classes {list(names)[:5]}, but {CONFIG} "
+                            f"has {list(classes)[:5]}; train the run again")
+        return names, z["vectors"]
 
     def load_task(self) -> Any:
         """Return the run's trained model: a task of its (task, backend) holding its weights."""
@@ -435,7 +465,7 @@ class RunFolder:
         vectors = self.class_vectors[1] if task == "two_tower" else None
         model = make_task(cfg, self.backend, task, class_vectors=vectors, n_classes=len(classes))
         try:
-            model.load_state_dict(self.weights)
+            model.load_state_dict(self.weights_like(model.state_dict()))
         except (KeyError, ValueError) as exc:
             raise UserError(f"{self._dir / WEIGHTS} does not match {CONFIG} ({exc})") from None
         return model

@@ -45,6 +45,20 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def git_state() -> dict[str, Any]:
+    """Return the commit of the source checkout and whether tracked files differ from it."""
+    state: dict[str, Any] = {"commit": git_commit(), "dirty": None}
+    if state["commit"]:
+        try:
+            here = str(Path(__file__).resolve().parent)
+            status = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10, check=True)
+            state["dirty"] = bool(status.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return state
+
+
 def environment(backend: str, cfg: Config) -> dict[str, Any]:
     """Return versions of Python and the libraries a run depends on, and the machine.
 

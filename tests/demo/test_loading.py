@@ -74,9 +74,9 @@ def test_class_vectors_of_another_class_count_are_refused(run_dirs, tmp_path, ca
         vectors = z["vectors"]
     vectors = np.resize(vectors, (rows, vectors.shape[1]))
     np.savez(bad / "class_vectors.npz", names=np.array([f"c{i}" for i in range(rows)]), vectors=vectors)
-    with pytest.raises(UserError, match=f"scores {rows} classes but the run.s configuration names 5"):
+    with pytest.raises(UserError, match=fr"member names has shape \({rows},\), expected \(5,\)"):
         load_models([bad])
-    _demo_refuses(bad, capsys, "scores")
+    _demo_refuses(bad, capsys, "class_vectors.npz: member names has shape")
 
 
 def test_two_folders_of_one_name_get_distinct_names(run_dirs, tmp_path):

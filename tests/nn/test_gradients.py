@@ -150,3 +150,24 @@ def test_dropout_is_identity_in_eval_mode_and_keeps_expectation():
     assert (y == 0).mean() == pytest.approx(0.25, abs=0.01)
     drop.eval()
     assert drop.forward(x) is x
+
+
+@pytest.mark.parametrize("norm_over_eps", [0.25, 0.9, 1.1, 4.0])
+def test_l2_normalize_gradient_near_its_floor(norm_over_eps: float) -> None:
+    # Central differences with a step far below eps, on rows just below and above the
+    # floor: below it the map is x / eps (linear), above it x / |x|.
+    eps = 1e-6
+    rng = np.random.default_rng(3)
+    direction = rng.normal(size=(3, 4))
+    x = direction / np.linalg.norm(direction, axis=1, keepdims=True) * eps * norm_over_eps
+    w = rng.normal(size=(3, 4))
+    module = L2Normalize(eps=eps)
+
+    def objective() -> float:
+        return float((w * module.forward(x)).sum())
+
+    module.forward(x)
+    analytic = module.backward(w)
+    numeric = numerical_grad(objective, x, h=eps * 1e-5)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5 / eps)
+    assert np.max(np.abs(analytic)) > 0.1 / eps  # the gradient really is of order 1/eps here

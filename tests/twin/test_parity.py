@@ -228,3 +228,27 @@ def test_l2_normalize_of_a_zero_row_matches_torch() -> None:
     _assert_close(core.forward(x), yt.detach().numpy())
     _assert_close(core.backward(dout), xt.grad.numpy(), rtol=1e-12, atol=0)
     assert np.all(core.forward(x)[0] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0 - 2.0**-20, 1.0, 1.0 + 2.0**-20, 2.0, 1e6])
+def test_l2_normalize_at_and_around_its_floor_matches_torch(dtype, scale: float) -> None:
+    # eps a power of two, so a row (eps * scale, 0, 0) has a norm of exactly eps * scale: at
+    # scale 1 the norm equals the floor, where torch's clamp_min passes the gradient through.
+    eps = 2.0**-40
+    core = nn.L2Normalize(eps=eps)
+    x = np.zeros((2, 3), dtype=dtype)
+    x[0, 0] = eps * scale
+    x[1] = np.array([0.5, -0.25, 0.75]) * eps * scale  # another direction, norm ~0.94 eps * scale
+    dout = np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]], dtype=dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = twin.from_numpy(core)(xt)
+    (yt * torch.tensor(dout)).sum().backward()
+    tol = {"rtol": 1e-12 if dtype == np.float64 else 1e-6, "atol": 0}
+    _assert_close(core.forward(x), yt.detach().numpy(), **tol)
+    grad = core.backward(dout)
+    _assert_close(grad, xt.grad.numpy(), **tol)
+    # expected by hand for the first row: clamped below eps (dout / eps), else the
+    # tangential part of dout over the norm (the radial first component drops out)
+    by_hand = dout[0] / eps if scale < 1.0 else np.array([0.0, -2.0, 0.5]) / (eps * scale)
+    np.testing.assert_allclose(grad[0], by_hand, **tol)

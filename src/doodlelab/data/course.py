@@ -13,11 +13,9 @@ Files are always opened with ``allow_pickle=False``: a pickled array can run cod
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -82,56 +80,32 @@ def resolve_data_dir(data: str | Path | None) -> Path:
     return path
 
 
-def _map_array(fh: BinaryIO) -> np.ndarray:
-    """Return the .npy array of the open file ``fh`` memory-mapped read-only (nothing read yet)."""
-    version = np.lib.format.read_magic(fh)
-    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    if version not in read_header:
-        raise ValueError(f".npy format version {version} is not supported")
-    shape, fortran, dtype = read_header[version](fh)  # literal_eval of a dict: never unpickles
-    if dtype.hasobject:
-        raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
-    if 0 in shape:
-        return np.empty(shape, dtype=dtype)
-    mapped = np.memmap(fh, dtype=dtype, mode="r", offset=fh.tell(), shape=shape,
-                       order="F" if fortran else "C")
-    mapped.source_fd = os.dup(fh.fileno())  # ImageRows reads rows here: the file is opened once
-    return mapped
-
-
 def _load_array(path: Path, mmap: bool = False) -> tuple[np.ndarray, str]:
     """Return the array of one .npy file and the SHA-256 of its bytes, opening the file once.
 
-    With ``mmap`` the array is memory-mapped from that open file (which stays open for
+    The file is read through :func:`doodlelab.safe_read.read_npy_from`: its header must
+    match its size (no 37 GiB allocation for a 16-byte file) and hold no pickles. With
+    ``mmap`` the array is memory-mapped from that open file by
+    :func:`~doodlelab.safe_read.map_npy_from` (same checks; the descriptor stays open for
     :class:`~doodlelab.data.images.ImageRows` to read rows from).
     """
+    from doodlelab.safe_read import (MAX_MAPPED_NPY_BYTES, MAX_NPY_BYTES, map_npy_from, open_bounded,
+                                     read_npy_from)
+
     if not path.is_file():
         raise DataError(
             f"{path} is missing: the data folder needs {path.name} in the course layout "
             "(train_images.npy, train_labels.npy, test_images.npy, test_labels.npy)"
         )
     try:
-        with open(path, "rb") as fh:
+        with open_bounded(path, MAX_MAPPED_NPY_BYTES if mmap else MAX_NPY_BYTES, "data file") as fh:
             digest = sha256_stream(fh)
             fh.seek(0)
-            if fh.read(6) != b"\x93NUMPY":
-                raise DataError(f"{path} is not a readable .npy file (no NumPy header); "
-                                "save it with numpy.save")
-            fh.seek(0)
-            if not mmap:
-                return np.load(fh, allow_pickle=False), digest
-            return _map_array(fh), digest
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(
-                f"{path} holds pickled Python objects, which are refused for safety; "
-                "save it as a plain numeric array with numpy.save"
-            ) from None
-        raise DataError(f"{path} is not a readable .npy file ({exc})") from None
-    except PermissionError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path} is not a readable .npy file ({exc})") from None
+            return (map_npy_from(fh, path) if mmap else read_npy_from(fh, path)), digest
+    except DataError:
+        raise
+    except UserError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _flat_images(arr: np.ndarray, name: str) -> np.ndarray:
@@ -193,10 +167,12 @@ def load_classes(data_dir: Path) -> tuple[str, ...]:
     path = Path(data_dir) / CLASSES_FILE
     if not path.exists():
         return CLASSES
+    from doodlelab.safe_read import read_json_checked
+
     try:
-        names = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not readable JSON ({exc}); fix it or remove it") from None
+        names = read_json_checked(path, fix="fix it or remove it")
+    except UserError as exc:
+        raise DataError(str(exc)) from None
     if isinstance(names, dict):
         names = names.get("classes")
     if (not isinstance(names, list) or len(names) < 2

@@ -19,6 +19,8 @@ from doodlelab.errors import UserError
 
 _BLOCK_BYTES = 1 << 22  # read and hash 4 MB at a time
 _CHUNK_ROWS = 8192  # rows per np.loadtxt call
+MAX_TEXT_BYTES = 8 << 30  # a GloVe text file: glove.840B.300d.txt, the largest published, is 5.6 GB
+MAX_LINE_BYTES = 1 << 20  # one word and its numbers: 300 dimensions take ~3 KB
 
 
 class WordVectorError(UserError):
@@ -84,17 +86,27 @@ class GloveReader:
         return list(index), matrix
 
     def _blocks(self) -> Iterator[tuple[int, list[str]]]:
-        """Yield (line number of the first line, decoded lines) per block, hashing every byte."""
+        """Yield (line number of the first line, decoded lines) per block, hashing every byte.
+
+        The file must be a regular file of at most MAX_TEXT_BYTES (never a device such as
+        /dev/zero, which was read forever), and no line may be longer than MAX_LINE_BYTES.
+        """
+        from doodlelab.safe_read import open_bounded
+
         try:
-            fh = open(self.path, "rb")
-        except OSError as exc:
-            raise WordVectorError(f"word-vector file {self.path} cannot be read ({exc.strerror})") from None
+            fh = open_bounded(self.path, MAX_TEXT_BYTES, "word-vector file")
+        except UserError as exc:
+            raise WordVectorError(str(exc)) from None
         with fh:
             lineno = 1
             tail = b""
             first = True
+            total = 0
             while True:
                 block = fh.read(_BLOCK_BYTES)
+                total += len(block)
+                if total > MAX_TEXT_BYTES:
+                    raise WordVectorError(f"word-vector file {self.path} grew past {MAX_TEXT_BYTES} bytes")
                 if first:
                     self._check_magic(block)
                     if block.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark from some editors
@@ -107,6 +119,8 @@ class GloveReader:
                 block = tail + block
                 cut = block.rfind(b"\n")
                 if cut < 0:
+                    if len(block) > MAX_LINE_BYTES:
+                        raise self.fail(lineno, f"is longer than {MAX_LINE_BYTES} bytes: not GloVe text")
                     tail = block
                     continue
                 tail = block[cut + 1 :]

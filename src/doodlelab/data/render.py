@@ -19,7 +19,6 @@ on the system's ``libcairo2``; everything else here is numpy.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,9 @@ CANVAS = 256.0  # the simplified drawings' coordinate space, 0..255
 LINE_WIDTH = 16.0  # in canvas units
 PADDING = 16.0  # canvas units of margin around the line's outer edge
 SIDE = 28  # output bitmap side in pixels
+RAW_LIMIT = 1e9  # |raw coordinate| above this is refused: screens and tablets stay far below
+MAX_NDJSON_BYTES = 4 << 30  # one strokes file (the largest official class file is ~1 GB)
+MAX_LINE_BYTES = 1 << 20  # one drawing: the official files' longest lines are a few 10 KB
 
 Stroke = Sequence[Sequence[float]]  # [[x...], [y...]]
 
@@ -66,12 +68,29 @@ def check_drawing(drawing: object, where: str = "drawing") -> list[np.ndarray]:
                             "(need the same number, at least one)")
         try:
             arr = np.array([xs, ys], dtype=np.float64)
+        except OverflowError:
+            raise UserError(f"{where}: stroke {k} holds a number beyond float range") from None
         except (TypeError, ValueError):
             raise UserError(f"{where}: stroke {k} holds values that are not numbers") from None
         if not np.isfinite(arr).all():
             raise UserError(f"{where}: stroke {k} holds NaN or infinite coordinates")
         strokes.append(arr)
     return strokes
+
+
+def check_canvas(strokes: list[np.ndarray], where: str = "drawing", raw: bool = False) -> None:
+    """Raise UserError naming ``where`` unless ``strokes`` lie in 0..255 (``raw``: within +-RAW_LIMIT)."""
+    points = np.concatenate(strokes, axis=1)  # (2, total points): one reduction, not one per stroke
+    lo, hi = float(points.min()), float(points.max())
+    if raw:
+        if max(-lo, hi) > RAW_LIMIT:
+            raise UserError(f"{where}: coordinates reach {max(-lo, hi):.3g}; raw strokes must lie within "
+                            f"+-{RAW_LIMIT:g}")
+    elif lo < 0 or hi > CANVAS - 1:
+        k = next(k for k, s in enumerate(strokes) if s.min() < 0 or s.max() > CANVAS - 1)
+        span = f"[{strokes[k].min():g}, {strokes[k].max():g}]"
+        raise UserError(f"{where}: stroke {k} has coordinates in {span}; "
+                        "simplified strokes lie in 0..255 (pass --raw for other coordinates)")
 
 
 def render(drawing: object, side: int = SIDE, *, line_width: float = LINE_WIDTH,
@@ -160,15 +179,16 @@ def _rdp_keep(points: np.ndarray, epsilon: float) -> np.ndarray:
     return keep
 
 
-def simplify(drawing: object, epsilon: float = 2.0) -> list[list[list[int]]]:
+def simplify(drawing: object, epsilon: float = 2.0, where: str = "drawing") -> list[list[list[int]]]:
     """Return raw strokes in the dataset's *simplified* form (integers, 0..255).
 
     The published recipe: align the drawing to the top-left corner (minimum 0),
     scale it uniformly so that its larger side spans 0..255, resample every stroke
     at 1-unit spacing, then simplify each with Ramer-Douglas-Peucker at ``epsilon``
-    2.0, and round to integers.
+    2.0, and round to integers. Coordinates beyond +-RAW_LIMIT are a UserError naming ``where``.
     """
-    strokes = check_drawing(drawing)
+    strokes = check_drawing(drawing, where)
+    check_canvas(strokes, where, raw=True)
     points = np.concatenate(strokes, axis=1)
     low = points.min(axis=1)
     span = float((points.max(axis=1) - low).max())
@@ -190,50 +210,61 @@ class Drawing:
     strokes: list
 
 
-def read_ndjson(path: str | Path) -> Iterator[Drawing]:
+def _ndjson_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) of a bounded UTF-8 file, skipping blank lines; UserError otherwise."""
+    from doodlelab.safe_read import open_bounded
+
+    with open_bounded(path, MAX_NDJSON_BYTES, "strokes file") as fh:
+        for number, line in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(line) > MAX_LINE_BYTES:
+                raise UserError(f"{path}:{number}: longer than {MAX_LINE_BYTES} bytes; one drawing per line")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UserError(f"{path}:{number}: not a UTF-8 text file of JSON lines") from None
+            if text.strip():
+                yield number, text
+
+
+def read_ndjson(path: str | Path, raw: bool = True) -> Iterator[Drawing]:
     """Yield the drawings of a Quick, Draw! ``.ndjson`` file, checking each line.
 
     Every line is a JSON object with at least ``drawing`` (strokes) and usually
-    ``word`` and ``key_id``; blank lines are skipped. A malformed line raises
-    UserError naming the file and line number.
+    ``word`` and ``key_id``; blank lines are skipped. A malformed line (too long, nested
+    too deep, a number beyond float range, a coordinate outside 0..255, or with ``raw``
+    beyond +-RAW_LIMIT) raises UserError naming the file and line number.
     """
+    from doodlelab.safe_read import parse_json_line
+
     path = Path(path)
-    try:
-        fh = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read strokes file {path}: {exc.strerror or exc}") from None
-    with fh:
-        try:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{where}: not a JSON object ({exc.msg})") from None
-                if not isinstance(obj, dict) or "drawing" not in obj:
-                    raise UserError(f"{where}: expected an object with a \"drawing\" list of strokes")
-                check_drawing(obj["drawing"], where)
-                yield Drawing(str(obj.get("word", "")), str(obj.get("key_id", "")), obj["drawing"])
-        except UnicodeDecodeError:
-            raise UserError(f"{path}: not a UTF-8 text file of JSON lines") from None
+    for number, line in _ndjson_lines(path):
+        where = f"{path}:{number}"
+        obj = parse_json_line(line, where)
+        if not isinstance(obj, dict) or "drawing" not in obj:
+            raise UserError(f"{where}: expected an object with a \"drawing\" list of strokes")
+        check_canvas(check_drawing(obj["drawing"], where), where, raw=raw)
+        yield Drawing(str(obj.get("word", "")), str(obj.get("key_id", "")), obj["drawing"])
 
 
-def render_ndjson(path: str | Path, classes: Sequence[str] | None = None, *,
-                  raw: bool = False, progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def render_ndjson(path: str | Path, classes: Sequence[str] | None = None, *, raw: bool = False,
+                  progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Render every drawing of an ndjson file: return images (N, 28, 28) uint8, labels (N,) int64, words.
 
     With ``classes``, only drawings whose ``word`` is one of them are kept and the
     label is the word's position in ``classes``; without, every drawing is kept and
     labels are -1. ``raw=True`` runs :func:`simplify` first, for strokes that are not
-    in the dataset's simplified form.
+    in the dataset's simplified form; without it coordinates must lie in 0..255.
+    ``progress=None`` shows a tqdm bar only when stderr is a terminal.
     """
+    import sys
+
     from tqdm import tqdm
 
+    if progress is None:
+        progress = sys.stderr.isatty()
     index = {name: k for k, name in enumerate(classes)} if classes is not None else None
     images, labels, words = [], [], []
-    for drawing in tqdm(read_ndjson(path), desc=f"render {Path(path).name}", unit=" drawings",
+    for drawing in tqdm(read_ndjson(path, raw=raw), desc=f"render {Path(path).name}", unit=" drawings",
                         disable=not progress, leave=False):
         if index is not None and drawing.word not in index:
             continue
@@ -285,6 +316,8 @@ def command(args: argparse.Namespace) -> int:
     from doodlelab.fileio import write_bytes
 
     outputs = [p for p in (args.images, args.labels) if p is not None]
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise UserError(f"--images and --labels both name {args.images}; give each its own file")
     if not args.overwrite:
         for path in outputs:
             if path.exists():

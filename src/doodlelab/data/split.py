@@ -39,12 +39,17 @@ def save_split(path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
 
 
 def load_split_file(path: Path, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(train_idx, val_idx)`` int64 of a split file; with ``n``, check they partition range(n)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            train_idx, val_idx = z["train"], z["val"]
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise UserError(f"{path} is not a readable split file ({exc})") from None
+    """Return ``(train_idx, val_idx)`` int64 of a split file; with ``n``, check they partition range(n).
+
+    Read through :func:`doodlelab.safe_read.read_npz_checked`: exactly the members ``train``
+    and ``val``, 1-D integer arrays (of at most ``n`` entries together when ``n`` is given).
+    """
+    from doodlelab.safe_read import MAX_NPZ_BYTES, Member, read_npz_checked
+
+    z = read_npz_checked(path, {"train": Member((None,), "i"), "val": Member((None,), "i")},
+                         max_bytes=MAX_NPZ_BYTES if n is None else 8 * n,
+                         fix="it is not a split file of these training images")
+    train_idx, val_idx = z["train"], z["val"]
     if n is None:
         return train_idx.astype(np.int64), val_idx.astype(np.int64)
     both = np.concatenate([train_idx, val_idx])

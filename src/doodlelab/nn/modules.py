@@ -225,7 +225,7 @@ class L2Normalize(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         norm = np.sqrt((x * x).sum(axis=1, keepdims=True))  # (B, 1)
-        self._clamped = norm <= self.eps
+        self._clamped = norm < self.eps  # torch clamp_min: a norm of exactly eps is not clamped
         self._norm = np.maximum(norm, x.dtype.type(self.eps))
         self._y = x / self._norm
         return self._y

@@ -66,6 +66,41 @@ def _fmt(value: Any) -> str:
     return "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
 
 
+def label_of(settings: dict[str, Any]) -> str:
+    """Return the label of a grid point: ``optim.lr=0.05 model.hidden=[512,256]`` (``base`` if empty)."""
+    return " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
+
+
+def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: str = "numpy",
+                model: str = "classifier", class_vectors: Any = None) -> tuple[dict[str, Any], list[dict]]:
+    """Train one grid point with ``seed`` on ``data``'s training file; return its sweep.csv row (no
+    ``point`` column: the caller numbers the points) and its history rows."""
+    raw = cfg.to_dict()
+    raw["train"]["seed"] = seed
+    cfg = build_config(raw)
+    train = data.train
+    train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
+    task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
+                           train.x[val_idx], train.y[val_idx], progress=False,
+                           class_vectors=class_vectors, n_classes=len(data.classes))
+    shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
+    row = _row(0, settings, seed, result, float((shifted == train.y[val_idx]).mean()))
+    del row["point"]
+    return row, [{"label": row["label"], "seed": seed, **h} for h in result.history]
+
+
+def write_sweep(out: Path, rows: list[dict[str, Any]], histories: list[dict[str, Any]]) -> list[dict]:
+    """Write sweep.csv, histories.csv and (last) summary.csv of ``rows``; return the summary rows."""
+    def union(items: list[dict[str, Any]]) -> list[str]:  # points may log different loss terms
+        return list(dict.fromkeys(k for item in items for k in item))
+
+    write_csv(Path(out) / "sweep.csv", rows, union(rows))
+    write_csv(Path(out) / "histories.csv", histories, union(histories))
+    summary = summarize(rows)
+    write_csv(Path(out) / "summary.csv", summary)
+    return summary
+
+
 def _class_vectors(data: Prepared, base: Config,
                    points: list[tuple[dict[str, Any], Config]]) -> dict[str, np.ndarray]:
     """Return the class vectors (K, D) of every ``two_tower.word_vectors`` source in the grid, by source.
@@ -88,7 +123,7 @@ def _row(i: int, settings: dict[str, Any], seed: int, result: FitResult,
     best = max(result.history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
     kept = result.history[result.weights_epoch - 1]
     return {
-        "point": i, "label": " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base",
+        "point": i, "label": label_of(settings),
         "seed": seed,
         **{k: _fmt(v) for k, v in settings.items()},
         "val_accuracy": kept["val_accuracy"],
