@@ -239,4 +239,6 @@ def test_the_loss_study_covers_every_objective_with_three_seeds():
         points += [settings for settings, _ in combinations(cfg, grid)]  # every point is valid
     assert len(points) == 11
     t = cfg.two_tower  # the default objective is a point of the study
-    assert {"two_tower.loss": t.loss, "two_tower.margin": t.margin, "two_tower.align_weight": t.align_weight} in points
+    default = {"two_tower.loss": t.loss, "two_tower.margin": t.margin,
+               "two_tower.align_weight": t.align_weight}
+    assert default in points
