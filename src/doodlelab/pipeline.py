@@ -283,9 +283,12 @@ def run_all(data: str | Path | None, out: str | Path = DEFAULT_OUT, *, quick: bo
     the gradient check and the studies after the ``quick`` ones (``report.*`` ones fill
     the report's page 1). Raises UserError on bad input or results made with other settings.
     """
-    ctx = _context(data, Path(out), quick, overwrite, progress, list(overrides), log, workers, config)
-    for step in STEPS:
-        step(ctx)
+    from doodlelab.lock import FolderLock
+
+    with FolderLock(out):  # one `doodlelab run` (or `report`) per results folder at a time
+        ctx = _context(data, Path(out), quick, overwrite, progress, list(overrides), log, workers, config)
+        for step in STEPS:
+            step(ctx)
     return ctx.out
 
 
@@ -350,7 +353,10 @@ def command(args: argparse.Namespace) -> int:
 
         manifest = results.read_json(Path(args.results_dir) / results.MANIFEST) or {}
         fields = report_fields(args.config, args.overrides, base=manifest.get("report"))
-        pdf_html = build_report(args.results_dir, fields)
+        from doodlelab.lock import FolderLock
+
+        with FolderLock(args.results_dir):
+            pdf_html = build_report(args.results_dir, fields)
         print(f"report -> {pdf_html[1]}, {pdf_html[0]}")
         return 0
     out = run_all(args.data, args.out, quick=args.quick, overwrite=args.overwrite, overrides=args.overrides,
