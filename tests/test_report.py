@@ -239,4 +239,21 @@ def test_the_loss_study_covers_every_objective_with_three_seeds():
         points += [settings for settings, _ in combinations(cfg, grid)]  # every point is valid
     assert len(points) == 11
     t = cfg.two_tower  # the default objective is a point of the study
-    assert {"two_tower.loss": t.loss, "two_tower.margin": t.margin, "two_tower.align_weight": t.align_weight} in points
+    default = {"two_tower.loss": t.loss, "two_tower.margin": t.margin,
+               "two_tower.align_weight": t.align_weight}
+    assert default in points
+
+
+def test_a_second_writer_of_a_results_folder_is_refused_naming_the_holder(results, tmp_path):
+    from doodlelab.lock import FolderLock
+
+    out, _, _ = results
+    copy = _copy(out, tmp_path)
+    parser = argparse.ArgumentParser(prog="doodlelab")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    before = (copy / "report" / "report.pdf").read_bytes()
+    with FolderLock(copy):  # another `doodlelab run` or `report` holds the folder
+        with pytest.raises(UserError, match=f"being written by pid {os.getpid()} on"):
+            command(parser.parse_args(["report", str(copy)]))
+    assert (copy / "report" / "report.pdf").read_bytes() == before  # nothing rewritten
+    assert command(parser.parse_args(["report", str(copy)])) == 0  # free again once released

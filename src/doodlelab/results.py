@@ -29,7 +29,7 @@ RUNS = (("classifier", "numpy"), ("classifier", "torch"), ("two_tower", "numpy")
 MANIFEST = "pipeline.json"
 GRADCHECK = "gradcheck.json"
 SWEEP_FILES = ("sweep.csv", "histories.csv", "summary.csv")  # summary.csv is written last
-COMPARE_FILES = ("metrics.json", "metrics.csv", "loss.png", "loss.csv", "accuracy.png", "accuracy.csv")
+COMPARE_FILES = ("comparison.json", "comparison.csv", "loss.png", "loss.csv", "accuracy.png", "accuracy.csv")
 DATA_FILES = ("data.json", "split.npz", "examples.png", "examples.csv")
 
 

@@ -1,38 +1,17 @@
 """A run folder: the one module that knows its file names and formats.
 
-A run is a directory holding
+A run is a directory holding ``config.json`` (resolved config, task, backend, classes),
+``env.json`` (versions, seed, commit, data checksums), ``split.npz``, ``history.csv`` (one
+row per epoch), ``weights.npz`` (numpy layout), ``class_vectors.npz`` (two-tower runs),
+``metrics.json`` (test metrics, written last) and ``figures/``.
 
-- ``config.json``: the fully resolved configuration, plus ``task``, ``backend``, ``classes``;
-- ``env.json``: versions, machine, seed, git commit, data checksums, timings;
-- ``split.npz``: the train/validation indices (``train``, ``val``);
-- ``history.csv``: one row per epoch;
-- ``weights.npz``: the weights in numpy layout, whichever backend trained;
-- ``class_vectors.npz``: two-tower runs: the class names and their word vectors;
-- ``metrics.json``: the test metrics, written last: a folder without it is unfinished;
-- ``figures/``: PNGs with the CSVs of their numbers.
+Writes are atomic; a missing or bad file is one :class:`~doodlelab.errors.UserError` line
+(no pickles). Everyone else asks a :class:`RunFolder` instead of naming a file.
 
-Every write is atomic (:mod:`doodlelab.fileio`). Every reader turns a missing or
-unreadable file into one :class:`~doodlelab.errors.UserError` line; npz files are never
-loaded with pickles. Everyone else asks a :class:`RunFolder` (``.metrics``,
-``.load_task()``, ``.finished``) instead of naming a file.
-
-A run folder is one run or nothing:
-
-- **one writer**: :meth:`RunFolder.begin` takes an exclusive lock beside the folder
-  (:class:`~doodlelab.lock.FolderLock`: holder pid and host, stale locks taken over);
-  a second writer gets one line naming the holder;
-- **written aside, moved in when finished**: the files are written in ``.<name>.partial``
-  beside the target, with ``run.json`` (``run_id``, ``status`` running / interrupted /
-  finished, and the SHA-256 of every file written); :meth:`RunFolder.finish` moves them
-  into place (a rename when the target is new or empty; else file by file with
-  ``metrics.json`` and ``run.json`` last, so a crash in between leaves an unfinished
-  folder, never a finished-looking mix). ``--overwrite`` replaces the old run only then;
-- **checked on load**: :meth:`RunFolder.require_finished` and :meth:`RunFolder.load_task`
-  refuse a folder whose status is not ``finished`` or whose files are not the ones its
-  ``run.json`` lists (a folder from before ``run.json`` is accepted by its ``metrics.json``);
-- **resumable**: ``checkpoint.npz`` (:meth:`RunFolder.write_checkpoint`) holds the state at
-  the end of the last whole epoch in the partial folder; an interrupted run keeps it and
-  ``begin(resume=True)`` continues from it.
+A run folder is one run or nothing: one writer (a lock beside it), written aside in
+``.<name>.partial`` with ``run.json`` (run id, status, SHA-256 of every file) and moved into
+place when finished, checked on load, resumable from ``checkpoint.npz``; the protocol is
+spelled out in docs/architecture.md ("A run folder is one run or nothing").
 """
 
 from __future__ import annotations

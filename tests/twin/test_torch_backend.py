@@ -90,16 +90,16 @@ def test_torch_weights_load_into_either_backend(runs, capsys) -> None:
 def test_compare_writes_metrics_and_overlaid_curves(runs, tmp_path, capsys) -> None:
     out = tmp_path / "cmp"
     assert main(["compare", str(runs["numpy"]), str(runs["torch"]), "--out", str(out)]) == 0
-    for name in ("metrics.csv", "metrics.json", "loss.png", "loss.csv", "accuracy.png",
+    for name in ("comparison.csv", "comparison.json", "loss.png", "loss.csv", "accuracy.png",
                  "accuracy.csv"):
         assert (out / name).is_file(), name
-    rows = {r["metric"]: r for r in read_csv(out / "metrics.csv")}
+    rows = {r["metric"]: r for r in read_csv(out / "comparison.csv")}
     assert list(next(iter(rows.values()))) == ["metric", "numpy", "torch", "difference"]
     for key in ("accuracy", "f1_macro", "rabbit.recall", "motorbike.pr_auc"):
         assert key in rows
     acc = rows["accuracy"]
     assert float(acc["difference"]) == pytest.approx(float(acc["torch"]) - float(acc["numpy"]))
-    summary = json.loads((out / "metrics.json").read_text())
+    summary = json.loads((out / "comparison.json").read_text())
     assert summary["runs"]["a"]["backend"] == "numpy" and summary["runs"]["b"]["label"] == "torch"
     assert summary["curves"]["epochs_compared"] == 2
     assert max(summary["curves"]["max_abs_diff"].values()) <= 1e-4

@@ -26,9 +26,11 @@ SHOWN_SUFFIXES = (".png",)
 
 def required_files(root: Path) -> list[Path]:
     """Return the files without which the report cannot be written (the four runs, gradcheck, ...)."""
+    from doodlelab.runfolder import CONFIG, ENV, HISTORY, METRICS
+
     runs = [results.run_dir(root, task, backend) / name for task, backend in results.RUNS
-            for name in ("metrics.json", "config.json", "env.json", "history.csv")]
-    compare = [root / "compare" / task / "metrics.json" for task in ("classifier", "two_tower")]
+            for name in (METRICS, CONFIG, ENV, HISTORY)]
+    compare = [root / "compare" / task / results.COMPARE_FILES[0] for task in ("classifier", "two_tower")]
     return [root / results.MANIFEST, root / "data" / "data.json", *runs, root / results.GRADCHECK, *compare]
 
 

@@ -2,7 +2,7 @@
 
 Writes into one folder:
 
-- ``metrics.csv`` / ``metrics.json``: every test metric of both runs (macro scores
+- ``comparison.csv`` / ``comparison.json``: every test metric of both runs (macro scores
   and per-class ones) with the difference ``b - a``;
 - ``loss.png``/``.csv`` and ``accuracy.png``/``.csv``: both runs' train and validation
   curves overlaid (:func:`doodlelab.figures.plot_curves`);
@@ -23,7 +23,7 @@ from doodlelab.fileio import write_csv, write_json
 from doodlelab.metrics import SCALAR_KEYS as SCALAR_METRICS
 from doodlelab.runfolder import RunFolder
 
-SUMMARY_JSON, SUMMARY_CSV = "metrics.json", "metrics.csv"  # the comparison folder's own files
+SUMMARY_JSON, SUMMARY_CSV = "comparison.json", "comparison.csv"  # the comparison folder's own files
 CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "pr_auc")
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
