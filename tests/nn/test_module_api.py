@@ -212,7 +212,7 @@ def test_l2_normalize_default_eps_and_the_clamped_rows():
     np.testing.assert_allclose(y, [[0.06, 0.08]])
     np.testing.assert_allclose(norm.backward(np.array([[1.0, 0.0]])), [[1e12, 0.0]], rtol=1e-9)
     # A row exactly eps long is not clamped (torch's clamp_min passes the gradient at equality):
-    # the radial part goes, (dout - y (y . dout)) / |x| = ([1, 1] - [1, 0]) / 0.5 = [0, 2].
+    # the full Jacobian (dout - u (u . dout)) / norm = ([1, 1] - [1, 0]) / 0.5.
     half = L2Normalize(eps=0.5)
     half.forward(np.array([[0.5, 0.0]]))
     np.testing.assert_allclose(half.backward(np.array([[1.0, 1.0]])), [[0.0, 2.0]])
