@@ -132,7 +132,8 @@ def split_scores(task: Task, x: np.ndarray, y: np.ndarray, shard: Shard | None =
     """
     shard = shard or OneProcess()
     mine = shard.rows(y.shape[0])
-    bounds = [(start, min(start + SCORE_ROWS, mine.stop)) for start in range(mine.start, mine.stop, SCORE_ROWS)]
+    bounds = [(start, min(start + SCORE_ROWS, mine.stop))
+              for start in range(mine.start, mine.stop, SCORE_ROWS)]
     chunks = [(stop - start, task.evaluate(x[start:stop], y[start:stop])) for start, stop in bounds]
     if shard.world_size == 1 and len(chunks) == 1:
         return chunks[0][1]
@@ -267,6 +268,19 @@ class _EarlyStop:
         return bool(self.t.patience and self.waited >= self.t.patience)
 
 
+def _epoch_row(epoch: int, running: dict[str, float], train_scores: dict[str, float],
+               val_scores: dict[str, float], lr: float) -> dict[str, float]:
+    """Return one history row (``seconds`` still 0): clean scores, batch means, terms, diagnostics."""
+    train_scores, val_scores, running = dict(train_scores), dict(val_scores), dict(running)
+    row = {"epoch": epoch,
+           "train_loss": train_scores.pop("loss"), "train_accuracy": train_scores.pop("accuracy"),
+           "val_loss": val_scores.pop("loss"), "val_accuracy": val_scores.pop("accuracy"),
+           "batch_loss": running.pop("batch_loss"), "batch_accuracy": running.pop("batch_accuracy"),
+           "lr": lr, "seconds": 0.0, **running}
+    row.update({f"{DIAG_PREFIX}{name}": value for name, value in val_scores.items()})
+    return row
+
+
 def fit(
     task: Task,
     x_train: np.ndarray,
@@ -305,21 +319,14 @@ def fit(
             tick = time.perf_counter()
             batches = epoch_batches(x_train, y_train, cfg, epoch - 1, shuffle_rng, augment_rng, shard)
             running = _train_epoch(task, batches, schedule, epoch, shard)
-            train_scores = split_scores(task, x_train, y_train, shard)
-            val_scores = split_scores(task, x_val, y_val, shard)
-            train_loss, train_acc = train_scores.pop("loss"), train_scores.pop("accuracy")
-            val_loss, val_acc = val_scores.pop("loss"), val_scores.pop("accuracy")
+            row = _epoch_row(epoch, running, split_scores(task, x_train, y_train, shard),
+                             split_scores(task, x_val, y_val, shard), schedule(epoch - 1))
             epoch_seconds.append(time.perf_counter() - tick)
-            row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                   "val_loss": val_loss, "val_accuracy": val_acc,
-                   "batch_loss": running.pop("batch_loss"),
-                   "batch_accuracy": running.pop("batch_accuracy"),
-                   "lr": schedule(epoch - 1), "seconds": epoch_seconds[-1], **running,
-                   **{f"{DIAG_PREFIX}{name}": value for name, value in val_scores.items()}}
+            row["seconds"] = epoch_seconds[-1]
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
             stopped_early = stop.should_stop(row)
             if checkpoint is not None:
                 checkpoint(FitState(epoch, history, stop.best_value, stop.best_epoch, stop.waited,

@@ -89,8 +89,13 @@ def _load_array(path: Path, mmap: bool = False) -> tuple[np.ndarray, str]:
     :func:`~doodlelab.safe_read.map_npy_from` (same checks; the descriptor stays open for
     :class:`~doodlelab.data.images.ImageRows` to read rows from).
     """
-    from doodlelab.safe_read import (MAX_MAPPED_NPY_BYTES, MAX_NPY_BYTES, map_npy_from, open_bounded,
-                                     read_npy_from)
+    from doodlelab.safe_read import (
+        MAX_MAPPED_NPY_BYTES,
+        MAX_NPY_BYTES,
+        map_npy_from,
+        open_bounded,
+        read_npy_from,
+    )
 
     if not path.is_file():
         raise DataError(

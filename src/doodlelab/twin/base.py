@@ -16,8 +16,14 @@ import torch
 from doodlelab.config import Config
 from doodlelab.tasks.base import MOMENTUM
 from doodlelab.tasks.threads import matmul_threads, usable_cpus
-from doodlelab.twin.modules import (Dropout, load_numpy_state, numpy_grads, numpy_layout, numpy_state,
-                                    torch_layout)
+from doodlelab.twin.modules import (
+    Dropout,
+    load_numpy_state,
+    numpy_grads,
+    numpy_layout,
+    numpy_state,
+    torch_layout,
+)
 
 
 def configure_threads() -> int:
