@@ -31,7 +31,7 @@ def _classifier_studies(cfg: Any) -> list[Sweep]:
          "momentum with Nesterov"),
         ("optim_lr", "classifier", {"optim.lr": [0.01, 0.05, 0.2]}, "learning rate"),
         ("optim_batch", "classifier", {"train.batch_size": [32, 128, 512]}, "mini-batch size"),
-        ("optim_epochs", "classifier", {"train.epochs": [5, STUDY_EPOCHS, 40]}, "number of epochs"),
+        ("optim_epochs", "classifier", {"train.epochs": [5, STUDY_EPOCHS, 30]}, "number of epochs"),
         ("tried_augment", "classifier", {"augment.enabled": [True, False]},
          "random whole-pixel shifts of the training images"),
         ("tried_dropout", "classifier", {"model.dropout": sorted({0.0, m.dropout, 0.3})}, "dropout"),

@@ -18,7 +18,7 @@ from typing import Any
 
 from doodlelab import results
 
-STUDY_EPOCHS = 15  # study rows train this long (at most the configuration's epochs)
+STUDY_EPOCHS = 12  # study rows train this long (at most the configuration's epochs)
 STUDY_SEEDS = (0, 1)
 
 
