@@ -29,6 +29,7 @@ from typing import Any
 
 from doodlelab import jobs, results
 from doodlelab.errors import UserError
+from doodlelab.lock import FolderLock
 from doodlelab.resume import Job, Ledger, default_jobs, now, run_jobs
 from doodlelab.runfolder import HISTORY, METRICS, WEIGHTS
 from doodlelab.study_plan import sweeps_for
@@ -283,8 +284,6 @@ def run_all(data: str | Path | None, out: str | Path = DEFAULT_OUT, *, quick: bo
     the gradient check and the studies after the ``quick`` ones (``report.*`` ones fill
     the report's page 1). Raises UserError on bad input or results made with other settings.
     """
-    from doodlelab.lock import FolderLock
-
     with FolderLock(out):  # one `doodlelab run` (or `report`) per results folder at a time
         ctx = _context(data, Path(out), quick, overwrite, progress, list(overrides), log, workers, config)
         for step in STEPS:
@@ -356,8 +355,6 @@ def command(args: argparse.Namespace) -> int:
 
         manifest = results.read_json(Path(args.results_dir) / results.MANIFEST) or {}
         fields = report_fields(args.config, args.overrides, base=manifest.get("report"))
-        from doodlelab.lock import FolderLock
-
         with FolderLock(args.results_dir):
             pdf_html = build_report(args.results_dir, fields)
         print(f"report -> {pdf_html[1]}, {pdf_html[0]}")
