@@ -43,6 +43,22 @@ def test_a_stale_lock_is_taken_over(course_dir, tmp_path, capsys):
     assert "stale lock" in capsys.readouterr().err and not lock.exists()
 
 
+def test_a_lock_held_by_a_killed_unreaped_process_is_stale(course_dir, tmp_path, capsys):
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    deadline = time.monotonic() + 30
+    while stat.is_file() and ") Z " not in stat.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)  # ended but not waited for: the pid still answers signals
+    if not stat.is_file():
+        zombie.wait()
+        pytest.skip("no /proc on this system")
+    lock = tmp_path / ".run.lock"
+    lock.write_text(json.dumps({"pid": zombie.pid, "host": os.uname().nodename, "since": "then"}))
+    assert _train(course_dir, tmp_path / "run") == 0
+    assert "stale lock" in capsys.readouterr().err and not lock.exists()
+    zombie.wait()
+
+
 def test_a_folder_mixing_two_runs_is_refused(course_dir, tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     assert _train(course_dir, a) == 0
@@ -196,16 +212,23 @@ def test_an_interrupted_run_is_found_and_resumed_in_process(course_dir, tmp_path
 
 
 class _Rank0Group:
-    """A stand-in for a torchrun process group (rank 0 of 2) that only records being closed."""
+    """A stand-in for a torchrun process group (rank 0 of 2): records what it hands the other rank."""
 
     rank, world_size, closed = 0, 2, False
+
+    def __init__(self):
+        self.shared = []
+
+    def share(self, value):
+        self.shared.append(value)
+        return value
 
     def close(self):
         self.closed = True
 
 
-def test_resume_under_torchrun_is_refused_before_anything_is_written(course_dir, tmp_path,
-                                                                     monkeypatch, capsys):
+def test_rank_0_hands_the_other_processes_its_error_before_anything_is_written(course_dir, tmp_path,
+                                                                               monkeypatch, capsys):
     import doodlelab.runs as runs
     from doodlelab.registry import Placement
 
@@ -214,5 +237,7 @@ def test_resume_under_torchrun_is_refused_before_anything_is_written(course_dir,
     out = tmp_path / "run"
     assert main(["train", "classifier", "--backend", "torch", "--data", str(course_dir),
                  "--out", str(out), "--resume"]) == 2
-    assert "torchrun keep no checkpoints" in capsys.readouterr().err
+    assert "no interrupted run to resume" in capsys.readouterr().err
+    [(error, checkpoint)] = group.shared  # the others raise the same one line
+    assert "no interrupted run to resume" in error and checkpoint is None
     assert group.closed and [p.name for p in tmp_path.iterdir()] == [course_dir.name]  # no run, no partial

@@ -19,6 +19,7 @@ from doodlelab.cliargs import Parser
 from doodlelab.data import fetch, render
 from doodlelab.demo import serve
 from doodlelab.errors import UserError
+from doodlelab.heap import return_large_blocks
 from doodlelab.studies import bench, compare, gradcheck, sweep, zeroshot
 
 # subcommand -> the module that parses and runs it (a module may serve several)
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
+    return_large_blocks()  # memory stays flat as the data grows (see doodlelab.heap)
     try:
         return int(COMMANDS[args.command].command(args))
     except UserError as exc:

@@ -28,14 +28,21 @@ from doodlelab.errors import UserError
 
 
 def _alive(pid: int) -> bool:
-    """Return whether a process ``pid`` runs on this host (True when that cannot be told)."""
+    """Return whether a process ``pid`` runs on this host (True when that cannot be told).
+
+    A zombie (killed, not yet reaped by its parent) has ended: it writes nothing more.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OSError):
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS) or no access: the signal said it exists
+    return stat[stat.rindex(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")
 
 
 class FolderLock:

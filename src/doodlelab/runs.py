@@ -29,7 +29,7 @@ from doodlelab.errors import UserError
 from doodlelab.registry import BACKENDS, TASKS, Placement, backend_versions, place, task_class
 from doodlelab.runfolder import RunFolder
 from doodlelab.scoring import score_on_test, summary_line
-from doodlelab.train import FitResult, Task, fit_new, history_columns
+from doodlelab.train import Checkpoint, FitResult, Task, fit_new, history_columns
 
 
 def git_commit() -> str | None:
@@ -145,21 +145,20 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
     ``out``. ``resume`` continues the interrupted run at ``out`` from its last whole epoch.
     An interrupt (KeyboardInterrupt) keeps the interrupted run resumable; any other error
     discards it. Under torchrun every process trains its share of each batch, only rank 0
-    writes the folder (the others return None), and there are no per-epoch checkpoints.
+    writes the folder and its per-epoch checkpoint (the others return None), and a resumed
+    run starts every process from rank 0's checkpoint.
     """
     task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
     if data.test is None or (task == "two_tower" and data.class_vectors is None):
         raise ValueError("train_run needs the test split (and, for two_tower, the class vectors)")
     placement = place(backend, task, device)  # joining a process group waits for every process's checks
     try:
-        if placement.group is not None and resume:
-            raise UserError("--resume continues single-process runs; runs under torchrun keep no checkpoints")
-        if not placement.writes:
-            _fit(None, data, cfg, backend, task, False, placement, None)
+        run, checkpoint = _open_run(out, data, cfg, backend, task, overwrite, resume, placement)
+        if run is None:  # a torchrun process other than rank 0
+            _fit(None, data, cfg, backend, task, False, placement, checkpoint)
             return None
-        run = RunFolder(out).begin(overwrite, resume=resume, identity=run_identity(data, cfg, backend, task))
         try:
-            return _train_into(run, data, cfg, backend, task, progress, resume, placement)
+            return _train_into(run, data, cfg, backend, task, progress, checkpoint, placement)
         except KeyboardInterrupt:
             run.abandon(interrupted=True)
             raise
@@ -171,10 +170,35 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
             placement.group.close()
 
 
+def _open_run(out: Path, data: Prepared, cfg: Config, backend: str, task: str, overwrite: bool,
+              resume: bool, placement: Placement) -> tuple[RunFolder | None, Checkpoint | None]:
+    """Return (the run folder being written, the checkpoint to resume from) of this process.
+
+    The writing process (rank 0, or the only one) begins the folder and reads its
+    checkpoint; under torchrun it hands every other process that checkpoint, or the
+    one-line error that stopped it, so that all of them start (or stop) together.
+    """
+    run, checkpoint, error = None, None, None
+    if placement.writes:
+        try:
+            run = RunFolder(out).begin(overwrite, resume=resume,
+                                       identity=run_identity(data, cfg, backend, task))
+            checkpoint = run.checkpoint if resume else None
+        except UserError as exc:
+            if placement.group is None:
+                raise
+            error = str(exc)
+    if placement.group is not None:
+        error, checkpoint = placement.group.share((error, checkpoint))
+        if error is not None:
+            raise UserError(error)
+    return run, checkpoint
+
+
 def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: str, task: str,
          progress: bool | None, placement: Placement,
-         checkpoint: tuple[dict[str, np.ndarray], dict[str, Any]] | None) -> tuple[Task, FitResult]:
-    """Fit ``task`` on the training split, writing history (and, in one process, checkpoints) into ``run``."""
+         checkpoint: Checkpoint | None) -> tuple[Task, FitResult]:
+    """Fit ``task`` on the training split, writing history and per-epoch checkpoints into ``run``."""
     history: list[dict[str, float]] = list(checkpoint[1]["history"]) if checkpoint else []
 
     def on_epoch(row: dict[str, float]) -> None:
@@ -182,7 +206,7 @@ def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: str, task:
         if run is not None:
             run.write_history(history, history_columns(history))
 
-    save = run.write_checkpoint if run is not None and placement.group is None else None
+    save = run.write_checkpoint if run is not None else None
     train, (train_idx, val_idx) = data.train, (data.train_idx, data.val_idx)
     return fit_new(cfg, backend, task, rows_of(train.x, train_idx), train.y[train_idx],
                    rows_of(train.x, val_idx), train.y[val_idx], class_vectors=data.class_vectors,
@@ -191,11 +215,13 @@ def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: str, task:
 
 
 def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task: str,
-                progress: bool | None, resume: bool, placement: Placement) -> dict[str, Any]:
-    """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics."""
+                progress: bool | None, checkpoint: Checkpoint | None, placement: Placement) -> dict[str, Any]:
+    """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics.
+
+    ``checkpoint`` (from ``run``) continues an interrupted run; None starts a new one.
+    """
     from doodlelab.figures import plot_curves, plot_diagnostics, plot_loss_terms
 
-    checkpoint = run.checkpoint if resume else None
     if checkpoint is None:
         run.write_config(task, backend, data.classes, cfg)
         run.write_split(data.train_idx, data.val_idx)

@@ -7,22 +7,28 @@ from typing import Any
 import numpy as np
 
 from doodlelab.config import Config
-from doodlelab.data.augment import TTA_SHIFTS, tta_views
+from doodlelab.data.augment import TTA_SHIFTS, tta_view
 from doodlelab.data.course import Split
 from doodlelab.nn.losses import softmax
 from doodlelab.train import Task
 
+TTA_CHUNK_ROWS = 2048  # test rows per step: one shifted view of them is 6.4 MB of float32
 
-def view_probabilities(task: Task, x: np.ndarray, tta: bool = False, chunk: int = 8192) -> list[np.ndarray]:
+
+def view_probabilities(task: Task, x: np.ndarray, tta: bool = False,
+                       chunk: int = TTA_CHUNK_ROWS) -> list[np.ndarray]:
     """Return float64 class probabilities (N, K) per view: the images, plus their shifts if ``tta``.
 
-    The views are made ``chunk`` rows at a time, so memory does not hold five copies of N images.
+    The images are read ``chunk`` rows at a time and each shifted view of a chunk is made,
+    scored and dropped before the next, so memory holds one view of one chunk, not five
+    copies of N images (the peak of a training process on a large folder was here).
     """
-    parts: list[list[np.ndarray]] = [[] for _ in (TTA_SHIFTS if tta else [None])]
+    shifts = TTA_SHIFTS if tta else ((0, 0),)
+    parts: list[list[np.ndarray]] = [[] for _ in shifts]
     for start in range(0, x.shape[0], chunk):
         block = x[start : start + chunk]
-        for part, view in zip(parts, tta_views(block) if tta else [block]):
-            part.append(softmax(task.logits(view).astype(np.float64)))
+        for part, shift in zip(parts, shifts):
+            part.append(softmax(task.logits(tta_view(block, shift)).astype(np.float64)))
     return [np.concatenate(part) for part in parts]
 
 

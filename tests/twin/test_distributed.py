@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,27 +51,106 @@ def test_a_share_gets_its_slice_of_the_whole_batch_randomness():
     assert np.array_equal(drop(torch.ones(rows.stop - rows.start, 8)).numpy(), full[rows])
 
 
-def test_two_processes_give_the_one_process_losses_and_the_same_folder(tmp_path):
-    data = make_course_folder(tmp_path / "course", n_train=610, n_test=60)  # 549 train: last batch 37
-    args = ["train", "classifier", "--backend", "torch", "--data", str(data),
-            "--set", "train.epochs=2", "--set", "train.seed=4"]
+EPOCHS = 6
+ARGS = ["train", "classifier", "--backend", "torch", "--set", f"train.epochs={EPOCHS}",
+        "--set", "train.seed=4"]
+
+
+def _torchrun(data: Path, out: Path, *extra: str, wait: bool = True):
+    """Run (or with ``wait=False`` start) ``torchrun --nproc_per_node=2 -m doodlelab``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "doodlelab", *args, "--out", str(tmp_path / "two")],
-        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "doodlelab", *ARGS, "--data", str(data), "--out", str(out), *extra]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, cwd=out.parent, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=out.parent)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A course folder, a whole 2-process run of it and the same run in one process."""
+    root = tmp_path_factory.mktemp("distributed")
+    data = make_course_folder(root / "course", n_train=2010, n_test=60)  # 1809 train: last batch 17
+    done = _torchrun(data, root / "two")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("classifier (torch) ->") == 1  # rank 0 alone reports
-    assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    two, one = read_csv(tmp_path / "two" / "history.csv"), read_csv(tmp_path / "one" / "history.csv")
-    assert len(two) == len(one) == 2
-    for a, b in zip(two, one):
+    assert main([*ARGS, "--data", str(data), "--out", str(root / "one")]) == 0
+    return data, root / "two", root / "one"
+
+
+def _children(pid: int) -> list[int]:
+    """Return the pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Return whether ``pid`` exists and has not ended (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _losses(run: Path) -> list[dict[str, str]]:
+    return read_csv(run / "history.csv")
+
+
+def test_two_processes_give_the_one_process_losses_and_the_same_folder(runs):
+    _, two, one = runs
+    assert len(_losses(two)) == len(_losses(one)) == EPOCHS
+    for a, b in zip(_losses(two), _losses(one)):
         for col in ("train_loss", "val_loss", "batch_loss"):
             assert abs(float(a[col]) - float(b[col])) <= 1e-4 * abs(float(b[col])), (col, a, b)
-    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
-    assert sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*")) == files
+    files = sorted(p.relative_to(one) for p in one.rglob("*"))
+    assert sorted(p.relative_to(two) for p in two.rglob("*")) == files
     for name in ("config.json", "split.npz"):
-        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
-    meta = json.loads((tmp_path / "two" / "env.json").read_text())
+        assert (two / name).read_bytes() == (one / name).read_bytes()
+    meta = json.loads((two / "env.json").read_text())
     assert meta["world_size"] == 2 and meta["distributed"]["backend"] == "gloo"
-    assert json.loads((tmp_path / "one" / "env.json").read_text())["world_size"] == 1
+    assert json.loads((one / "env.json").read_text())["world_size"] == 1
+
+
+def test_two_processes_killed_mid_run_resume_from_rank_0s_checkpoint(runs, tmp_path):
+    data, whole, _ = runs
+    cut = tmp_path / "cut"
+    proc = _torchrun(data, cut, wait=False)
+    partial = tmp_path / ".cut.partial"
+    deadline, workers = time.monotonic() + 600, []
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (partial / "checkpoint.npz").is_file() and len(read_csv(partial / "history.csv")) >= 2:
+            workers = _children(proc.pid)  # torchrun starts each worker in a session of its own
+            for pid in [proc.pid, *workers]:  # torchrun and both workers, with no warning
+                os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not cut.exists() and (partial / "checkpoint.npz").is_file()
+    done = _torchrun(data, cut, "--resume")
+    assert done.returncode == 0, done.stderr[:3000]
+    resumed = _losses(cut)
+    assert [row["epoch"] for row in resumed] == [str(e) for e in range(1, EPOCHS + 1)]
+    for a, b in zip(resumed, _losses(whole)):  # the same run as the one never stopped
+        for col in ("train_loss", "val_loss", "batch_loss", "val_accuracy"):
+            assert abs(float(a[col]) - float(b[col])) <= 1e-5 * abs(float(b[col])), (col, a, b)
+    assert json.loads((cut / "env.json").read_text())["world_size"] == 2
+    assert main(["evaluate", str(cut), "--data", str(data)]) == 0
+
+
+def test_a_resume_with_nothing_to_resume_stops_every_process_with_one_line(runs, tmp_path):
+    data, _, _ = runs
+    done = _torchrun(data, tmp_path / "never", "--resume")
+    assert done.returncode != 0
+    assert done.stderr.count("doodlelab: error:") == 2 and "no interrupted run to resume" in done.stderr
+    assert not (tmp_path / "never").exists() and not (tmp_path / ".never.partial").exists()

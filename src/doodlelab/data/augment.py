@@ -115,8 +115,12 @@ def random_affine(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
+def tta_view(x: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
+    """Return images (N, 784) moved by ``shift`` (rows down, columns right); (0, 0) returns ``x``."""
+    n = x.shape[0]
+    return x if shift == (0, 0) else shift_images(x, np.full(n, shift[0]), np.full(n, shift[1]))
+
+
 def tta_views(x: np.ndarray) -> list[np.ndarray]:
     """Return the test-time views of images (N, 784): the images and their 1-pixel shifts."""
-    n = x.shape[0]
-    return [x if (r, c) == (0, 0) else shift_images(x, np.full(n, r), np.full(n, c))
-            for r, c in TTA_SHIFTS]
+    return [tta_view(x, shift) for shift in TTA_SHIFTS]

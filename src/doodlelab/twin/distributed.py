@@ -48,6 +48,12 @@ class ProcessGroup:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.cpu().numpy()
 
+    def share(self, value: object) -> object:
+        """Return rank 0's ``value`` in every process (any picklable object; the others pass None)."""
+        box = [value if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def describe(self) -> dict[str, object]:
         """Return what env.json records about the group."""
         return {"world_size": self.world_size, "backend": self.backend, "rank": self.rank}
