@@ -108,8 +108,6 @@ def place(backend: str, task: str, device: str = "cpu") -> Placement:
     resolved = resolve_device(device)
     if not distributed:
         return Placement(device=resolved)
-    if task != "classifier":
-        raise UserError(f"several processes (torchrun) train the classifier only, not {task}")
     from doodlelab.twin.distributed import start
 
     return Placement(device=resolved, group=start(resolved))

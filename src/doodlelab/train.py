@@ -127,8 +127,8 @@ def split_scores(task: Task, x: np.ndarray, y: np.ndarray, shard: Shard | None =
     Each process evaluates its share of the rows in chunks of :data:`SCORE_ROWS`; every
     score is weighted by its chunk's rows and the sums are added over processes. The
     objectives' scores are means over rows (``class_cosine`` is the same in every chunk),
-    so the chunked value is the whole split's (the triplet's sampled negatives are drawn
-    per chunk from the fixed evaluation seed); one chunk in one process is returned as is.
+    so the chunked value is the whole split's however it is cut (the triplet is scored
+    over every wrong class, not sampled); one chunk in one process is returned as is.
     """
     shard = shard or OneProcess()
     mine = shard.rows(y.shape[0])

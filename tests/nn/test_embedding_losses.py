@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doodlelab.nn import L2Normalize
-from doodlelab.nn.embedding_losses import OBJECTIVES, class_cosine, make_objective, sample_negatives
+from doodlelab.nn.embedding_losses import (
+    OBJECTIVES,
+    class_cosine,
+    expected_triplet,
+    make_objective,
+    sample_negatives,
+)
 from doodlelab.nn.gradcheck import numerical_grad
 
 
@@ -38,6 +44,19 @@ def test_triplet_uses_the_sampled_negative_and_squared_distances():
     # |u - v_y|^2 - |u - v_n|^2 = (2 - 2 * 0.9) - (2 - 2 * S_n)
     expected = max(0.0, 0.2 + (2 - 1.8) - (2 - 2 * S1[0, neg]))
     assert _objective("triplet").forward(S1, Y1) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_expected_triplet_is_the_hand_mean_over_wrong_classes_and_the_sampled_limit():
+    # Class 0, margin 0.1: hinges 0.1 + 2 (0.8 - 0.9) < 0 and 0.1 + 2 (-0.5 - 0.9) < 0: none active.
+    assert expected_triplet(S1, Y1, 0.1) == (0.0, 0.0)
+    # Class 0, cosines (0.1, 0.3, 0.0), margin 0.5: hinges 0.5 + 0.4 = 0.9 and 0.5 - 0.2 = 0.3.
+    loss, active = expected_triplet(np.array([[0.1, 0.3, 0.0]]), np.array([0]), 0.5)
+    assert loss == pytest.approx(0.6, rel=1e-12) and active == 1.0
+    rng = np.random.default_rng(3)
+    s, y = np.tanh(rng.normal(size=(400, 5))), rng.integers(0, 5, 400)
+    exact, _ = expected_triplet(s, y, 0.3)
+    sampled = np.mean([_objective("triplet", 0.3, seed).forward(s, y) for seed in range(300)])
+    assert abs(sampled - exact) < 0.01 * exact  # the mean of the sampled loss over many draws
 
 
 def test_sampled_negatives_are_never_the_label_and_cover_the_others():

@@ -154,3 +154,28 @@ def test_a_resume_with_nothing_to_resume_stops_every_process_with_one_line(runs,
     assert done.returncode != 0
     assert done.stderr.count("doodlelab: error:") == 2 and "no interrupted run to resume" in done.stderr
     assert not (tmp_path / "never").exists() and not (tmp_path / ".never.partial").exists()
+
+
+def test_the_two_tower_model_trains_in_two_processes_as_in_one(tmp_path):
+    """The triplet objective (sampled negatives), dropout, and a last batch of one row (an empty share)."""
+    data = make_course_folder(tmp_path / "course", n_train=610, n_test=60)  # 549 train rows
+    rng = np.random.default_rng(0)
+    glove = tmp_path / "glove.6d.txt"
+    glove.write_text("".join(f"{w} " + " ".join(f"{v:.5f}" for v in rng.normal(size=6)) + "\n"
+                             for w in ("rabbit", "yoga", "hand", "snowman", "motorbike")))
+    args = ["train", "two_tower", "--backend", "torch", "--data", str(data),
+            "--set", "train.epochs=2", "--set", "train.batch_size=137",  # 549 = 4 x 137 + 1
+            "--set", "two_tower.loss=triplet", "--set", "two_tower.align_weight=0.5",
+            "--set", "model.dropout=0.3", "--set", f"two_tower.word_vectors={json.dumps(str(glove))}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m", "doodlelab", *args, "--out", str(tmp_path / "two")],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = _losses(tmp_path / "two"), _losses(tmp_path / "one")
+    assert len(two) == len(one) == 2
+    for a, b in zip(two, one):
+        for col in ("train_loss", "val_loss", "batch_loss", "term_triplet", "term_align"):
+            assert abs(float(a[col]) - float(b[col])) <= 1e-4 * abs(float(b[col])), (col, a, b)
+    assert json.loads((tmp_path / "two" / "env.json").read_text())["world_size"] == 2

@@ -144,6 +144,20 @@ class Triplet(_OneNegativeHinge):
         return sample_negatives(self._y, s.shape[1], self.rng)
 
 
+def expected_triplet(s: np.ndarray, y: np.ndarray, margin: float) -> tuple[float, float]:
+    """Return (loss, active) of :class:`Triplet` averaged over every wrong class, not one drawn.
+
+    mean_i mean_{n != y_i} max(0, m + 2 (S_in - S_iy)) is what the sampled loss estimates,
+    without its sampling noise, so a split scores the same however it is cut into chunks
+    or shared among processes. ``active``: the fraction of (image, wrong class) hinges > 0.
+    """
+    rows = np.arange(y.shape[0])
+    hinge = margin + 2.0 * (s - s[rows, y][:, None])  # (B, K)
+    on = (hinge > 0) & ~_own(s, y)
+    pairs = max(y.shape[0] * (s.shape[1] - 1), 1)
+    return float(np.where(on, hinge, 0).sum(dtype=np.float64) / pairs), float(on.sum() / pairs)
+
+
 class CosineContrastive(EmbeddingObjective):
     """Pull the own cosine to 1 and push every other cosine below ``margin`` (the delta)."""
 

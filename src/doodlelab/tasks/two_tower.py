@@ -33,7 +33,13 @@ import numpy as np
 
 from doodlelab.config import Config
 from doodlelab.nn import L2Normalize, Module, Sequential, l2_penalty
-from doodlelab.nn.embedding_losses import AlignOnly, EmbeddingObjective, class_cosine, make_objective
+from doodlelab.nn.embedding_losses import (
+    AlignOnly,
+    EmbeddingObjective,
+    class_cosine,
+    expected_triplet,
+    make_objective,
+)
 from doodlelab.tasks.base import NumpyTask
 from doodlelab.tasks.mlp import N_INPUTS, build_mlp
 from doodlelab.tasks.streams import Streams
@@ -69,9 +75,6 @@ def build_towers(cfg: Config, word_dim: int, *, rng: np.random.Generator,
 
 # The triplet's negatives when a split is scored: one fixed draw, so val_loss is comparable
 # from epoch to epoch (training draws from the run's own ``negatives`` stream).
-EVAL_NEGATIVES_SEED = 0
-
-
 def objective_for(cfg: Config, rng: np.random.Generator) -> EmbeddingObjective:
     """Return the configured objective ``cfg.two_tower.loss`` (its negatives drawn from ``rng``)."""
     t = cfg.two_tower
@@ -88,12 +91,15 @@ def embedding_scores(cfg: Config, u: np.ndarray, v: np.ndarray, y: np.ndarray) -
     distinct class embeddings (near 1 = collapsed).
     """
     s = np.asarray(u, np.float64) @ np.asarray(v, np.float64).T  # (N, K)
-    objective = objective_for(cfg, np.random.default_rng(EVAL_NEGATIVES_SEED))
-    loss = objective.forward(s, y)
+    if cfg.two_tower.loss == "triplet":  # every wrong class, not a drawn one: no sampling noise
+        loss, active = expected_triplet(s, y, cfg.two_tower.margin)
+    else:
+        objective = objective_for(cfg, np.random.default_rng(0))  # (the others draw nothing)
+        loss, active = objective.forward(s, y), objective.active
     if cfg.two_tower.align_weight:
         loss += cfg.two_tower.align_weight * AlignOnly().forward(s, y)
     return {"loss": loss, "accuracy": float((s.argmax(axis=1) == y).mean()),
-            "active": objective.active, "class_cosine": class_cosine(v)}
+            "active": active, "class_cosine": class_cosine(v)}
 
 
 class NumpyTwoTower(NumpyTask):

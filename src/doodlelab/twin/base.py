@@ -74,9 +74,13 @@ class TorchTask:
         self.world_size = world_size
         self.trainer = wrap(self.model, self.device)
 
+    def batch_network(self) -> torch.nn.Module:
+        """Return the part of the model that sees the images of a batch (all of it here)."""
+        return self.model
+
     def set_batch_shard(self, n: int, rows: slice) -> None:
         """Say that the next batch is rows ``rows`` of a global batch of ``n`` images."""
-        for module in self.model.modules():
+        for module in self.batch_network().modules():
             if isinstance(module, Dropout):
                 module.shard = (n, rows)
         self.batch_share = (rows.stop - rows.start) * self.world_size / max(n, 1)

@@ -66,11 +66,23 @@ class Objective:
             raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
         self.name, self.margin, self.scale, self.rng = name, margin, scale, rng
         self.label_smoothing = label_smoothing
+        self.shard: tuple[int, slice] | None = None  # (global rows, this process's rows) of the batch
+
+    def negatives(self, y: np.ndarray, n_classes: int) -> np.ndarray:
+        """Return the triplet's negatives of labels ``y``; under a shard, drawn for the global batch.
+
+        A process whose share is empty calls it too, so its stream moves as the others' do.
+        """
+        if self.shard is None:
+            return sample_negatives(y, n_classes, self.rng)
+        n, rows = self.shard  # y holds rows ``rows`` of a global batch of n: draw all n offsets, keep ours
+        offsets = sample_negatives(np.zeros(n, dtype=np.int64), n_classes, self.rng)[rows]
+        return (y + offsets) % n_classes
 
     def __call__(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Return the mean loss of cosines (B, K) against labels (B,) int64."""
         if self.name == "triplet":
-            neg = sample_negatives(y.cpu().numpy(), s.shape[1], self.rng)
+            neg = self.negatives(y.cpu().numpy(), s.shape[1])
             return triplet(s, y, self.margin, torch.from_numpy(neg).to(s.device))
         if self.name == "softmax_ce":
             return F.cross_entropy(self.scale * s, y, label_smoothing=self.label_smoothing)

@@ -28,6 +28,10 @@ class TorchTowers(torch.nn.Module):
         super().__init__()
         self.image, self.text = image, text
 
+    def forward(self, images: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """Return the cosines (B, K) of images (B, 784) and word vectors (K, D), both towers applied."""
+        return self.image(images) @ self.text(vectors).T
+
 
 class TorchTwoTower(TorchTask):
     """Image and word-vector MLPs trained with torch autograd and ``torch.optim.SGD``."""
@@ -61,26 +65,52 @@ class TorchTwoTower(TorchTask):
             self.optimizer.step()
         return objective, int((logits.argmax(axis=1) == y).sum())
 
+    def batch_network(self) -> torch.nn.Module:
+        """Return the image tower: the word tower sees the same K class vectors in every process."""
+        return self.model.image
+
+    def set_batch_shard(self, n: int, rows: slice) -> None:
+        """Say that the next batch is rows ``rows`` of a global batch of ``n`` (dropout and negatives)."""
+        super().set_batch_shard(n, rows)
+        self.objective.shard = (n, rows)
+
     def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Set ``.grad`` of every parameter; return (objective, scores = logit_scale * S (B, K))."""
+        """Set ``.grad`` of every parameter; return (objective, scores = logit_scale * S (B, K)).
+
+        Under DistributedDataParallel the batch's terms are weighted by this process's share
+        (:meth:`data_term`) and the returned objective is this process's own batch mean.
+        """
         t = self.cfg.two_tower
         labels = self._labels(y)
         self.model.train()
         self.optimizer.zero_grad()
-        u = self.model.image(self._tensor(x))  # (B, E)
-        v = self.model.text(self.class_vectors)  # (K, E)
-        s = u @ v.T  # (B, K) cosines
-        terms = {t.loss: self.objective(s, labels)}
-        objective = terms[t.loss]
-        if t.align_weight:
-            terms["align"] = align_only(s, labels)
-            objective = objective + t.align_weight * terms["align"]
-        if self.cfg.optim.l2:
-            terms["l2"] = l2_penalty(self.model, self.cfg.optim.l2)
-            objective = objective + terms["l2"]
+        s = (self.model if self.trainer is None else self.trainer)(self._tensor(x), self.class_vectors)
+        terms = self._batch_terms(s, labels)
+        data = terms[t.loss] + t.align_weight * terms["align"] if t.align_weight else terms[t.loss]
+        objective = self.data_term(data, s)
+        penalty = l2_penalty(self.model, self.cfg.optim.l2) if self.cfg.optim.l2 else None
+        if penalty is not None:
+            terms["l2"] = penalty
+            objective = objective + penalty
         objective.backward()
         self.loss_terms = {k: float(v.item()) for k, v in terms.items()}
-        return float(objective.item()), t.logit_scale * s.detach().cpu().numpy()
+        if self.trainer is None:
+            return float(objective.item()), t.logit_scale * s.detach().cpu().numpy()
+        own = data.item() + (penalty.item() if penalty is not None else 0.0)  # not the weighted share
+        return float(own), t.logit_scale * s.detach().cpu().numpy()
+
+    def _batch_terms(self, s: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return the objective's terms of the batch (zeros, still in the graph, for an empty share)."""
+        t = self.cfg.two_tower
+        if labels.shape[0] == 0:
+            if t.loss == "triplet":
+                self.objective.negatives(np.zeros(0, dtype=np.int64), s.shape[1])
+            zero = s.sum() * 0.0
+            return {t.loss: zero, **({"align": zero} if t.align_weight else {})}
+        terms = {t.loss: self.objective(s, labels)}
+        if t.align_weight:
+            terms["align"] = align_only(s, labels)
+        return terms
 
     def class_embeddings(self, class_vectors: np.ndarray | None = None) -> np.ndarray:
         """Return the eval-mode word-tower embeddings (K, E) of ``class_vectors`` (default: the classes)."""
