@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py memory --sizes 0.2,2 --json benchmarks/results/scale_memory.json
     python benchmarks/bench_scale.py speed --images 200000 --json benchmarks/results/scale_speed.json
+    python benchmarks/bench_scale.py speed --batch-size 512 --json benchmarks/results/scale_speed_b512.json
 
 ``memory`` writes a synthetic course folder of each size (GB of training images, uint8,
 written in chunks so this script never holds it), trains one epoch of the classifier on
@@ -101,16 +102,17 @@ def memory(sizes: list[float], root: Path) -> list[dict[str, object]]:
     return rows
 
 
-def speed(n_images: int, root: Path) -> list[dict[str, object]]:
+def speed(n_images: int, root: Path, batch_size: int | None = None) -> list[dict[str, object]]:
     """Return images/s of one default-classifier epoch: numpy, torch x1, torch x2 processes."""
     folder = write_folder(root / "data-speed", n_images, 10_000)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    extra = ["--set", f"train.batch_size={batch_size}"] if batch_size else []
     runs = {
-        "numpy, 1 process": train_cmd(folder, root / "np", "numpy", []),
-        "torch, 1 process": train_cmd(folder, root / "pt1", "torch", []),
+        "numpy, 1 process": train_cmd(folder, root / "np", "numpy", extra),
+        "torch, 1 process": train_cmd(folder, root / "pt1", "torch", extra),
         "torch, 2 processes (DDP, gloo)": [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            *train_cmd(folder, root / "pt2", "torch", [])[1:]],
+            *train_cmd(folder, root / "pt2", "torch", extra)[1:]],
     }
     rows = []
     for label, cmd in runs.items():
@@ -118,7 +120,8 @@ def speed(n_images: int, root: Path) -> list[dict[str, object]]:
         out = Path(cmd[cmd.index("--out") + 1])
         meta = json.loads((out / "env.json").read_text()) if code == 0 else {}
         seconds = meta.get("timings", {}).get("train_seconds")
-        rows.append({"run": label, "exit": code, "n_train": meta.get("n_train"), "train_seconds": seconds,
+        rows.append({"run": label, "batch_size": batch_size or "default", "exit": code,
+                     "n_train": meta.get("n_train"), "train_seconds": seconds,
                      "images_per_second": round(meta["n_train"] / seconds) if seconds else None,
                      "wall_seconds": round(wall, 1)})
         print(json.dumps(rows[-1]), flush=True)
@@ -132,13 +135,15 @@ def main() -> None:
     parser.add_argument("what", choices=["memory", "speed"])
     parser.add_argument("--sizes", default="0.2,2", help="GB of training images per folder (memory)")
     parser.add_argument("--images", type=int, default=200_000, help="training images (speed)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="global batch (speed; default: the config's)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--tmp", type=Path, default=None, help="where the folders go (default: system temp)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="doodlelab-scale-", dir=args.tmp))
     try:
         rows = (memory([float(s) for s in args.sizes.split(",")], root) if args.what == "memory"
-                else speed(args.images, root))
+                else speed(args.images, root, args.batch_size))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report = {"what": args.what, "machine_load_1min": os.getloadavg()[0], "cpus": os.cpu_count(),

@@ -159,15 +159,37 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
             return None
         try:
             return _train_into(run, data, cfg, backend, task, progress, checkpoint, placement)
-        except KeyboardInterrupt:
-            run.abandon(interrupted=True)
+        except BaseException as exc:
+            run.abandon(interrupted=isinstance(exc, KeyboardInterrupt) or _lost_peer(exc, placement))
             raise
-        except BaseException:
-            run.abandon(interrupted=False)
-            raise
+    except RuntimeError as exc:
+        if _lost_peer(exc, placement):
+            raise PeerLost(_first_sentence(exc)) from exc
+        raise
     finally:
         if placement.group is not None:
             placement.group.close()
+
+
+class PeerLost(KeyboardInterrupt):
+    """Another process of a torchrun run stopped; this one stops too, its last whole epoch kept."""
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """Return the gist of a collective's error: its first sentence without the source location."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if text.startswith("[") and "] " in text:  # gloo's "[.../pair.cc:537] Read error ...: Connection reset"
+        text = text.split("] ", 1)[1]
+    return text.split(". ", 1)[0]
+
+
+def _lost_peer(exc: BaseException, placement: Placement) -> bool:
+    """Return whether ``exc`` is the process group breaking: a collective failed (a peer is gone).
+
+    Under torchrun the collectives (gradient averaging, summed scores) raise RuntimeError
+    when another process dies; the checkpoint of the last whole epoch is still good then.
+    """
+    return placement.group is not None and isinstance(exc, RuntimeError) and not isinstance(exc, UserError)
 
 
 def _open_run(out: Path, data: Prepared, cfg: Config, backend: str, task: str, overwrite: bool,
@@ -259,8 +281,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _resume_command(args: argparse.Namespace, out: Path) -> str:
-    """Return the command line that continues this training run."""
+    """Return the command line that continues this training run (under torchrun, with torchrun)."""
     words = ["doodlelab", "train", args.model, "--backend", args.backend, "--out", str(out)]
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
+        words = ["torchrun", f"--nproc_per_node={per_node}", "-m", *words]
     if args.data is not None:
         words += ["--data", str(args.data)]
     if args.config is not None:
@@ -302,9 +327,12 @@ def command(args: argparse.Namespace) -> int:
     try:
         metrics = train_run(data, out, cfg, backend=args.backend, task=args.model,
                             overwrite=args.overwrite, resume=args.resume, device=args.device)
-    except KeyboardInterrupt:
-        print(f"doodlelab: training stopped; the last whole epoch is kept. Resume with:\n  "
-              f"{_resume_command(args, out)}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone says it
+            why = f"another process of this run stopped ({exc})" if isinstance(exc, PeerLost) else \
+                "training stopped"
+            print(f"doodlelab: {why}; the last whole epoch is kept. Resume with:\n  "
+                  f"{_resume_command(args, out)}", file=sys.stderr)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)

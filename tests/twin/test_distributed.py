@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -146,6 +147,43 @@ def test_two_processes_killed_mid_run_resume_from_rank_0s_checkpoint(runs, tmp_p
             assert abs(float(a[col]) - float(b[col])) <= 1e-5 * abs(float(b[col])), (col, a, b)
     assert json.loads((cut / "env.json").read_text())["world_size"] == 2
     assert main(["evaluate", str(cut), "--data", str(data)]) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_lost_peer_keeps_the_last_epoch_and_says_how_to_resume(runs, tmp_path):
+    """Rank 1 killed with no launcher to stop rank 0: rank 0's next collective fails, its epoch is kept."""
+    data, whole, _ = runs
+    port, cut = _free_port(), tmp_path / "cut"
+    procs = []
+    for rank in (0, 1):  # what torchrun would set, without torchrun watching over them
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2]),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+        procs.append(subprocess.Popen([sys.executable, "-m", "doodlelab", *ARGS, "--data", str(data),
+                                       "--out", str(cut)], env=env, cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    partial, deadline = tmp_path / ".cut.partial", time.monotonic() + 600
+    while procs[1].poll() is None and time.monotonic() < deadline:
+        if (partial / "checkpoint.npz").is_file() and len(read_csv(partial / "history.csv")) >= 2:
+            procs[1].kill()
+            break
+        time.sleep(0.002)
+    assert procs[1].wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    _, err = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 130, err
+    assert "another process of this run stopped" in err and "Traceback" not in err
+    assert "torchrun --nproc_per_node=2 -m doodlelab train classifier" in err and "--resume" in err
+    assert json.loads((partial / "run.json").read_text())["status"] == "interrupted"
+    done = _torchrun(data, cut, "--resume")
+    assert done.returncode == 0, done.stderr[:3000]
+    for a, b in zip(_losses(cut), _losses(whole)):
+        for col in ("train_loss", "val_loss", "batch_loss"):
+            assert abs(float(a[col]) - float(b[col])) <= 1e-5 * abs(float(b[col])), (col, a, b)
 
 
 def test_a_resume_with_nothing_to_resume_stops_every_process_with_one_line(runs, tmp_path):
