@@ -67,6 +67,48 @@ def test_a_server_without_range_gives_the_same_folder(server, tmp_path):
         assert (tmp_path / "ranged" / fname).read_bytes() == (tmp_path / "whole" / fname).read_bytes()
 
 
+def test_classes_fetched_at_once_give_the_same_folder_as_one_at_a_time(server, tmp_path, monkeypatch):
+    import doodlelab.data.fetch as fetch
+
+    serve_virtual(server, rows=3000)
+    busy, most, lock = [0], [0], threading.Lock()
+
+    def counted(*args, **kwargs):  # how many classes are being fetched at once
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            return sample_class(*args, **kwargs)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(fetch, "sample_class", counted)
+    build_course_folder(COURSE_CLASSES, tmp_path / "one", 40, 10, seed=5, cache_dir=tmp_path / "c1",
+                        base_url=server.url, progress=False, jobs=1)
+    assert most[0] == 1
+    server.delay = 0.02  # a round trip, so that the fetches of several classes overlap
+    build_course_folder(COURSE_CLASSES, tmp_path / "four", 40, 10, seed=5, cache_dir=tmp_path / "c4",
+                        base_url=server.url, progress=False, jobs=4)
+    assert most[0] == 4
+    for fname in ("train_images.npy", "train_labels.npy", "test_images.npy", "test_labels.npy",
+                  "classes.json"):
+        assert (tmp_path / "one" / fname).read_bytes() == (tmp_path / "four" / fname).read_bytes()
+
+
+def test_a_failing_class_stops_the_fetch_and_writes_no_folder(server, tmp_path, capsys):
+    from doodlelab.cli import main
+
+    serve_virtual(server, rows=3000)
+    del server.files["hand"]  # the third class: a 404
+    with pytest.raises(DownloadError, match="hand"):
+        build_course_folder(COURSE_CLASSES, tmp_path / "out", 40, 10, cache_dir=tmp_path / "c",
+                            base_url=server.url, progress=False, jobs=2)
+    assert not (tmp_path / "out").exists()
+    assert main(["fetch", "--out", str(tmp_path / "out"), "--url", server.url, "--jobs", "0"]) == 2
+    assert "jobs must be a whole number >= 1" in capsys.readouterr().err
+
+
 def test_block_plan_covers_the_need_in_spread_disjoint_blocks():
     plan = plan_blocks(100_000, 5000, seed=0, name="cat")
     ids = plan.row_ids()

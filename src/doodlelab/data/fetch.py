@@ -15,7 +15,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from doodlelab.data.course import CLASSES, IMAGE_SIDE
 from doodlelab.data.download import class_url, download_class, resolve_base_url
 from doodlelab.data.quickdraw_classes import QUICKDRAW_CLASSES, check_class_names
-from doodlelab.data.ranged import sample_class
+from doodlelab.data.ranged import ClassSample, sample_class
 from doodlelab.errors import UserError
 from doodlelab.fileio import write_bytes, write_json
 
@@ -68,18 +69,37 @@ def _write_folder(out: Path, arrays: dict[str, np.ndarray], manifest: dict[str, 
         raise UserError(f"cannot write the course folder {out} ({exc.strerror or exc})") from None
 
 
+FETCH_JOBS = 4  # classes fetched at once: each waits on the network far more than on the CPU
+
+
+def _samples(names: list[str], need: int, seed: int, cache_dir: str | Path | None, base: str,
+             allow_unknown: bool, timeout: float, progress: bool, jobs: int) -> Iterator[ClassSample]:
+    """Yield each class's sample in the order of ``names``, ``jobs`` classes fetched at a time."""
+    def one(name: str) -> ClassSample:
+        return sample_class(name, need, seed, cache_dir, base, allow_unknown=allow_unknown,
+                            timeout=timeout, progress=progress and jobs == 1)  # one bar per class alone
+
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="fetch")
+    try:
+        with tqdm(total=len(names), desc="fetch", unit="class", disable=not progress) as bar:
+            for sample in pool.map(one, names):  # in order, whichever finishes first
+                bar.update()
+                yield sample
+    finally:  # on an error, classes not started yet are not fetched
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _sample_all(names: list[str], n_train: int, n_test: int, seed: int, cache_dir: str | Path | None,
-                base: str, allow_unknown: bool, timeout: float,
-                progress: bool) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+                base: str, allow_unknown: bool, timeout: float, progress: bool,
+                jobs: int = FETCH_JOBS) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Return the four course arrays by file name, and where each class's drawings came from."""
     need = n_train + n_test
     rng = np.random.default_rng(seed)
     images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     sources = []
-    for label, name in enumerate(tqdm(names, desc="fetch", unit="class", disable=not progress)):
-        sample = sample_class(name, need, seed, cache_dir, base, allow_unknown=allow_unknown,
-                              timeout=timeout, progress=progress)
+    fetched = _samples(names, need, seed, cache_dir, base, allow_unknown, timeout, progress, jobs)
+    for label, (name, sample) in enumerate(zip(names, fetched)):
         pick = rng.choice(sample.pixels.shape[0], size=need, replace=False)  # distinct: train, test disjoint
         for split, idx in (("train", pick[:n_train]), ("test", pick[n_train:])):
             images[split].append(sample.pixels[idx].reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
@@ -110,6 +130,7 @@ def build_course_folder(
     allow_unknown: bool = False,
     timeout: float = 60.0,
     progress: bool | None = None,
+    jobs: int = FETCH_JOBS,
 ) -> dict[str, Any]:
     """Write a course-layout folder from the official class files; return what ``classes.json`` holds.
 
@@ -120,9 +141,11 @@ def build_course_folder(
     train, the rest test), then one permutation per split. Same seed and same class files:
     byte-identical folder, whether the server honours Range or not. An existing non-empty
     ``out_dir`` is refused unless ``overwrite``, which replaces the five files and leaves
-    anything else there alone.
+    anything else there alone. ``jobs`` classes are fetched at a time (the folder does not
+    depend on it).
     """
     names = check_class_names(classes, allow_unknown)
+    jobs = _check_count("jobs", jobs)
     n_train = _check_count("per_class_train", per_class_train)
     n_test = _check_count("per_class_test", per_class_test)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -132,7 +155,7 @@ def build_course_folder(
     base = resolve_base_url(base_url)
     progress = sys.stderr.isatty() if progress is None else progress
     arrays, sources = _sample_all(names, n_train, n_test, seed, cache_dir, base, allow_unknown, timeout,
-                                  progress)
+                                  progress, jobs)
     manifest = {
         "classes": names,
         "seed": int(seed),
@@ -167,6 +190,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="base URL of <class>.npy files (default $DOODLELAB_QUICKDRAW_URL, "
                         "else the official bucket)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SEC")
+    p.add_argument("--jobs", type=int, default=FETCH_JOBS, metavar="N",
+                   help=f"classes fetched at once (default {FETCH_JOBS}; the folder is the same for any N)")
     p.add_argument("--download-only", action="store_true", help="only fill the cache")
     p.add_argument("--overwrite", action="store_true", help="replace the course files in --out")
     p.add_argument("--allow-unknown", action="store_true",
@@ -189,7 +214,7 @@ def command(args: argparse.Namespace) -> int:
         return 0
     manifest = build_course_folder(
         classes, args.out, args.train, args.test, args.seed, args.cache, args.url,
-        overwrite=args.overwrite, allow_unknown=args.allow_unknown, timeout=args.timeout)
+        overwrite=args.overwrite, allow_unknown=args.allow_unknown, timeout=args.timeout, jobs=args.jobs)
     counts = manifest.get("counts", {})
     print(f"{len(manifest['classes'])} classes -> {args.out} ({counts}); see {args.out / MANIFEST}")
     return 0
