@@ -233,7 +233,7 @@ def test_rank_0_hands_the_other_processes_its_error_before_anything_is_written(c
     from doodlelab.registry import Placement
 
     group = _Rank0Group()
-    monkeypatch.setattr(runs, "place", lambda backend, task, device: Placement(group=group))
+    monkeypatch.setattr(runs, "place", lambda backend, device: Placement(group=group))
     out = tmp_path / "run"
     assert main(["train", "classifier", "--backend", "torch", "--data", str(course_dir),
                  "--out", str(out), "--resume"]) == 2

@@ -94,7 +94,7 @@ class Placement:
                 "distributed": None if self.group is None else self.group.describe()}
 
 
-def place(backend: str, task: str, device: str = "cpu") -> Placement:
+def place(backend: str, device: str = "cpu") -> Placement:
     """Return the placement of a run: resolve ``device`` and join torchrun's group if started by it."""
     distributed = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
     if backend != "torch":

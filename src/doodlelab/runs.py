@@ -146,12 +146,13 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
     An interrupt (KeyboardInterrupt) keeps the interrupted run resumable; any other error
     discards it. Under torchrun every process trains its share of each batch, only rank 0
     writes the folder and its per-epoch checkpoint (the others return None), and a resumed
-    run starts every process from rank 0's checkpoint.
+    run starts every process from rank 0's checkpoint. There a failed collective (another
+    process died) counts as an interrupt too: it raises :class:`PeerLost`, the run kept.
     """
     task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
     if data.test is None or (task == "two_tower" and data.class_vectors is None):
         raise ValueError("train_run needs the test split (and, for two_tower, the class vectors)")
-    placement = place(backend, task, device)  # joining a process group waits for every process's checks
+    placement = place(backend, device)  # joining a process group waits for every process's checks
     try:
         run, checkpoint = _open_run(out, data, cfg, backend, task, overwrite, resume, placement)
         if run is None:  # a torchrun process other than rank 0
@@ -206,7 +207,7 @@ def _open_run(out: Path, data: Prepared, cfg: Config, backend: str, task: str, o
             run = RunFolder(out).begin(overwrite, resume=resume,
                                        identity=run_identity(data, cfg, backend, task))
             checkpoint = run.checkpoint if resume else None
-        except UserError as exc:
+        except (UserError, OSError) as exc:  # told to every process, or the others would wait
             if placement.group is None:
                 raise
             error = str(exc)
