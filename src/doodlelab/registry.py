@@ -94,9 +94,14 @@ class Placement:
                 "distributed": None if self.group is None else self.group.describe()}
 
 
+def under_torchrun() -> bool:
+    """Return True when torchrun (or alike) started this process as one of ``WORLD_SIZE`` > 1."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+
+
 def place(backend: str, device: str = "cpu") -> Placement:
     """Return the placement of a run: resolve ``device`` and join torchrun's group if started by it."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    distributed = under_torchrun()
     if backend != "torch":
         if device != "cpu":
             raise UserError(f"--device {device} is for the torch backend; the numpy core runs on the CPU")

@@ -26,7 +26,7 @@ from doodlelab.data.course import Split
 from doodlelab.data.images import rows_of
 from doodlelab.data.prepare import Prepared, prepare
 from doodlelab.errors import UserError
-from doodlelab.registry import BACKENDS, TASKS, Placement, backend_versions, place, task_class
+from doodlelab.registry import BACKENDS, TASKS, Placement, backend_versions, place, task_class, under_torchrun
 from doodlelab.runfolder import RunFolder
 from doodlelab.scoring import score_on_test, summary_line
 from doodlelab.train import Checkpoint, FitResult, Task, fit_new, history_columns
@@ -190,7 +190,7 @@ def _lost_peer(exc: BaseException, placement: Placement) -> bool:
     Under torchrun the collectives (gradient averaging, summed scores) raise RuntimeError
     when another process dies; the checkpoint of the last whole epoch is still good then.
     """
-    return placement.group is not None and isinstance(exc, RuntimeError) and not isinstance(exc, UserError)
+    return placement.group is not None and isinstance(exc, RuntimeError)
 
 
 def _open_run(out: Path, data: Prepared, cfg: Config, backend: str, task: str, overwrite: bool,
@@ -284,7 +284,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _resume_command(args: argparse.Namespace, out: Path) -> str:
     """Return the command line that continues this training run (under torchrun, with torchrun)."""
     words = ["doodlelab", "train", args.model, "--backend", args.backend, "--out", str(out)]
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if under_torchrun():
         per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ["WORLD_SIZE"]
         words = ["torchrun", f"--nproc_per_node={per_node}", "-m", *words]
     if args.data is not None:

@@ -23,9 +23,9 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import requests
 from tqdm.auto import tqdm
 
 from doodlelab import __version__
@@ -33,6 +33,9 @@ from doodlelab.data import download as dl
 from doodlelab.data.course import N_PIXELS
 from doodlelab.data.quickdraw_classes import LIST_HINT, check_class_names
 from doodlelab.errors import UserError
+
+if TYPE_CHECKING:  # requests is imported where a request is made: every command imports this module
+    import requests
 from doodlelab.fileio import write_bytes
 
 MAX_BLOCKS = 48  # requests per class beyond the header; more spread costs more round trips
@@ -85,6 +88,8 @@ def plan_blocks(rows: int, need: int, seed: int, name: str, max_blocks: int = MA
 
 
 def _session() -> requests.Session:
+    import requests
+
     session = requests.Session()
     session.headers["User-Agent"] = f"doodlelab/{__version__}"
     return session
@@ -104,6 +109,8 @@ def get_range(session: requests.Session, url: str, name: str, first: int, last: 
 
     Fewer bytes than asked are accepted only at the end of the file.
     """
+    import requests
+
     try:
         with session.get(url, headers={"Range": f"bytes={first}-{last}"}, timeout=timeout,
                          stream=True) as resp:

@@ -73,8 +73,6 @@ def build_towers(cfg: Config, word_dim: int, *, rng: np.random.Generator,
     return Towers(Sequential(*image.layers, L2Normalize()), Sequential(*text.layers, L2Normalize()))
 
 
-# The triplet's negatives when a split is scored: one fixed draw, so val_loss is comparable
-# from epoch to epoch (training draws from the run's own ``negatives`` stream).
 def objective_for(cfg: Config, rng: np.random.Generator) -> EmbeddingObjective:
     """Return the configured objective ``cfg.two_tower.loss`` (its negatives drawn from ``rng``)."""
     t = cfg.two_tower

@@ -12,7 +12,6 @@ compute exactly the one-process step (up to float rounding of the gradient sum).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,11 +20,6 @@ import torch.distributed as dist
 
 from doodlelab.data.batches import shard_rows
 from doodlelab.errors import UserError
-
-
-def requested() -> bool:
-    """Return True when this process was started by torchrun (or alike) with ``WORLD_SIZE`` > 1."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
 @dataclass
@@ -64,10 +58,8 @@ class ProcessGroup:
             dist.destroy_process_group()
 
 
-def start(device: torch.device) -> ProcessGroup | None:
-    """Join the torchrun process group (None when this is the only process)."""
-    if not requested():
-        return None
+def start(device: torch.device) -> ProcessGroup:
+    """Join the process group torchrun started this process in (``registry.under_torchrun``)."""
     if not dist.is_available():
         raise UserError("this PyTorch build has no torch.distributed; run one process")
     backend = "nccl" if device.type == "cuda" else "gloo"

@@ -95,9 +95,10 @@ class TorchTwoTower(TorchTask):
         objective.backward()
         self.loss_terms = {k: float(v.item()) for k, v in terms.items()}
         if self.trainer is None:
-            return float(objective.item()), t.logit_scale * s.detach().cpu().numpy()
-        own = data.item() + (penalty.item() if penalty is not None else 0.0)  # not the weighted share
-        return float(own), t.logit_scale * s.detach().cpu().numpy()
+            value = objective.item()
+        else:  # this process's own batch objective, not the weighted share it back-propagated
+            value = data.item() + (penalty.item() if penalty is not None else 0.0)
+        return float(value), t.logit_scale * s.detach().cpu().numpy()
 
     def _batch_terms(self, s: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the objective's terms of the batch (zeros, still in the graph, for an empty share)."""
