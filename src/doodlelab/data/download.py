@@ -188,6 +188,20 @@ def not_a_class_file(url: str, why: object) -> DownloadError:
     )
 
 
+def http_error(url: str, name: str, status: int, reason: object) -> DownloadError:
+    """Return the one-line error of an HTTP error status (404: no such class)."""
+    if status == 404:
+        return DownloadError(f"no class named {name!r} on the server ({url} answered 404 Not Found); "
+                             f"{LIST_HINT}")
+    return DownloadError(f"{url} answered HTTP {status} {_one_line(reason)}; "
+                         "try again later or check the base URL")
+
+
+def timed_out(url: str, timeout: float) -> DownloadError:
+    """Return the one-line error of a server that did not answer in time."""
+    return DownloadError(f"{url} did not answer within {timeout:g} s; try again later")
+
+
 def _request(url: str, name: str, start: int, timeout: float) -> http.client.HTTPResponse | None:
     """Open ``url`` (from byte ``start`` when > 0); return None when the server answers 416."""
     headers = {"User-Agent": f"doodlelab/{__version__}"}
@@ -199,22 +213,16 @@ def _request(url: str, name: str, start: int, timeout: float) -> http.client.HTT
         exc.close()
         if exc.code == 416 and start:
             return None
-        if exc.code == 404:
-            raise DownloadError(
-                f"no class named {name!r} on the server ({url} answered 404 Not Found); {LIST_HINT}"
-            ) from None
-        raise DownloadError(
-            f"{url} answered HTTP {exc.code} {_one_line(exc.reason)}; try again later or check the base URL"
-        ) from None
+        raise http_error(url, name, exc.code, exc.reason) from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, TimeoutError):
-            raise DownloadError(f"{url} did not answer within {timeout:g} s; try again later") from None
+            raise timed_out(url, timeout) from None
         reason = getattr(exc.reason, "strerror", None) or exc.reason
         raise DownloadError(
             f"cannot reach {url} ({_one_line(reason)}); check the network connection or the base URL"
         ) from None
     except TimeoutError:
-        raise DownloadError(f"{url} did not answer within {timeout:g} s; try again later") from None
+        raise timed_out(url, timeout) from None
     except (OSError, http.client.HTTPException) as exc:
         raise DownloadError(f"cannot download {url} ({_one_line(exc) or type(exc).__name__})") from None
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from doodlelab import __version__
 from doodlelab.data import download as dl
 from doodlelab.data.course import N_PIXELS
-from doodlelab.data.quickdraw_classes import LIST_HINT, check_class_names
+from doodlelab.data.quickdraw_classes import check_class_names
 from doodlelab.errors import UserError
 
 if TYPE_CHECKING:  # requests is imported where a request is made: every command imports this module
@@ -95,14 +95,6 @@ def _session() -> requests.Session:
     return session
 
 
-def _http_error(url: str, name: str, status: int, reason: str) -> dl.DownloadError:
-    if status == 404:
-        return dl.DownloadError(f"no class named {name!r} on the server ({url} answered 404 Not Found); "
-                                f"{LIST_HINT}")
-    return dl.DownloadError(f"{url} answered HTTP {status} {' '.join(reason.split())}; "
-                            "try again later or check the base URL")
-
-
 def get_range(session: requests.Session, url: str, name: str, first: int, last: int,
               timeout: float) -> tuple[bytes, int | None]:
     """Return (bytes ``first..last`` of ``url``, the file size if announced); RangeUnsupported on 200.
@@ -117,7 +109,7 @@ def get_range(session: requests.Session, url: str, name: str, first: int, last: 
             if resp.status_code == 200:
                 raise RangeUnsupported
             if resp.status_code != 206:
-                raise _http_error(url, name, resp.status_code, resp.reason or "")
+                raise dl.http_error(url, name, resp.status_code, resp.reason or "")
             match = dl.CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
             if not match or int(match[1]) != first or int(match[2]) > last:
                 raise dl.DownloadError(f"{url} answered a Range request with the wrong range "
@@ -125,7 +117,7 @@ def get_range(session: requests.Session, url: str, name: str, first: int, last: 
             total = int(match[3]) if match[3] != "*" else None
             body = _read_at_most(resp, last - first + 2)
     except requests.Timeout:
-        raise dl.DownloadError(f"{url} did not answer within {timeout:g} s; try again later") from None
+        raise dl.timed_out(url, timeout) from None
     except requests.exceptions.ChunkedEncodingError:
         raise dl.DownloadError(f"the connection to {url} broke during a block; run the command again "
                                "to resume") from None
