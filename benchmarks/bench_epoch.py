@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from doodlelab.cli import main
+from doodlelab.cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.quickdraw_server import VirtualClass, start_server, stop_server  # noqa: E402
 
-from doodlelab.data.quickdraw_classes import QUICKDRAW_CLASSES  # noqa: E402
+from doodlelab.data.official.class_names import QUICKDRAW_CLASSES  # noqa: E402
 
 
 def fetch_once(url: str, out: Path, cache: Path, n_train: int, n_test: int,

@@ -59,7 +59,7 @@ def write_folder(path: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
 # Runs `doodlelab ...` and writes the process's own peak RSS (VmHWM, kB) to argv[1]. (The
 # rusage of a waited child is no use: Linux counts the parent's memory copied at fork.)
 PEAK_WRAPPER = (
-    "import sys\nfrom doodlelab.cli import main\ncode = main(sys.argv[2:])\n"
+    "import sys\nfrom doodlelab.cli.commands import main\ncode = main(sys.argv[2:])\n"
     "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
     "open(sys.argv[1], 'w').write(hwm)\nsys.exit(code)\n"
 )

@@ -3,7 +3,7 @@
 # ranking hinge at three margins, the align term on top of it at two, the other objectives
 # at one margin each, the align term alone and the softmax (cross-entropy) for comparison.
 # Seeds 0, 1, 2; 30 epochs per run (the default is 100). The same grids as `doodlelab run`'s
-# sweep/loss_* folders (src/doodlelab/study_plan.py, LOSS_STUDY). Needs the course data
+# sweep/loss_* folders (src/doodlelab/pipeline/plan.py, LOSS_STUDY). Needs the course data
 # ($DOODLELAB_DATA or --data); 33 runs, each about 10 s on an idle 2-core machine.
 set -euo pipefail
 OUT=${1:-runs/loss_study}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -27,6 +28,32 @@ def examples(n: int) -> int:
     return min(n, settings().max_examples)
 
 REAL_DATA_ENV = "DOODLELAB_DATA"
+FIVE_CLASSES = ("rabbit", "yoga", "hand", "snowman", "motorbike")  # the course's order, written out
+
+
+def write_tiny_glove(path: Path, words: tuple[str, ...] = FIVE_CLASSES, dim: int = 6, seed: int = 0,
+                     digits: int = 5) -> Path:
+    """Write a GloVe text file of ``words`` with seeded random ``dim``-d vectors; return its path."""
+    rng = np.random.default_rng(seed)
+    path.write_text("".join(f"{w} " + " ".join(f"{v:.{digits}f}" for v in rng.normal(size=dim)) + "\n"
+                            for w in words))
+    return path
+
+
+def make_k_class_folder(path: Path, names: list[str], n_train: int = 70, n_test: int = 28) -> Path:
+    """Write a learnable folder of len(names) classes (a band per class) with its classes.json."""
+    rng = np.random.default_rng(0)
+    path.mkdir(parents=True)
+    k = len(names)
+    for split, n in (("train", n_train), ("test", n_test)):
+        y = np.arange(n) % k
+        x = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 2 + 3 * c : 5 + 3 * c, 4:24] = 255
+        np.save(path / f"{split}_images.npy", x)
+        np.save(path / f"{split}_labels.npy", y.astype(np.int64))
+    (path / "classes.json").write_text(json.dumps({"classes": names}))
+    return path
 
 
 def make_course_folder(

@@ -2,6 +2,6 @@
 
 import sys
 
-from doodlelab.cli import main
+from doodlelab.cli.commands import main
 
 sys.exit(main())

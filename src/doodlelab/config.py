@@ -7,6 +7,7 @@ the configuration chosen on the validation split (see ``docs/hyperparameters.md`
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import typing
@@ -265,7 +266,7 @@ class Config:
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 # Tables of the same TOML file (and ``--set`` keys) that another command reads and checks:
-# ``[report]`` (author, student number, code link) belongs to doodlelab.report.settings.
+# ``[report]`` (author, student number, code link) belongs to doodlelab.pipeline.report.settings.
 OTHER_SECTIONS = ("report",)
 
 
@@ -356,7 +357,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
 
 def _read_toml(path: Path) -> dict[str, Any]:
     """Return the tables of a TOML file of at most 1 MB, UTF-8; ConfigError naming ``path`` otherwise."""
-    from doodlelab.safe_read import open_bounded
+    from doodlelab.files.checked import open_bounded
 
     try:
         with open_bounded(path, 1 << 20, "config file") as fh:
@@ -376,3 +377,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def config_from_dict(d: dict[str, dict[str, Any]]) -> Config:
     """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's config.json)."""
     return build_config(d)
+
+
+def add_config_args(p: argparse.ArgumentParser, config_help: str = "TOML file of settings") -> None:
+    """Add ``--config FILE.toml`` and repeatable ``--set SECTION.KEY=VALUE`` to a command's parser."""
+    p.add_argument("--config", type=Path, metavar="FILE.toml", help=config_help)
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="override one setting, e.g. optim.lr=0.05")

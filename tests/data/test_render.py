@@ -14,7 +14,7 @@ from tests.conftest import skip_without_cairo
 
 skip_without_cairo()
 
-from doodlelab.cli import main
+from doodlelab.cli.commands import main
 from doodlelab.data.render import (
     check_drawing,
     read_ndjson,

@@ -10,16 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.conftest import make_course_folder, skip_without_cairo
+from tests.conftest import make_course_folder, skip_without_cairo, write_tiny_glove
 
 skip_without_cairo()
 pytest.importorskip("fastapi", reason="the demo needs FastAPI: pip install -e '.[demo]'")
 
-from doodlelab.cli import main
-from doodlelab.data.course import CLASSES
+from doodlelab.cli.commands import main
 from doodlelab.demo.models import LoadedModel, load_models
 from doodlelab.demo.serve import bind, make_server, url_of
 
@@ -27,20 +25,12 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 TINY = ["--set", "train.epochs=2", "--set", "model.hidden=[16]", "--set", "train.batch_size=16"]
 
 
-def tiny_glove(path: Path) -> Path:
-    """Write 6-d random word vectors for the five class names; return the file."""
-    rng = np.random.default_rng(0)
-    path.write_text("".join(f"{w} " + " ".join(f"{v:.5f}" for v in rng.normal(size=6)) + "\n"
-                            for w in CLASSES))
-    return path
-
-
 @pytest.fixture(scope="session")
 def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Tiny finished runs: numpy classifier, numpy two-tower (no TTA), their torch twins if available."""
     root = tmp_path_factory.mktemp("demo")
     course = make_course_folder(root / "course")
-    glove = tiny_glove(root / "glove.tiny.6d.txt")
+    glove = write_tiny_glove(root / "glove.tiny.6d.txt")
     two_tower = ["--set", "two_tower.embed_dim=8", "--set", "two_tower.text_hidden=[8]",
                  "--set", f"two_tower.word_vectors={json.dumps(str(glove))}", "--set", "eval.tta=false"]
     plan = [("np", "classifier", "numpy", []), ("tt", "two_tower", "numpy", two_tower)]

@@ -17,8 +17,8 @@ from doodlelab.data.course import CLASSES, validate_images
 from doodlelab.data.render import read_ndjson, render, simplify
 from doodlelab.demo.app import create_app
 from doodlelab.demo.predict import predict
-from doodlelab.registry import make_task
-from doodlelab.scoring import probabilities
+from doodlelab.training.registry import make_task
+from doodlelab.training.scoring import probabilities
 from tests.demo.conftest import HAS_TORCH, serving
 
 # A snowman in screen coordinates (pixels, y down), as a browser records it.

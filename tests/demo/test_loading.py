@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from doodlelab.cli import main
+from doodlelab.cli.commands import main
 from doodlelab.data.course import CLASSES
 from doodlelab.demo.models import load_models
 from doodlelab.demo.predict import predict
@@ -104,10 +104,10 @@ def test_parser_and_command(run_dirs, tmp_path):
 
 
 def test_a_run_of_other_classes_answers_with_its_own_names(run_dirs, tmp_path):
-    from tests.test_cli import _k_class_folder
+    from tests.conftest import make_k_class_folder
 
     names = ["cat", "dog", "hot air balloon"]
-    data = _k_class_folder(tmp_path / "three", names, n_train=45, n_test=12)
+    data = make_k_class_folder(tmp_path / "three", names, n_train=45, n_test=12)
     run = tmp_path / "three-run"
     assert main(["train", "classifier", "--data", str(data), "--out", str(run),
                  "--set", "train.epochs=2", "--set", "model.hidden=[16]"]) == 0

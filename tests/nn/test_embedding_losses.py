@@ -15,7 +15,7 @@ from doodlelab.nn.embedding_losses import (
     make_objective,
     sample_negatives,
 )
-from doodlelab.nn.gradcheck import numerical_grad
+from doodlelab.nn.numeric_grad import numerical_grad
 
 
 def _objective(name: str, margin: float = 0.2, seed: int = 5):

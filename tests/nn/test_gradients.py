@@ -19,7 +19,7 @@ from doodlelab.nn import (
     Tanh,
     l2_penalty,
 )
-from doodlelab.nn.gradcheck import numerical_grad
+from doodlelab.nn.numeric_grad import numerical_grad
 from tests.conftest import examples
 
 # Adding a layer = one entry here: (name, factory(in_features, rng) -> (module, out_features)).

@@ -27,7 +27,7 @@ from doodlelab.nn import (
     log_softmax,
     softmax,
 )
-from doodlelab.nn.gradcheck import numerical_grad
+from doodlelab.nn.numeric_grad import numerical_grad
 
 
 def _mlp(dtype=np.float64) -> Sequential:

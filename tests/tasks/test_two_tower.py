@@ -7,7 +7,7 @@ import pytest
 
 from doodlelab.config import build_config
 from doodlelab.nn.embedding_losses import OBJECTIVES
-from doodlelab.nn.gradcheck import numerical_grad
+from doodlelab.nn.numeric_grad import numerical_grad
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import NumpyTwoTower
 

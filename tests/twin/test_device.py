@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from doodlelab.cli import main
+from doodlelab.cli.commands import main
 from tests.conftest import make_course_folder
 
 

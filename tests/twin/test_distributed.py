@@ -23,11 +23,11 @@ torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
     pytest.skip("this PyTorch build has no torch.distributed", allow_module_level=True)
 
-from doodlelab.cli import main
+from doodlelab.cli.commands import main
 from doodlelab.config import AugmentConfig
 from doodlelab.data.augment import random_affine
 from doodlelab.data.batches import shard_rows
-from doodlelab.fileio import read_csv
+from doodlelab.files.atomic import read_csv
 from doodlelab.twin.modules import Dropout
 from tests.conftest import make_course_folder
 

@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from doodlelab.cli import main
-from doodlelab.fileio import read_csv
-from doodlelab.runfolder import RunFolder
+from doodlelab.cli.commands import main
+from doodlelab.files.atomic import read_csv
+from doodlelab.runs.folder import RunFolder
 from doodlelab.tasks.classifier import NumpyClassifier
 from doodlelab.tasks.streams import Streams
 from doodlelab.twin.classifier import TorchClassifier

@@ -7,10 +7,23 @@ import sys
 
 import pytest
 
-NUMPY_SIDE = ("doodlelab.nn", "doodlelab.tasks.classifier", "doodlelab.tasks.two_tower", "doodlelab.train",
-              "doodlelab.runs", "doodlelab.runfolder", "doodlelab.registry", "doodlelab.evaluate",
-              "doodlelab.data.prepare", "doodlelab.studies.gradcheck", "doodlelab.studies.bench",
-              "doodlelab.cli", "doodlelab.studies.compare", "doodlelab.figures", "doodlelab.metrics")
+NUMPY_SIDE = (
+    "doodlelab.nn",
+    "doodlelab.tasks.classifier",
+    "doodlelab.tasks.two_tower",
+    "doodlelab.training.fit",
+    "doodlelab.runs.train_command",
+    "doodlelab.runs.folder",
+    "doodlelab.training.registry",
+    "doodlelab.runs.evaluate_command",
+    "doodlelab.data.prepare",
+    "doodlelab.studies.gradcheck",
+    "doodlelab.studies.bench",
+    "doodlelab.cli.commands",
+    "doodlelab.studies.compare",
+    "doodlelab.training.figures",
+    "doodlelab.training.metrics",
+)
 
 
 def _torch_imported_after(modules: tuple[str, ...]) -> bool:

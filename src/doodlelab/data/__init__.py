@@ -2,7 +2,7 @@
 
 Also here, each imported on use: :mod:`~doodlelab.data.wordvec` (GloVe word vectors),
 :mod:`~doodlelab.data.render` (strokes to the dataset's 28x28 bitmaps) and
-:mod:`~doodlelab.data.download` (official class bitmaps to a course-layout folder).
+:mod:`~doodlelab.data.official.download` (official class bitmaps to a course-layout folder).
 """
 
 from doodlelab.data.batches import iterate_minibatches, n_batches

@@ -13,6 +13,7 @@ Files are always opened with ``allow_pickle=False``: a pickled array can run cod
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from doodlelab.data.images import ImageRows, chunks, to_float
 from doodlelab.errors import UserError
-from doodlelab.fileio import sha256_stream
+from doodlelab.files.atomic import sha256_stream
 
 CLASSES: tuple[str, ...] = ("rabbit", "yoga", "hand", "snowman", "motorbike")
 IMAGE_SIDE = 28
@@ -58,7 +59,7 @@ def resolve_data_dir(data: str | Path | None) -> Path:
     """Return the data folder: ``--data``, else ``$DOODLELAB_DATA``, else ``./data/...``, else the fetched.
 
     The fetched one is the user-cache course folder that ``doodlelab run`` / ``train`` build
-    when nothing else is found (:mod:`doodlelab.data.autofetch`); it counts once complete.
+    when nothing else is found (:mod:`doodlelab.data.official.autofetch`); it counts once complete.
     """
     if data is not None:
         path = Path(data)
@@ -83,13 +84,13 @@ def resolve_data_dir(data: str | Path | None) -> Path:
 def _load_array(path: Path, mmap: bool = False) -> tuple[np.ndarray, str]:
     """Return the array of one .npy file and the SHA-256 of its bytes, opening the file once.
 
-    The file is read through :func:`doodlelab.safe_read.read_npy_from`: its header must
+    The file is read through :func:`doodlelab.files.checked.read_npy_from`: its header must
     match its size (no 37 GiB allocation for a 16-byte file) and hold no pickles. With
     ``mmap`` the array is memory-mapped from that open file by
-    :func:`~doodlelab.safe_read.map_npy_from` (same checks; the descriptor stays open for
+    :func:`~doodlelab.files.checked.map_npy_from` (same checks; the descriptor stays open for
     :class:`~doodlelab.data.images.ImageRows` to read rows from).
     """
-    from doodlelab.safe_read import (
+    from doodlelab.files.checked import (
         MAX_MAPPED_NPY_BYTES,
         MAX_NPY_BYTES,
         map_npy_from,
@@ -172,7 +173,7 @@ def load_classes(data_dir: Path) -> tuple[str, ...]:
     path = Path(data_dir) / CLASSES_FILE
     if not path.exists():
         return CLASSES
-    from doodlelab.safe_read import read_json_checked
+    from doodlelab.files.checked import read_json_checked
 
     try:
         names = read_json_checked(path, fix="fix it or remove it")
@@ -232,3 +233,9 @@ def load_split(data_dir: Path, split: str, lazy: bool | None = None) -> Split:
     labels, label_sum = _load_array(lab_path)
     y = validate_labels(labels, str(lab_path), x.shape[0], len(classes))
     return Split(x=x, y=y, checksums={img_path.name: image_sum, lab_path.name: label_sum}, classes=classes)
+
+
+def add_data_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """Add ``--data DIR``, the course folder, to a command's parser."""
+    p.add_argument("--data", metavar="DIR",
+                   help=help or f"course folder (default: ${ENV_VAR}, then ./{DEFAULT_DIR})")

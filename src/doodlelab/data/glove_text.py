@@ -91,7 +91,7 @@ class GloveReader:
         The file must be a regular file of at most MAX_TEXT_BYTES (never a device such as
         /dev/zero, which was read forever), and no line may be longer than MAX_LINE_BYTES.
         """
-        from doodlelab.safe_read import open_bounded
+        from doodlelab.files.checked import open_bounded
 
         try:
             fh = open_bounded(self.path, MAX_TEXT_BYTES, "word-vector file")

@@ -212,7 +212,7 @@ class Drawing:
 
 def _ndjson_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) of a bounded UTF-8 file, skipping blank lines; UserError otherwise."""
-    from doodlelab.safe_read import open_bounded
+    from doodlelab.files.checked import open_bounded
 
     with open_bounded(path, MAX_NDJSON_BYTES, "strokes file") as fh:
         for number, line in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""), start=1):
@@ -234,7 +234,7 @@ def read_ndjson(path: str | Path, raw: bool = True) -> Iterator[Drawing]:
     too deep, a number beyond float range, a coordinate outside 0..255, or with ``raw``
     beyond +-RAW_LIMIT) raises UserError naming the file and line number.
     """
-    from doodlelab.safe_read import parse_json_line
+    from doodlelab.files.checked import parse_json_line
 
     path = Path(path)
     for number, line in _ndjson_lines(path):
@@ -313,7 +313,7 @@ def command(args: argparse.Namespace) -> int:
     """Run ``doodlelab render``; return 0."""
     import io
 
-    from doodlelab.fileio import write_bytes
+    from doodlelab.files.atomic import write_bytes
 
     outputs = [p for p in (args.images, args.labels) if p is not None]
     if len({p.resolve() for p in outputs}) != len(outputs):

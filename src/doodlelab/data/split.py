@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from doodlelab.errors import UserError
-from doodlelab.fileio import write_npz
+from doodlelab.files.atomic import write_npz
 
 
 def stratified_split(
@@ -41,10 +41,10 @@ def save_split(path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
 def load_split_file(path: Path, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(train_idx, val_idx)`` int64 of a split file; with ``n``, check they partition range(n).
 
-    Read through :func:`doodlelab.safe_read.read_npz_checked`: exactly the members ``train``
+    Read through :func:`doodlelab.files.checked.read_npz_checked`: exactly the members ``train``
     and ``val``, 1-D integer arrays (of at most ``n`` entries together when ``n`` is given).
     """
-    from doodlelab.safe_read import MAX_NPZ_BYTES, Member, read_npz_checked
+    from doodlelab.files.checked import MAX_NPZ_BYTES, Member, read_npz_checked
 
     z = read_npz_checked(path, {"train": Member((None,), "i"), "val": Member((None,), "i")},
                          max_bytes=MAX_NPZ_BYTES if n is None else 8 * n,

@@ -1,6 +1,6 @@
 """The demo's models: finished run folders loaded once, checked, and named for the page.
 
-Runs are read through :class:`~doodlelab.runfolder.RunFolder` (``load_task``). A run is
+Runs are read through :class:`~doodlelab.runs.folder.RunFolder` (``load_task``). A run is
 refused at startup (UserError: one line, exit 2) when it is not finished, when its weights
 hold NaN or infinite values, or when it scores a different number of classes than its
 configuration names (e.g. class word vectors with too few rows).
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from doodlelab.errors import UserError
-from doodlelab.runfolder import RunFolder
+from doodlelab.runs.folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def numpy_core_copy(task: Any) -> Any:
     """Return ``task`` itself if it runs on the numpy core, else a numpy task with its weights."""
     if task.backend == "numpy":
         return task
-    from doodlelab.registry import make_task
+    from doodlelab.training.registry import make_task
 
     kind = getattr(task, "task", "classifier")
     vectors = np.asarray(task.class_vectors) if kind == "two_tower" else None

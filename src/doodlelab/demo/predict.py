@@ -44,7 +44,7 @@ def saliency(model: LoadedModel, x: np.ndarray, k: int) -> np.ndarray:
 
 def explain(model: LoadedModel, x: np.ndarray) -> dict[str, Any]:
     """Return one model's answer for one image x (1, 784): probabilities, prediction, saliency, cosines."""
-    from doodlelab.scoring import probabilities
+    from doodlelab.training.scoring import probabilities
 
     p = probabilities(model.model, x, tta=model.tta)[0]  # (K,) float64
     k = int(np.argmax(p))

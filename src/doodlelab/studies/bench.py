@@ -58,10 +58,8 @@ from typing import Any
 
 import numpy as np
 
-from doodlelab.cliargs import add_config_args
-from doodlelab.config import Config
+from doodlelab.config import Config, add_config_args
 from doodlelab.errors import UserError
-from doodlelab.registry import make_task, require_torch
 from doodlelab.studies.matmul_floor import (
     GEMM_SIZE,
     epoch_flops,
@@ -72,6 +70,7 @@ from doodlelab.studies.matmul_floor import (
 from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.threads import THREADS_ENV, blas_threads, matmul_threads, usable_cpus
+from doodlelab.training.registry import make_task, require_torch
 
 TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
 BACKENDS = ("numpy", "torch", "sklearn", "sklearn_float64")
@@ -376,7 +375,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def command(args: argparse.Namespace) -> int:
     """Run ``doodlelab bench``; return 0."""
     from doodlelab.config import load_config
-    from doodlelab.fileio import write_json
+    from doodlelab.files.atomic import write_json
 
     cfg = load_config(args.config, args.overrides)
     if not 1 <= args.samples <= 10_000_000 or not 1 <= args.epochs <= 1000:

@@ -5,11 +5,11 @@ Writes into one folder:
 - ``comparison.csv`` / ``comparison.json``: every test metric of both runs (macro scores
   and per-class ones) with the difference ``b - a``;
 - ``loss.png``/``.csv`` and ``accuracy.png``/``.csv``: both runs' train and validation
-  curves overlaid (:func:`doodlelab.figures.plot_curves`);
+  curves overlaid (:func:`doodlelab.training.figures.plot_curves`);
 - in ``metrics.json`` also the largest per-epoch difference of each curve, the number
   that says how closely the two trainings followed each other.
 
-Reads run folders (through :class:`~doodlelab.runfolder.RunFolder`) only; it never imports torch.
+Reads run folders (through :class:`~doodlelab.runs.folder.RunFolder`) only; it never imports torch.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
-from doodlelab.fileio import write_csv, write_json
-from doodlelab.metrics import SCALAR_KEYS as SCALAR_METRICS
-from doodlelab.runfolder import RunFolder
+from doodlelab.files.atomic import write_csv, write_json
+from doodlelab.runs.folder import RunFolder
+from doodlelab.training.metrics import SCALAR_KEYS as SCALAR_METRICS
 
 SUMMARY_JSON, SUMMARY_CSV = "comparison.json", "comparison.csv"  # the comparison folder's own files
 CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "pr_auc")
@@ -86,7 +86,7 @@ def compare_runs(run_a: Path, run_b: Path, out: Path) -> dict[str, Any]:
     Returns what ``metrics.json`` holds: ``runs`` (label, folder, task, backend per
     side ``a``/``b``), ``metrics`` (rows of :func:`metric_rows`) and ``curves``.
     """
-    from doodlelab.figures import plot_curves
+    from doodlelab.training.figures import plot_curves
 
     a, b = read_run(run_a), read_run(run_b)
     la, lb = run_labels(a, b)

@@ -9,10 +9,10 @@ compared, in float64 and in float32 (the two-tower model: its configured objecti
 on the following mini-batches, and the parameters are compared again, so the
 momentum, Nesterov and weight-decay formulas are shown equal as well.
 
-With prepared data the batches are the first ones :func:`doodlelab.train.fit` trains on,
-drawn by the fit loop's own generator (:func:`doodlelab.train.training_batches`: same
+With prepared data the batches are the first ones :func:`doodlelab.training.fit.fit` trains on,
+drawn by the fit loop's own generator (:func:`doodlelab.training.fit.training_batches`: same
 split, shuffle order, augmentation and learning rate); without data they are seeded
-uniform-noise images with random labels. Both tasks come from :mod:`doodlelab.registry`.
+uniform-noise images with random labels. Both tasks come from :mod:`doodlelab.training.registry`.
 
 The report is a dict ready for JSON::
 
@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from doodlelab.cliargs import add_config_args, add_data_arg
-from doodlelab.config import Config
+from doodlelab.config import Config, add_config_args
+from doodlelab.data.course import add_data_arg
 from doodlelab.data.prepare import Prepared
 from doodlelab.errors import UserError
-from doodlelab.registry import TASKS, make_task, require_torch
 from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
 from doodlelab.tasks.streams import Streams
-from doodlelab.train import Batch, schedule_from, training_batches
+from doodlelab.training.fit import Batch, schedule_from, training_batches
+from doodlelab.training.registry import TASKS, make_task, require_torch
 
 # Limits on the floored relative error (:func:`relative_error`) of every gradient and parameter.
 THRESHOLDS: dict[str, float] = {"float64": 1e-10, "float32": 5e-4}
@@ -287,7 +287,7 @@ def command(args: argparse.Namespace) -> int:
     from doodlelab.config import load_config
     from doodlelab.data.course import CLASSES
     from doodlelab.data.prepare import class_word_vectors, prepare
-    from doodlelab.fileio import write_json
+    from doodlelab.files.atomic import write_json
 
     cfg = load_config(args.config, args.overrides)
     if not 1 <= args.steps <= 100:

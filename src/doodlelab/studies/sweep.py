@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from doodlelab.cliargs import add_config_args, add_data_arg
-from doodlelab.config import Config, ConfigError, build_config, parse_override
+from doodlelab.config import Config, ConfigError, add_config_args, build_config, parse_override
+from doodlelab.data.course import add_data_arg
 from doodlelab.data.prepare import Prepared, class_word_vectors
 from doodlelab.errors import UserError
-from doodlelab.fileio import write_csv
-from doodlelab.registry import BACKENDS, TASKS, task_class
-from doodlelab.scoring import probabilities
-from doodlelab.train import FitResult, fit_new
+from doodlelab.files.atomic import write_csv
+from doodlelab.training.fit import FitResult, fit_new
+from doodlelab.training.registry import BACKENDS, TASKS, task_class
+from doodlelab.training.scoring import probabilities
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:

@@ -26,14 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from doodlelab.cliargs import add_config_args, add_data_arg
-from doodlelab.config import Config
-from doodlelab.data.course import Split
+from doodlelab.config import Config, add_config_args
+from doodlelab.data.course import Split, add_data_arg
 from doodlelab.data.prepare import Prepared
 from doodlelab.errors import UserError
-from doodlelab.fileio import write_json
-from doodlelab.registry import BACKENDS, task_class
-from doodlelab.train import fit_new
+from doodlelab.files.atomic import write_json
+from doodlelab.training.fit import fit_new
+from doodlelab.training.registry import BACKENDS, task_class
 
 
 def _check_holdout(classes: tuple[str, ...], holdout: list[str]) -> list[int]:

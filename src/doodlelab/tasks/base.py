@@ -1,6 +1,6 @@
 """What every numpy task shares: the optimizer from the config, the learning rate, the thread rule.
 
-A *task* is what the fit loop in :mod:`doodlelab.train` drives (:class:`doodlelab.train.Task`).
+A *task* is what the fit loop in :mod:`doodlelab.training.fit` drives (:class:`doodlelab.training.fit.Task`).
 It owns the model, loss and optimizer of one backend and answers: train on this batch,
 give logits for these images, hand me your weights (and gradients), take these weights.
 :class:`doodlelab.twin.base.TorchTask` is the same base on the torch side.

@@ -22,7 +22,7 @@ scores class names it never saw in training (zero-shot): pass their vectors to
 :meth:`NumpyTwoTower.logits`.
 
 The task interface is the classifier's (``set_lr``, ``train_batch``, ``logits``,
-``evaluate``, ``state_dict``, ``load_state_dict``), so :func:`doodlelab.train.fit` drives both.
+``evaluate``, ``state_dict``, ``load_state_dict``), so :func:`doodlelab.training.fit.fit` drives both.
 """
 
 from __future__ import annotations

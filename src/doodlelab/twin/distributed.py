@@ -24,7 +24,7 @@ from doodlelab.errors import UserError
 
 @dataclass
 class ProcessGroup:
-    """This process's place in the group: a :class:`doodlelab.train.Shard` backed by torch.distributed."""
+    """This process's place in the group: a :class:`~doodlelab.training.fit.Shard` over torch.distributed."""
 
     rank: int
     world_size: int

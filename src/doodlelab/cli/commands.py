@@ -1,0 +1,80 @@
+"""The ``doodlelab`` command line: it only assembles the subcommands.
+
+Each subcommand lives with its work, in a module that defines ``add_parser(subparsers)``
+and ``command(args) -> int`` (:data:`COMMANDS`). Those modules import their heavy
+libraries (torch, matplotlib, scikit-learn) inside the functions that need them, so
+``--help`` never loads them. Every user mistake (bad path, bad data, bad config value) ends as one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from doodlelab import __version__
+from doodlelab.cli.heap import return_large_blocks
+from doodlelab.cli.parser import Parser
+from doodlelab.data import render
+from doodlelab.data.official import fetch
+from doodlelab.demo import serve
+from doodlelab.errors import UserError
+from doodlelab.pipeline import steps as pipeline
+from doodlelab.runs import evaluate_command, train_command
+from doodlelab.studies import bench, compare, gradcheck, sweep, zeroshot
+
+# subcommand -> the module that parses and runs it (a module may serve several)
+COMMANDS: dict[str, ModuleType] = {
+    "train": train_command,
+    "evaluate": evaluate_command,
+    "gradcheck": gradcheck,
+    "compare": compare,
+    "sweep": sweep,
+    "bench": bench,
+    "zeroshot": zeroshot,
+    "fetch": fetch,
+    "demo": serve,
+    "run": pipeline,
+    "report": pipeline,
+    "render": render,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand."""
+    parser = Parser(
+        prog="doodlelab",
+        description="Deep learning from first principles on Quick, Draw! doodles: a numpy MLP "
+        "trained, measured and checked against its PyTorch twin.",
+        epilog="Data: --data DIR, else $DOODLELAB_DATA, else ./data/quickdraw_subset_np. "
+        "Bad input exits with status 2 and one line on stderr.",
+    )
+    parser.add_argument("--version", action="version", version=f"doodlelab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in dict.fromkeys(COMMANDS.values()):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 a check failed, 2 bad input, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    return_large_blocks()  # memory stays flat as the data grows (see doodlelab.cli.heap)
+    try:
+        return int(COMMANDS[args.command].command(args))
+    except UserError as exc:
+        print(f"doodlelab: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave cannot be read or written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"doodlelab: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("doodlelab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The heavy units of ``doodlelab run``, each a plain function a worker process can run.
+
+Arguments are plain values (paths, config dicts, settings), so they travel to a
+``spawn`` worker; a worker reads the training split and the class word vectors once
+and keeps them for every study row it trains (:func:`_train_split`, :func:`_vectors`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from doodlelab.config import config_from_dict
+from doodlelab.files.atomic import write_json
+
+
+@lru_cache(maxsize=4)
+def _prepared(data_dir: str, cfg_json: str, word_vectors: bool) -> Any:
+    """Return the validated data of ``data_dir`` for a configuration (JSON), read once per process."""
+    import json
+
+    from doodlelab.data.prepare import prepare
+
+    return prepare(config_from_dict(json.loads(cfg_json)), data_dir, word_vectors=word_vectors)
+
+
+def _data(data_dir: str, cfg: dict[str, Any], word_vectors: bool) -> Any:
+    """Return the data for ``cfg`` (its split seed, fraction and word vectors); cached per worker."""
+    import json
+
+    key = {"data": cfg["data"], "train": {"seed": cfg["train"]["seed"]},
+           "two_tower": {"word_vectors": cfg["two_tower"]["word_vectors"]}}
+    return _prepared(data_dir, json.dumps(key, sort_keys=True), word_vectors)
+
+
+def train_run(data_dir: str, folder: str, cfg: dict[str, Any], backend: str, task: str) -> None:
+    """Train one of the four runs into ``folder`` (as ``doodlelab train``)."""
+    from doodlelab.runs.folder import RunFolder
+    from doodlelab.runs.train_command import run_identity, train_run
+
+    data, config = _data(data_dir, cfg, task == "two_tower"), config_from_dict(cfg)
+    resume = RunFolder(folder).can_resume(run_identity(data, config, backend, task))
+    train_run(data, Path(folder), config, backend=backend, task=task, overwrite=not resume,
+              progress=False, resume=resume)
+
+
+def study_row(data_dir: str, path: str, model: str, settings: dict[str, Any], cfg: dict[str, Any],
+              seed: int, stamp: dict[str, Any]) -> None:
+    """Train one study row (a grid point and a seed) and write ``{stamp, row, history}`` to ``path``."""
+    from doodlelab.studies.sweep import sweep_point
+
+    data = _data(data_dir, cfg, model == "two_tower")
+    row, history = sweep_point(data, config_from_dict(cfg), settings, seed, model=model,
+                               class_vectors=data.class_vectors)
+    write_json(Path(path), {"stamp": stamp, "row": row, "history": history})
+
+
+def gradcheck(data_dir: str, path: str, cfg: dict[str, Any], steps: int, models: list[str]) -> None:
+    """Write the first-iteration gradient comparison of ``models`` (numpy vs torch) to ``path``."""
+    from doodlelab.studies.gradcheck import run_gradcheck
+    from doodlelab.training.registry import require_torch
+
+    require_torch("the gradient check")
+    write_json(Path(path), run_gradcheck(config_from_dict(cfg), _data(data_dir, cfg, True), steps=steps,
+                                         models=tuple(models)))
