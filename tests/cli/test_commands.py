@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from doodlelab.cli.commands import main
-from tests.conftest import make_course_folder, make_k_class_folder
+from tests.conftest import make_course_folder, make_k_class_folder, need_module
 
 FAST = ["--set", "train.epochs=3", "--set", "model.hidden=[32]", "--set", "train.batch_size=16"]
 
@@ -243,7 +243,7 @@ def test_a_folder_of_seven_classes_trains_evaluates_and_gradchecks(tmp_path, cou
     capsys.readouterr()
     assert main(["evaluate", str(out), "--data", str(course_dir)]) == 2  # five other classes
     assert "trained on 7 classes" in capsys.readouterr().err
-    pytest.importorskip("torch")
+    need_module("torch", "torch")
     assert main(["gradcheck", "--data", str(data), "--steps", "2", "--set", "model.hidden=[16]"]) == 0
 
 

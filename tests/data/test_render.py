@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import skip_without_cairo
+from tests.conftest import need_cairo
 
-skip_without_cairo()
+need_cairo()
 
 from doodlelab.cli.commands import main
 from doodlelab.data.render import (

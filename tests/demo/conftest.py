@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_course_folder, skip_without_cairo, write_tiny_glove
+from tests.conftest import make_course_folder, need_cairo, need_module, write_tiny_glove
 
-skip_without_cairo()
-pytest.importorskip("fastapi", reason="the demo needs FastAPI: pip install -e '.[demo]'")
+need_cairo()
+need_module("demo", "fastapi")
+need_module("demo", "uvicorn")
 
 from doodlelab.cli.commands import main
 from doodlelab.demo.models import LoadedModel, load_models

@@ -20,14 +20,14 @@ import pytest
 
 from doodlelab.data.render import read_ndjson, render, simplify
 from doodlelab.demo.app import create_app
+from tests.conftest import missing, need_module
 from tests.demo.conftest import serving
 
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="Playwright is not installed: pip install -e '.[dev]'")
+pytestmark = pytest.mark.slow  # a real browser
+sync_api = need_module("chromium", "playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).is_file():
-    pytest.skip("no Chromium at /usr/bin/chromium (Debian: apt-get install chromium)",
-                allow_module_level=True)
+    missing("chromium", "no chromium on PATH nor at /usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WORDS = ("snowman", "rabbit", "motorbike")  # one real drawing of each

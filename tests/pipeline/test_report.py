@@ -10,17 +10,19 @@ import shutil
 import sys
 from pathlib import Path
 
+import pypdf
 import pytest
 
-pytest.importorskip("torch")
-pypdf = pytest.importorskip("pypdf")
+from tests.conftest import make_course_folder, need_module, write_tiny_glove
+
+need_module("torch", "torch")
+pytestmark = pytest.mark.slow  # the whole pipeline in worker processes, and the report
 
 from doodlelab.data.course import CLASSES
 from doodlelab.errors import UserError
 from doodlelab.pipeline.layout import RUNS, run_name
 from doodlelab.pipeline.report import build_report
 from doodlelab.pipeline.steps import add_parser, command, run_all, sweeps_for
-from tests.conftest import make_course_folder, write_tiny_glove
 
 RUN_NAMES = [run_name(task, backend) for task, backend in RUNS]
 QUESTIONS = [f"I.1 ({c})" for c in "abcdef"] + [f"I.2 ({c})" for c in "abc"] + \

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from doodlelab.cli.commands import main
+from tests.conftest import need_module
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def _default_runs(base, real, model: str) -> dict[str, dict]:
     out = {}
     for backend in ("numpy", "torch"):
         if backend == "torch":
-            pytest.importorskip("torch")
+            need_module("torch", "torch")
         run = base / backend
         assert main(["train", model, "--backend", backend, "--data", str(real),
                      "--out", str(run)]) == 0

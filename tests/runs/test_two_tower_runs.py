@@ -10,6 +10,7 @@ import pytest
 
 from doodlelab.cli.commands import main
 from doodlelab.data.course import CLASSES
+from tests.conftest import need_module
 
 FAST = ["--set", "train.epochs=3", "--set", "model.hidden=[32]", "--set", "train.batch_size=16",
         "--set", "two_tower.embed_dim=8", "--set", "two_tower.text_hidden=[8]"]
@@ -69,7 +70,7 @@ def test_two_tower_uses_the_classifier_split_and_is_deterministic(course_dir, gl
 
 
 def test_torch_two_tower_run_matches_numpy_closely(course_dir, glove_file, tmp_path):
-    pytest.importorskip("torch")
+    need_module("torch", "torch")
     assert _train(course_dir, tmp_path / "np", glove_file) == 0
     assert _train(course_dir, tmp_path / "pt", glove_file, "--backend", "torch") == 0
     a = json.loads((tmp_path / "np" / "metrics.json").read_text())

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("sklearn")
+from tests.conftest import need_module
+
+need_module("torch", "torch")
 
 from doodlelab.cli.commands import main
 from doodlelab.config import Config, build_config

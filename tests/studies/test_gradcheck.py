@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import write_tiny_glove
+from tests.conftest import need_module, write_tiny_glove
 
-pytest.importorskip("torch")
+need_module("torch", "torch")
 
 from doodlelab.cli.commands import main
 from doodlelab.config import Config, build_config, load_config

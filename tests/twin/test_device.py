@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import need_module
+
+torch = need_module("torch", "torch")
 
 from doodlelab.cli.commands import main
 from tests.conftest import make_course_folder

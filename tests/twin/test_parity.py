@@ -13,7 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import need_module
+
+torch = need_module("torch", "torch")
 
 from doodlelab import nn, twin
 from doodlelab.config import ModelConfig, build_config

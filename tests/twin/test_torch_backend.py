@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+from tests.conftest import need_module
+
+need_module("torch", "torch")
 
 from doodlelab.cli.commands import main
 from doodlelab.files.atomic import read_csv

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
+from tests.conftest import need_module
 
 NUMPY_SIDE = (
     "doodlelab.nn",
@@ -39,5 +39,5 @@ def test_numpy_side_never_imports_torch() -> None:
 
 
 def test_the_twin_does_import_torch() -> None:
-    pytest.importorskip("torch")
+    need_module("torch", "torch")
     assert _torch_imported_after(("doodlelab.twin",))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import need_module
+
+torch = need_module("torch", "torch")
 
 from doodlelab.config import build_config
 from doodlelab.nn.embedding_losses import OBJECTIVES

@@ -30,7 +30,6 @@ from doodlelab.config import Config, ConfigError, config_from_dict
 from doodlelab.data.split import load_split_file, save_split
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import read_csv, sha256_file, write_csv, write_json, write_npz
-from doodlelab.files.lock import FolderLock, signals_held
 from doodlelab.files.checked import (
     Choice,
     ListOf,
@@ -41,6 +40,7 @@ from doodlelab.files.checked import (
     read_json_checked,
     read_npz_checked,
 )
+from doodlelab.files.lock import FolderLock, signals_held
 
 CONFIG = "config.json"
 ENV = "env.json"

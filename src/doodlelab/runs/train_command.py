@@ -20,17 +20,23 @@ from typing import Any
 import numpy as np
 
 from doodlelab import __version__
-from doodlelab.config import add_config_args
-from doodlelab.data.course import add_data_arg
-from doodlelab.config import Config
-from doodlelab.data.course import Split
+from doodlelab.config import Config, add_config_args
+from doodlelab.data.course import Split, add_data_arg
 from doodlelab.data.images import rows_of
 from doodlelab.data.prepare import Prepared, prepare
 from doodlelab.errors import UserError
-from doodlelab.training.registry import BACKENDS, TASKS, Placement, backend_versions, place, task_class, under_torchrun
 from doodlelab.runs.folder import RunFolder
-from doodlelab.training.scoring import score_on_test, summary_line
 from doodlelab.training.fit import Checkpoint, FitResult, Task, fit_new, history_columns
+from doodlelab.training.registry import (
+    BACKENDS,
+    TASKS,
+    Placement,
+    backend_versions,
+    place,
+    task_class,
+    under_torchrun,
+)
+from doodlelab.training.scoring import score_on_test, summary_line
 
 
 def git_commit() -> str | None:

@@ -26,6 +26,7 @@ def fresh_machine(server, tmp_path, monkeypatch):
     return server
 
 
+@pytest.mark.slow  # trains on the 20,000 fetched images
 def test_train_without_a_data_folder_fetches_the_course_sizes_and_trains(fresh_machine, tmp_path, capsys):
     assert main(["train", "classifier", "--out", "run", "--set", "train.epochs=1",
                  "--set", "model.hidden=[8]"]) == 0
@@ -56,6 +57,7 @@ def test_offline_keeps_the_one_line_error(fresh_machine, monkeypatch, capsys, ho
     assert fresh_machine.requests == []
 
 
+@pytest.mark.slow  # the whole pipeline and its report
 def test_run_quick_without_a_data_folder_fetches_and_finishes(fresh_machine, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(autofetch, "COURSE_TRAIN", 60)  # the flow, not the size (tested above)
     monkeypatch.setattr(autofetch, "COURSE_TEST", 20)
