@@ -139,6 +139,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+class ScriptedDraws:
+    """A stand-in for ``numpy.random.Generator`` that hands out draws written in a test, in order.
+
+    It lets a test build the expected result of a documented sampling rule by hand (which
+    units dropout keeps, which class the triplet takes as negative) instead of repeating the
+    implementation's own calls to a real Generator.
+    """
+
+    def __init__(self, uniforms: list[float] = (), integers: list[int] = ()) -> None:
+        self.uniforms, self.ints = list(uniforms), list(integers)
+
+    def random(self, size: int | tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        """Return the next draws in [0, 1), row-major in ``size``."""
+        n = int(np.prod(size))
+        assert len(self.uniforms) >= n, f"the test scripted {len(self.uniforms)} uniform draws, {n} asked"
+        out, self.uniforms = self.uniforms[:n], self.uniforms[n:]
+        return np.array(out, dtype=dtype).reshape(size)
+
+    def integers(self, low: int, high: int, size: int | tuple[int, ...]) -> np.ndarray:
+        """Return the next integer draws; each must lie in [low, high) as the caller asked."""
+        n = int(np.prod(size))
+        assert len(self.ints) >= n, f"the test scripted {len(self.ints)} integer draws, {n} asked"
+        out, self.ints = self.ints[:n], self.ints[n:]
+        assert all(low <= v < high for v in out), f"scripted {out} outside the asked [{low}, {high})"
+        return np.array(out, dtype=np.int64).reshape(size)
+
+
 REAL_DATA_ENV = "DOODLELAB_DATA"
 FIVE_CLASSES = ("rabbit", "yoga", "hand", "snowman", "motorbike")  # the course's order, written out
 

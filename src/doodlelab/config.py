@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class ConfigError(UserError):

@@ -88,14 +88,29 @@ def test_split_file_must_be_a_plain_partition_and_comes_back_int64(tmp_path):
         load_split_file(path, 4)
 
 
-VAL_OF_SEED_0 = [1, 4, 7, 9]  # 2 of 5 per class, labels 0 0 0 0 0 1 1 1 1 1
+@pytest.mark.parametrize("frac, alone_in_val", [(0.2, False), (0.6, True)])
+def test_a_small_split_worked_by_hand(frac, alone_in_val):
+    # Labels 4 0 0 7 1 1 1: class 0 (positions 1, 2) and class 1 (positions 4-6) keep at least one
+    # image on each side; class 4 (position 0) and class 7 (position 3) have one image each, which
+    # goes to validation only when round(frac * 1) = 1 (frac 0.6; frac 0.2 rounds to 0).
+    # Class 1: round(0.2 * 3) = 1 and round(0.6 * 3) = 2 of its 3 images.
+    labels = np.array([4, 0, 0, 7, 1, 1, 1])
+    for seed in range(20):
+        tr, va = stratified_split(labels, frac, seed)
+        assert np.intersect1d(tr, va).size == 0 and sorted([*tr, *va]) == list(range(7))
+        assert len(set(va) & {1, 2}) == 1
+        assert len(set(va) & {4, 5, 6}) == (1 if frac == 0.2 else 2)
+        assert set(va) & {0, 3} == ({0, 3} if alone_in_val else set())
 
 
-def test_the_split_of_a_seed_never_changes():
-    # Runs and backends compare split.npz byte for byte, and old runs resume: the draw for
-    # a seed is fixed once and for all (these indices were drawn by the current code).
-    _, va = stratified_split(np.repeat(np.arange(2), 5), 0.4, seed=0)
-    assert va.tolist() == VAL_OF_SEED_0
+def test_every_image_of_a_class_can_be_drawn_and_each_seed_is_its_own_draw():
+    labels = np.repeat(np.arange(2), 5)
+    draws = {tuple(stratified_split(labels, 0.4, seed)[1]) for seed in range(200)}
+    # 2 of 5 per class: C(5, 2)^2 = 100 possible validation sets; 200 seeds reach most of them
+    assert len(draws) > 60
+    assert set(np.concatenate([list(d) for d in draws])) == set(range(10))
+    again = {tuple(stratified_split(labels, 0.4, seed)[1]) for seed in range(200)}
+    assert again == draws  # each seed gives its split again
 
 
 @given(n=st.integers(1, 300), bs=st.integers(1, 64))

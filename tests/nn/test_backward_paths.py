@@ -8,7 +8,6 @@ import pytest
 from doodlelab.config import ModelConfig
 from doodlelab.nn import Dropout, Linear, ReLU, Sequential
 from doodlelab.tasks.mlp import build_mlp
-from doodlelab.tasks.threads import blas_threads
 
 
 def _mlp(input_dropout: float) -> Sequential:
@@ -57,13 +56,3 @@ def test_relu_mask_product_equals_where_on_finite_inputs() -> None:
     np.testing.assert_array_equal(out, np.where(x > 0, x, 0))
     d = np.ones_like(x)
     np.testing.assert_array_equal(relu.backward(d), np.where(x > 0, d, 0))
-
-
-def test_blas_thread_count_does_not_change_a_float64_product_beyond_rounding() -> None:
-    rng = np.random.default_rng(5)
-    a, b = rng.normal(size=(2048, 300)), rng.normal(size=(300, 200))
-    with blas_threads(1):
-        one = a @ b
-    with blas_threads(2):
-        two = a @ b
-    np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-12)

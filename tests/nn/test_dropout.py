@@ -7,6 +7,7 @@ import pytest
 
 from doodlelab.nn import Dropout
 from doodlelab.nn.modules import dropout_scale
+from tests.conftest import ScriptedDraws
 
 
 @pytest.mark.parametrize("p,scale", [(0.5, 2.0), (0.75, 4.0), (0.9, 10.0), (0.2, 1.25)])
@@ -53,11 +54,23 @@ def test_p_outside_zero_to_one_is_refused(p):
         Dropout(p, rng=np.random.default_rng(0))
 
 
-def test_dropout_scale_keeps_a_unit_where_the_uniform_draw_is_at_least_p():
-    p = 0.3
-    scale = dropout_scale(np.random.default_rng(7), (5, 6), p, np.float32)
-    draws = np.random.default_rng(7).random((5, 6), dtype=np.float32)
-    expected = np.where(draws >= p, np.float32(1 / 0.7), np.float32(0))
-    np.testing.assert_array_equal(scale, expected)
-    assert scale.dtype == np.float32
+# The documented rule, worked by hand: one uniform draw per unit, row-major; a unit is kept where
+# its draw is at least p (0.3 here), and kept units are multiplied by 1 / (1 - p).
+DRAWS = [0.05, 0.3, 0.29999, 0.9,
+         0.31, 0.0, 0.7, 0.99]
+KEPT = np.array([[0, 1, 0, 1],
+                 [1, 0, 1, 1]], dtype=bool)
+
+
+def test_a_unit_is_kept_where_its_uniform_draw_is_at_least_p():
+    x = np.arange(1.0, 9.0, dtype=np.float32).reshape(2, 4)
+    drop = Dropout(0.3, rng=ScriptedDraws(DRAWS))
+    y = drop.forward(x)
+    scale = np.float32(1 / 0.7)
+    np.testing.assert_array_equal(y, np.where(KEPT, x * scale, np.float32(0)))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(drop.backward(np.ones_like(x)), np.where(KEPT, scale, np.float32(0)))
+    scaled = dropout_scale(ScriptedDraws(DRAWS), (2, 4), 0.3, np.float64)
+    np.testing.assert_array_equal(scaled, np.where(KEPT, 1 / 0.7, 0.0))
+    assert scaled.dtype == np.float64
     assert repr(Dropout(0.3, rng=np.random.default_rng(0))) == "Dropout(p=0.3)"

@@ -16,6 +16,7 @@ from doodlelab.nn.embedding_losses import (
     sample_negatives,
 )
 from doodlelab.nn.numeric_grad import numerical_grad
+from tests.conftest import ScriptedDraws
 
 
 def _objective(name: str, margin: float = 0.2, seed: int = 5):
@@ -39,11 +40,23 @@ def test_values_worked_by_hand(name):
     assert _objective(name).forward(S1, Y1) == pytest.approx(HAND[name], rel=1e-12)
 
 
-def test_triplet_uses_the_sampled_negative_and_squared_distances():
-    neg = sample_negatives(Y1, 3, np.random.default_rng(5))[0]
-    # |u - v_y|^2 - |u - v_n|^2 = (2 - 2 * 0.9) - (2 - 2 * S_n)
-    expected = max(0.0, 0.2 + (2 - 1.8) - (2 - 2 * S1[0, neg]))
-    assert _objective("triplet").forward(S1, Y1) == pytest.approx(expected, rel=1e-12)
+# The triplet's negatives by the documented rule: n_i = (y_i + o_i) mod K with one offset o_i drawn
+# from [1, K) per image. Two images of 3 classes, margin 0.5, |u - v|^2 = 2 - 2 cos (slope 2):
+S2, Y2 = np.array([[0.9, 0.8, -0.5], [0.1, 0.3, 0.2]]), np.array([0, 2])
+TRIPLET_BY_HAND = [
+    # offsets (1, 2): negatives 1 and (2 + 2) mod 3 = 1; hinges 0.5 + 2 (0.8 - 0.9) = 0.3 and
+    # 0.5 + 2 (0.3 - 0.2) = 0.7, both active: mean 0.5
+    ([1, 2], 0.5, [[-1.0, 1.0, 0.0], [0.0, 1.0, -1.0]]),
+    # offsets (2, 1): negatives 2 and 0; hinges 0.5 + 2 (-0.5 - 0.9) < 0 and 0.5 + 2 (0.1 - 0.2) = 0.3
+    ([2, 1], 0.15, [[0.0, 0.0, 0.0], [1.0, 0.0, -1.0]]),
+]
+
+
+@pytest.mark.parametrize("offsets, loss, grad", TRIPLET_BY_HAND)
+def test_triplet_takes_the_negative_offset_from_the_label_and_squared_distances(offsets, loss, grad):
+    triplet = make_objective("triplet", margin=0.5, scale=1.0, rng=ScriptedDraws(integers=offsets))
+    assert triplet.forward(S2, Y2) == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(triplet.backward(), grad, rtol=1e-12)  # slope 2 over 2 images
 
 
 def test_the_expected_triplet_is_the_hand_mean_over_wrong_classes_and_the_sampled_limit():

@@ -18,6 +18,7 @@ from tests.conftest import make_course_folder, need_module, write_tiny_glove
 need_module("torch", "torch")
 pytestmark = pytest.mark.slow  # the whole pipeline in worker processes, and the report
 
+from doodlelab import __version__
 from doodlelab.data.course import CLASSES
 from doodlelab.errors import UserError
 from doodlelab.pipeline.layout import RUNS, run_name
@@ -25,6 +26,10 @@ from doodlelab.pipeline.report import build_report
 from doodlelab.pipeline.steps import add_parser, command, run_all, sweeps_for
 
 RUN_NAMES = [run_name(task, backend) for task, backend in RUNS]
+# The quick run's studies, written out: each study's name and the labels of its two points.
+QUICK_STUDIES = {"arch_hidden": ["model.hidden=[16]", "model.hidden=[32]"],
+                 "optim_lr": ["optim.lr=0.05", "optim.lr=0.1"],
+                 "loss_align": ["two_tower.align_weight=0.0", "two_tower.align_weight=0.5"]}
 QUESTIONS = [f"I.1 ({c})" for c in "abcdef"] + [f"I.2 ({c})" for c in "abc"] + \
     [f"II.1 ({c})" for c in "abcdefg"] + [f"II.2 ({c})" for c in "ab"]
 
@@ -87,20 +92,14 @@ def test_every_output_exists(results):
     for task in ("classifier", "two_tower"):
         assert (out / "compare" / task / "accuracy.png").stat().st_size > 1000
     manifest = json.loads((out / "pipeline.json").read_text())
-    studies = sweeps_for(None, quick=True)
-    assert [s["name"] for s in manifest["sweeps"]] == [s[0] for s in studies]
-    for name, _, grid, _ in studies:
-        summary = (out / "sweep" / name / "summary.csv").read_text().splitlines()
-        points = len(next(iter(grid.values())))
-        seeds = {line.split(",")[2] for line in summary[1:]}
-        assert len(summary) == 1 + points and seeds == {"2"}
+    assert [s["name"] for s in manifest["sweeps"]] == list(QUICK_STUDIES)
+    for name, labels in QUICK_STUDIES.items():
+        rows = (out / "sweep" / name / "summary.csv").read_text().splitlines()[1:]
+        assert sorted(row.split(",")[1] for row in rows) == labels  # one row per point
+        assert {row.split(",")[2] for row in rows} == {"2"}  # each over 2 seeds
     # 3 studies x 2 points x 2 seeds; the configuration's own row (hidden [32], lr 0.05) is shared
     # by two studies, trained once, and labelled in each with that study's setting
     assert len(list((out / "sweep" / "points").glob("*.json"))) == 10
-    for name, _, grid, _ in studies:
-        lines = (out / "sweep" / name / "summary.csv").read_text().splitlines()[1:]
-        labels = {line.split(",")[1] for line in lines}
-        assert labels == {f"{next(iter(grid))}={v}".replace(" ", "") for v in next(iter(grid.values()))}
     assert "term_align" in (out / "sweep" / "loss_align" / "terms.csv").read_text().splitlines()[0]
     for picture in ("first_layer", "embeddings", "two_tower_terms"):
         assert (out / "figures" / f"{picture}.png").stat().st_size > 1000
@@ -173,6 +172,22 @@ def test_page_one_fields_come_from_settings_and_environment(results, tmp_path, m
     assert "missing" not in first
     with pytest.raises(UserError, match="report.autor"):
         command(parser.parse_args(["report", str(copy), "--set", "report.autor=x"]))
+
+
+def test_page_one_says_which_code_made_the_results_with_and_without_git(results, tmp_path):
+    out, _, _ = results
+    copy = _copy(out, tmp_path)
+    manifest = json.loads((copy / "pipeline.json").read_text())
+    manifest["git"] = {"commit": "0123abcd" * 5, "dirty": True}
+    (copy / "pipeline.json").write_text(json.dumps(manifest))
+    build_report(copy)
+    first = _pdf_pages(copy / "report" / "report.pdf")[0]
+    assert f"doodlelab {__version__}, commit {'0123abcd' * 5} (with local changes)" in first
+    manifest["git"] = {"commit": None, "dirty": None}  # an installed package, not a git checkout
+    (copy / "pipeline.json").write_text(json.dumps(manifest))
+    build_report(copy)
+    first = _pdf_pages(copy / "report" / "report.pdf")[0]
+    assert f"doodlelab {__version__}, installed package (not a git checkout)" in first
 
 
 def test_a_second_run_resumes_without_retraining(results):

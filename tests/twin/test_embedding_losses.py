@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import need_module
+from tests.conftest import ScriptedDraws, need_module
 
 torch = need_module("torch", "torch")
 
@@ -41,3 +41,22 @@ def test_hinge_rank_is_k_times_torch_multi_margin_loss():
     expected = (0.1 + 0.1 + 0.3) / 2
     loss = Objective("hinge_rank", margin=0.2, scale=1.0, rng=np.random.default_rng(0))(s, y)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_triplet_negatives_by_the_rule_and_the_hand_worked_loss():
+    # n_i = (y_i + o_i) mod K, one offset o_i from [1, K) per image. Cosines of two images of 3
+    # classes, labels (0, 2), margin 0.5, squared distances 2 - 2 cos: offsets (1, 2) give negatives
+    # 1 and 1, hinges 0.5 + 2 (0.8 - 0.9) = 0.3 and 0.5 + 2 (0.3 - 0.2) = 0.7, mean 0.5.
+    s = torch.tensor([[0.9, 0.8, -0.5], [0.1, 0.3, 0.2]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 2])
+    value = Objective("triplet", margin=0.5, scale=1.0, rng=ScriptedDraws(integers=[1, 2]))(s, y)
+    value.backward()
+    assert value.item() == pytest.approx(0.5, rel=1e-12)
+    np.testing.assert_allclose(s.grad.numpy(), [[-1, 1, 0], [0, 1, -1]], rtol=1e-12)  # 2 / 2 images
+    # Offsets (2, 1): negatives 2 and 0; hinges 0.5 + 2 (-0.5 - 0.9) < 0 and 0.5 + 2 (0.1 - 0.2) = 0.3.
+    other = Objective("triplet", margin=0.5, scale=1.0, rng=ScriptedDraws(integers=[2, 1]))
+    assert other(s, y).item() == pytest.approx(0.15, rel=1e-12)
+    # As rows 1-2 of a global batch of 3: the offsets of all 3 rows are drawn and rows 1-2 kept.
+    shared = Objective("triplet", margin=0.5, scale=1.0, rng=ScriptedDraws(integers=[2, 1, 2]))
+    shared.shard = (3, slice(1, 3))
+    assert shared(s, y).item() == pytest.approx(0.5, rel=1e-12)

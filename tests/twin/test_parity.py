@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from tests.conftest import need_module
+from tests.conftest import ScriptedDraws, need_module
 
 torch = need_module("torch", "torch")
 
@@ -105,16 +105,30 @@ def test_load_numpy_state_round_trip_and_errors() -> None:
         twin.from_numpy(nn.Module())
 
 
-def test_twin_dropout_draws_the_cores_masks() -> None:
+def test_twin_dropout_keeps_a_unit_where_its_uniform_draw_is_at_least_p() -> None:
+    # The documented rule, worked by hand (as in tests/nn/test_dropout.py): one uniform draw per
+    # unit, row-major; kept where the draw is at least p = 0.3, kept units times 1 / 0.7.
+    draws = [0.05, 0.3, 0.29999, 0.9,
+             0.31, 0.0, 0.7, 0.99,
+             0.5, 0.1, 0.4, 0.2]
+    kept = torch.tensor([[0, 1, 0, 1], [1, 0, 1, 1], [1, 0, 1, 0]], dtype=torch.bool)
+    x = torch.arange(1.0, 13.0, dtype=torch.float64).reshape(3, 4)
+    tw = twin.Dropout(0.3, rng=ScriptedDraws(draws)).train()
+    assert torch.equal(tw(x), torch.where(kept, x * (1 / 0.7), 0.0))
+    tw.rng, tw.shard = ScriptedDraws(draws), (3, slice(1, 3))  # rows 1-2 of a global batch of 3
+    assert torch.equal(tw(x[1:]), torch.where(kept[1:], x[1:] * (1 / 0.7), 0.0))
+    assert torch.equal(tw.eval()(x), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        twin.Dropout(1.0, rng=np.random.default_rng(0))
+
+
+def test_twin_dropout_and_the_core_stay_in_step_call_after_call() -> None:
     x = np.ones((50, 40))
     core = nn.Dropout(0.3, rng=np.random.default_rng(5))
     tw = twin.Dropout(0.3, rng=np.random.default_rng(5))
-    for _ in range(3):  # the streams stay in step call after call
+    for _ in range(3):
         _assert_close(tw(torch.tensor(x)), core.forward(x), rtol=0, atol=0)
     assert tw(torch.ones(2, 3, dtype=torch.float32)).dtype == torch.float32
-    assert torch.equal(tw.eval()(torch.tensor(x)), torch.tensor(x))
-    with pytest.raises(ValueError, match="dropout probability"):
-        twin.Dropout(1.0, rng=np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("scale", [1.0, 60.0], ids=["unit", "huge-logits"])

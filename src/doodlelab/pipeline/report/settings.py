@@ -9,16 +9,11 @@ config TOML file, then ``--set report.author=...``. A field given nowhere stays
 from __future__ import annotations
 
 import os
-import sys
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from doodlelab.config import ConfigError, parse_override
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 FIELDS = {"author": "DOODLELAB_AUTHOR", "student_number": "DOODLELAB_STUDENT_NUMBER",
           "code_url": "DOODLELAB_CODE_URL"}
