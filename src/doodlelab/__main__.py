@@ -1,7 +1,5 @@
 """``python -m doodlelab`` runs the CLI."""
 
-import sys
+from doodlelab.cli.commands import run
 
-from doodlelab.cli.commands import main
-
-sys.exit(main())
+run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -186,6 +187,36 @@ def test_module_entry_point_and_version(tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=tmp_path,
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+# A thread inside torch's C++ code with the GIL released, as a gloo worker of a process group is
+# while it releases the tensors of the last collective; then the CLI ends with a usage error.
+UNDER_TORCHRUN = """
+import atexit, sys, threading, torch
+a = torch.randn(300, 300)
+
+def spin():
+    while True:
+        a @ a
+
+threading.Thread(target=spin, daemon=True).start()
+atexit.register(lambda: print("interpreter shutdown ran", flush=True))
+sys.argv = ["doodlelab", "train", "classifier", "--resume"]
+from doodlelab.cli.commands import run
+run()
+"""
+
+
+def test_a_torchrun_process_ends_without_the_interpreter_shutdown_that_kills_gloo_threads():
+    """Without it a worker thread needing the GIL during shutdown aborts the process (SIGABRT)."""
+    need_module("torch", "torch")
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", UNDER_TORCHRUN], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2, done.stderr  # the usage error's status, not -6
+        assert done.stderr.count("\n") == 1 and "--resume needs --out" in done.stderr  # flushed
+        assert "interpreter shutdown ran" not in done.stdout
 
 
 def test_sweep_judges_on_validation_without_reading_test(course_dir, tmp_path, capsys):

@@ -10,9 +10,11 @@ stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from doodlelab import __version__
 from doodlelab.cli.heap import return_large_blocks
@@ -76,5 +78,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The ``doodlelab`` program (``python -m doodlelab`` too): run :func:`main`, exit with its status.
+
+    A process started by torchrun flushes its output and leaves with ``os._exit``, skipping
+    the interpreter's shutdown, as multiprocessing ends its child processes. PyTorch keeps
+    the gloo process group of a DistributedDataParallel model, and so its worker threads,
+    alive after ``destroy_process_group``. A worker still releasing the tensor of the last
+    collective must take the GIL to do it; during the interpreter's shutdown CPython ends
+    such a thread inside the C++ destructor, and libstdc++ aborts the whole process
+    ("terminate called without an active exception", SIGABRT): a finished run's rank 1
+    died that way on a loaded machine.
+    """
+    status = main()
+    from doodlelab.training.registry import under_torchrun
+
+    if under_torchrun():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
