@@ -43,6 +43,17 @@ settings.register_profile("mutation", deadline=None, max_examples=4, database=No
                           phases=[Phase.explicit, Phase.generate])
 settings.load_profile("mutation" if "MUTANT_UNDER_TEST" in os.environ
                       else "ci" if os.environ.get("CI") else "doodlelab")
+if "MUTANT_UNDER_TEST" in os.environ:
+    # mutmut forks a child per mutant and kills one that runs too long. tqdm's default lock
+    # is a semaphore shared across fork: a child killed while holding it would leave every
+    # later child waiting on it (a cascade of false "timeouts"). A thread lock is not shared,
+    # and without tqdm's monitor thread no other thread can hold it when mutmut forks.
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+    tqdm.monitor_interval = 0
 
 
 def examples(n: int) -> int:
@@ -95,6 +106,7 @@ def need_module(part: str, name: str) -> ModuleType:
 
 def pytest_configure(config: pytest.Config) -> None:
     required_parts()  # a misspelt part stops the run before any test
+    os.environ.setdefault(SEED_ENV, str(SESSION_SEED))  # pytest-xdist's workers draw with the same seed
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
