@@ -112,7 +112,9 @@ def mean_cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
 CE_HINTS = {
     "loss": {"batch": "the loss is a mean over the batch, divide the sum by B",
              "per_item": "the loss is the mean over the batch of -log p(own class)",
-             "sign": "the loss is -log of the probability of the own class"},
+             "sign": "the loss is -log of the probability of the own class",
+             "values": "the loss is the mean of -log softmax(logits)[i, y_i], its logs taken through "
+                       "log-sum-exp (no log(p + eps))"},
     "dlogits": {"batch": "the loss is a mean, so its gradient is (softmax - onehot) / B",
                 "sign": "the gradient is (softmax - onehot) / B, not (onehot - softmax) / B",
                 "transposed": "dlogits has the shape of logits, (B, C)",

@@ -96,15 +96,13 @@ def check_nesterov_step(fn: Any) -> Verdict:
     problem = _velocity_problem(v_new)
     if problem:
         return Verdict(NESTEROV, WRONG, problem)
-    p, g, v = np.array(P), np.array(G), np.array(V)
+    p, g = np.array(P), np.array(G)
     if close(p_new, np.array(P_NESTEROV)):
         return Verdict(NESTEROV, CORRECT, "v = mu*v + g, then p -= lr*(g + mu*v) (torch's nesterov=True)")
     if close(p_new, np.array(P_MOMENTUM)):
-        return Verdict(NESTEROV, WRONG, "that is the classic momentum step p -= lr*v: Nesterov steps "
-                                        "p -= lr*(g + mu*v), looking one velocity ahead")
-    if close(p_new, p - LR * (g + MU * v)):
-        return Verdict(NESTEROV, WRONG, "the look-ahead uses the old velocity: update v first, then "
-                                        "p -= lr*(g + mu*v) with the new v")
+        return Verdict(NESTEROV, WRONG, "that is the classic momentum step p -= lr*v (the same as a "
+                                        "look-ahead with the old v): Nesterov steps p -= lr*(g + mu*v) with "
+                                        "the new v, one velocity ahead")
     if close(p_new, p + LR * (g + MU * np.array(V_NEW))):
         return Verdict(NESTEROV, WRONG, "p_new moved uphill: subtract the step, p -= lr*(g + mu*v)")
     return Verdict(NESTEROV, WRONG, f"p_new is {np.round(p_new, 4).tolist()}, expected {list(P_NESTEROV)}: "

@@ -102,10 +102,13 @@ def _classify(name: str, got: Any, expected: np.ndarray, batch: int | None,
     c = fitted_factor(arr, expected, rtol)
     if c is not None:
         kind, phrase = factor_kind(c, batch)
-        return kind, f"{name} {phrase}"
+        if kind != "scale" or expected.size > 1:  # any number is a multiple of another one
+            return kind, f"{name} {phrase}"
     worst = int(np.argmax(np.abs(arr - expected)))
     index = np.unravel_index(worst, expected.shape) if expected.ndim else ()
     at = f" at {tuple(int(i) for i in index)}" if expected.ndim else ""
+    if expected.size == 1:
+        return "values", f"{name} is {arr.flat[0]:.6g} where {expected.flat[0]:.6g} is expected"
     return "values", (f"{name} differs from the expected values (largest gap{at}: "
                       f"{arr.flat[worst]:.4g} where {expected.flat[worst]:.4g} is expected)")
 

@@ -80,9 +80,12 @@ WRONG_FORMS = {  # a value the usual mistakes give on (A, B), and where to look
     0.1: "that is the largest absolute gap: divide each entry's gap by that entry's size",
     1.0: "an entry near zero decides (0.003 against 0 gives 1.0): entries smaller than floor x the "
          "largest are judged against that floor",
-    0.1 / 10.1: "you divided by the largest entry of the whole tensor, so small entries' errors vanish: "
-                "divide each entry's gap by its own size, max(|a_i|, |b_i|, floor x largest)",
 }
+_BY_LARGEST = ("you divided by the largest entry of the whole tensor, so small entries' errors vanish: "
+               "divide each entry's gap by its own size, max(|a_i|, |b_i|, floor x largest)")
+WRONG_FORMS.update({0.1 / 10.1: _BY_LARGEST, 0.1 / 10.0: _BY_LARGEST,  # the largest of both, or of a
+                    0.003 / 0.1: "the floor came from a alone (0.01 x 10): take floor x the largest |entry| "
+                                 "of a and b together"})
 
 
 @checker(RELATIVE)
