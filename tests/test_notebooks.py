@@ -67,7 +67,9 @@ def test_stored_without_outputs_and_valid(path: Path) -> None:
 
 
 def test_the_stored_copies_are_what_the_builder_makes() -> None:
-    assert _builder().stale() == []
+    build = _builder()
+    assert build.stale() == []
+    assert build.main(["--check"]) == 0
 
 
 def test_the_builder_finds_a_stale_copy(tmp_path: Path) -> None:
