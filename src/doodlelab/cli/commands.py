@@ -21,7 +21,7 @@ from doodlelab.data import render
 from doodlelab.data.official import fetch
 from doodlelab.demo import serve
 from doodlelab.errors import UserError
-from doodlelab.pipeline import steps as pipeline
+from doodlelab.pipeline import subcommands as pipeline
 from doodlelab.runs import evaluate_command, train_command
 from doodlelab.studies import bench, compare, gradcheck, sweep, zeroshot
 

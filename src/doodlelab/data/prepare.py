@@ -56,8 +56,11 @@ class Prepared:
 
 def class_word_vectors(source: str, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, Any]]:
     """Return the word vectors (K, D) float32 of the class ``names`` from ``source``, and their provenance."""
-    from doodlelab.data.wordvec import load_word_vectors
+    from doodlelab.data.wordvec import control_vectors, load_word_vectors
 
+    control = control_vectors(source, names)
+    if control is not None:
+        return control
     words = load_word_vectors(source, words=names)
     return words.phrase_vectors(names), words.provenance
 

@@ -8,6 +8,7 @@ them and the tests agree by construction::
     data/split.npz, examples.png  the split all four runs share; a few doodles per class (+ .csv)
     runs/<task>-<backend>/        the four runs (doodlelab train): classifier / two_tower x numpy / torch
     gradcheck.json                numpy backprop vs torch autograd on the real first batches, both models
+    drift.json                    numpy vs torch trained side by side for a few epochs, float32 and float64
     compare/<task>/               numpy vs torch side by side (doodlelab compare)
     sweep/<study>/                one study (doodlelab sweep format: sweep.csv, histories.csv, summary.csv,
                                   study.png + .csv: validation accuracy, mean and spread over seeds)
@@ -28,6 +29,7 @@ from typing import Any
 RUNS = (("classifier", "numpy"), ("classifier", "torch"), ("two_tower", "numpy"), ("two_tower", "torch"))
 MANIFEST = "pipeline.json"
 GRADCHECK = "gradcheck.json"
+DRIFT = "drift.json"  # numpy vs torch over a few epochs, float32 and float64 (studies.drift)
 SWEEP_FILES = ("sweep.csv", "histories.csv", "summary.csv")  # summary.csv is written last
 COMPARE_FILES = ("comparison.json", "comparison.csv", "loss.png", "loss.csv", "accuracy.png", "accuracy.csv")
 DATA_FILES = ("data.json", "split.npz", "examples.png", "examples.csv")

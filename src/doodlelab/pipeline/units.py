@@ -1,8 +1,8 @@
 """The heavy units of ``doodlelab run``, each a plain function a worker process can run.
 
 Arguments are plain values (paths, config dicts, settings), so they travel to a
-``spawn`` worker; a worker reads the training split and the class word vectors once
-and keeps them for every study row it trains (:func:`_train_split`, :func:`_vectors`).
+``spawn`` worker; a worker reads the course folder and the class word vectors once per
+split seed and word-vector source and keeps them for every row it trains (:func:`_data`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from doodlelab.config import config_from_dict
 from doodlelab.files.atomic import write_json
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=16)
 def _prepared(data_dir: str, cfg_json: str, word_vectors: bool) -> Any:
     """Return the validated data of ``data_dir`` for a configuration (JSON), read once per process."""
     import json
@@ -45,15 +45,20 @@ def train_run(data_dir: str, folder: str, cfg: dict[str, Any], backend: str, tas
               progress=False, resume=resume)
 
 
-def study_row(data_dir: str, path: str, model: str, settings: dict[str, Any], cfg: dict[str, Any],
-              seed: int, stamp: dict[str, Any]) -> None:
-    """Train one study row (a grid point and a seed) and write ``{stamp, row, history}`` to ``path``."""
+def study_setting(data_dir: str, kind: str, cfg: dict[str, Any], seeds: list[int], paths: list[str],
+                  stamps: list[dict[str, Any]], train_images: int) -> None:
+    """Train one setting of a study with each of ``seeds`` and write ``{stamp, row, history}`` per seed.
+
+    Each seed trains on at most ``train_images`` images of its own training split (a stratified
+    subset, :func:`doodlelab.data.split.stratified_subset`) and is judged on its validation split.
+    """
     from doodlelab.studies.sweep import sweep_point
 
-    data = _data(data_dir, cfg, model == "two_tower")
-    row, history = sweep_point(data, config_from_dict(cfg), settings, seed, model=model,
-                               class_vectors=data.class_vectors)
-    write_json(Path(path), {"stamp": stamp, "row": row, "history": history})
+    data = _data(data_dir, cfg, kind == "two_tower")
+    for seed, path, stamp in zip(seeds, paths, stamps):
+        row, history = sweep_point(data, config_from_dict(cfg), {}, seed, model=kind,
+                                   class_vectors=data.class_vectors, train_images=train_images)
+        write_json(Path(path), {"stamp": stamp, "row": row, "history": history})
 
 
 def gradcheck(data_dir: str, path: str, cfg: dict[str, Any], steps: int, models: list[str]) -> None:
@@ -64,3 +69,13 @@ def gradcheck(data_dir: str, path: str, cfg: dict[str, Any], steps: int, models:
     require_torch("the gradient check")
     write_json(Path(path), run_gradcheck(config_from_dict(cfg), _data(data_dir, cfg, True), steps=steps,
                                          models=tuple(models)))
+
+
+def drift(data_dir: str, path: str, cfg: dict[str, Any], epochs: int, train_images: int) -> None:
+    """Write the numpy-vs-torch drift of the classifier over ``epochs`` epochs (both dtypes) to ``path``."""
+    from doodlelab.studies.drift import run_drift
+    from doodlelab.training.registry import require_torch
+
+    require_torch("the drift study")
+    write_json(Path(path), run_drift(config_from_dict(cfg), _data(data_dir, cfg, False), epochs=epochs,
+                                     train_images=train_images))

@@ -49,6 +49,7 @@ HISTORY = "history.csv"
 WEIGHTS = "weights.npz"
 CLASS_VECTORS = "class_vectors.npz"
 METRICS = "metrics.json"
+PREDICTIONS = "predictions.npz"  # the test images' class probabilities (N, K) and labels (N,)
 FIGURES = "figures"
 STATUS = "run.json"  # run_id, status, the SHA-256 of every file written
 CHECKPOINT = "checkpoint.npz"  # the partial folder's state at the end of the last whole epoch
@@ -315,6 +316,11 @@ class RunFolder:
         """Write ``weights.npz``: arrays by dotted parameter name, numpy layout."""
         self._write(WEIGHTS, lambda p, s: write_npz(p, **s), state)
 
+    def write_predictions(self, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        """Write ``predictions.npz``: the test images' probabilities (N, K) float32 and labels (N,) int64."""
+        self._write(PREDICTIONS, lambda p, a: write_npz(p, probabilities=a[0], labels=a[1]),
+                    (np.asarray(probabilities, np.float32), np.asarray(labels, np.int64)))
+
     def write_class_vectors(self, names: Sequence[str], vectors: np.ndarray) -> None:
         """Write ``class_vectors.npz``: the class names (K,) and their word vectors (K, D)."""
         self._write(CLASS_VECTORS, lambda p, v: write_npz(p, names=np.array(names), vectors=v), vectors)
@@ -417,6 +423,19 @@ class RunFolder:
         expected = (Member(None, "f", "float32") if like is None
                     else {k: Member.like(v) for k, v in like.items()})
         return self._npz(WEIGHTS, "{path} is missing: the run did not finish; train it again", expected)
+
+    @property
+    def predictions(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the test ``(probabilities (N, K), labels (N,))`` of ``predictions.npz``, or None if the
+        run has none (a run from before the file existed)."""
+        if not (self._dir / PREDICTIONS).is_file():
+            return None
+        z = self._npz(PREDICTIONS, "{path} is missing",
+                      {"probabilities": Member((None, len(self.classes)), "f", "float32"),
+                       "labels": Member((None,), "i")})
+        if z["probabilities"].shape[0] != z["labels"].shape[0]:
+            raise UserError(f"{self._dir / PREDICTIONS}: probabilities and labels differ in length")
+        return z["probabilities"], z["labels"].astype(np.int64)
 
     @property
     def class_vectors(self) -> tuple[tuple[str, ...], np.ndarray]:

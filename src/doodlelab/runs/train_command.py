@@ -98,6 +98,7 @@ def write_test_outputs(task: Task, test: Split, run: RunFolder, cfg: Config) -> 
     from doodlelab.training.figures import plot_confusion, plot_mistakes, plot_roc_pr
 
     metrics, probs = score_on_test(task, test, cfg)
+    run.write_predictions(probs, test.y)
     plot_confusion(metrics["confusion_matrix"], test.classes, run.figures_dir)
     plot_roc_pr(test.y, probs, test.classes, run.figures_dir)
     plot_mistakes(test.x, test.y, probs, test.classes, run.figures_dir)

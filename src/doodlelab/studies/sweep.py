@@ -72,14 +72,22 @@ def label_of(settings: dict[str, Any]) -> str:
 
 
 def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: str = "numpy",
-                model: str = "classifier", class_vectors: Any = None) -> tuple[dict[str, Any], list[dict]]:
+                model: str = "classifier", class_vectors: Any = None,
+                train_images: int | None = None) -> tuple[dict[str, Any], list[dict]]:
     """Train one grid point with ``seed`` on ``data``'s training file; return its sweep.csv row (no
-    ``point`` column: the caller numbers the points) and its history rows."""
+    ``point`` column: the caller numbers the points) and its history rows.
+
+    ``train_images`` caps the training images: a stratified subset of the seed's training split.
+    """
+    from doodlelab.data.split import stratified_subset
+
     raw = cfg.to_dict()
     raw["train"]["seed"] = seed
     cfg = build_config(raw)
     train = data.train
     train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
+    if train_images is not None:
+        train_idx = stratified_subset(train_idx, train.y, train_images, seed)
     task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
                            train.x[val_idx], train.y[val_idx], progress=False,
                            class_vectors=class_vectors, n_classes=len(data.classes))

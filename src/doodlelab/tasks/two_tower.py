@@ -86,18 +86,23 @@ def embedding_scores(cfg: Config, u: np.ndarray, v: np.ndarray, y: np.ndarray) -
     ``loss``: the objective plus ``align_weight`` times the align term (the data part of
     the training objective, without the weight penalty); ``accuracy``; ``active``: the
     objective's fraction of non-zero terms; ``class_cosine``: the mean cosine between
-    distinct class embeddings (near 1 = collapsed).
+    distinct class embeddings (near 1 = collapsed); and each term of ``loss``, unweighted, as
+    ``term_<name>`` (the objective's name, and ``align`` when it is weighted in), as the
+    training batches report theirs, so both splits can show the terms that add up to the loss.
     """
     s = np.asarray(u, np.float64) @ np.asarray(v, np.float64).T  # (N, K)
     if cfg.two_tower.loss == "triplet":  # every wrong class, not a drawn one: no sampling noise
-        loss, active = expected_triplet(s, y, cfg.two_tower.margin)
+        value, active = expected_triplet(s, y, cfg.two_tower.margin)
     else:
         objective = objective_for(cfg, np.random.default_rng(0))  # (the others draw nothing)
-        loss, active = objective.forward(s, y), objective.active
+        value, active = objective.forward(s, y), objective.active
+    terms = {f"term_{cfg.two_tower.loss}": float(value)}
+    loss = value
     if cfg.two_tower.align_weight:
-        loss += cfg.two_tower.align_weight * AlignOnly().forward(s, y)
+        terms["term_align"] = float(AlignOnly().forward(s, y))
+        loss += cfg.two_tower.align_weight * terms["term_align"]
     return {"loss": loss, "accuracy": float((s.argmax(axis=1) == y).mean()),
-            "active": active, "class_cosine": class_cosine(v)}
+            "active": active, "class_cosine": class_cosine(v), **terms}
 
 
 class NumpyTwoTower(NumpyTask):

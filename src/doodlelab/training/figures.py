@@ -1,7 +1,9 @@
-"""Figures of a run, each written as a PNG together with the CSV of the numbers behind it.
+"""Figures of a run, each written as a PNG (or, for the report, SVG) together with the CSV of its numbers.
 
 Tests assert on the CSVs, never on pixels. matplotlib is imported inside the
 functions (with the non-interactive Agg backend), so importing this module is cheap.
+An ``.svg`` figure keeps its text as text (searchable in the report's PDF) in the
+DejaVu Sans that matplotlib ships, which :func:`font_dir` hands to the report's compiler.
 """
 
 from __future__ import annotations
@@ -24,12 +26,49 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG, or as SVG with its text kept as text when the suffix is .svg."""
     import io
 
+    import matplotlib
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    if Path(path).suffix == ".svg":
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "doodlelab"}):
+            fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    else:
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     _pyplot().close(fig)
     return write_bytes(path, buf.getvalue())
+
+
+def font_dir() -> Path:
+    """Return the folder of the fonts matplotlib ships (DejaVu Sans): the SVG figures' text font."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+# The report's figures print at about 8 cm wide: 7-8 pt text at that size.
+REPORT_RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+             "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.2}
+
+
+def plot_study_curves(curves: Sequence[Mapping[str, float]], settings: Sequence[str], path: Path) -> Path:
+    """Plot a study's validation accuracy per epoch (mean over seeds), one line per setting, to ``path``."""
+    import matplotlib
+
+    plt = _pyplot()
+    with matplotlib.rc_context(REPORT_RC):
+        fig, ax = plt.subplots(figsize=(3.3, 2.3))
+        for name in settings:
+            mine = sorted((c for c in curves if c["setting"] == name), key=lambda c: c["epoch"])
+            ax.plot([c["epoch"] for c in mine], [c["val_accuracy"] for c in mine], label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy\n(mean over seeds)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, loc="lower right")
+        return _save(fig, path)
 
 
 def plot_curves(
