@@ -11,11 +11,14 @@ import argparse
 import dataclasses
 import sys
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import CLASSIFIER, TWO_TOWER, Kind
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,7 +90,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (512, 256)
     activation: str = "relu"
     dropout: float = 0.1  # after every hidden activation
-    input_dropout: float = 0.0  # on the 784 pixels
+    input_dropout: float = 0.0  # on the input pixels
     init: str = "he_normal"
 
     def __post_init__(self) -> None:
@@ -239,21 +242,18 @@ class Config:
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def __post_init__(self) -> None:
-        total = max(self.n_parameters("classifier"), self.n_parameters("two_tower"))
+        total = max(self.n_parameters().values())
         _check(total <= MAX_PARAMETERS, "model.hidden",
                f"a model of at most {MAX_PARAMETERS:,} parameters (these settings give {total:,})",
                list(self.model.hidden))
 
-    def n_parameters(self, task: str = "classifier") -> int:
-        """Return the weights and biases of ``task``'s model (an upper bound for two_tower's word tower)."""
+    def n_parameters(self) -> dict[Kind, int]:
+        """Return the weights and biases of each kind's model (an upper bound for the word tower)."""
         t = self.two_tower
-        image_out = t.embed_dim if task == "two_tower" else _MIN_OUTPUTS
-        widths = [784, *self.model.hidden, image_out]
-        total = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
-        if task == "two_tower":
-            words = [_MAX_WORD_DIM, *t.text_hidden, t.embed_dim]
-            total += sum((a + 1) * b for a, b in zip(words, words[1:]))
-        return total
+        image = [N_PIXELS, *self.model.hidden]
+        return {CLASSIFIER: _mlp_parameters([*image, _MIN_OUTPUTS]),
+                TWO_TOWER: _mlp_parameters([*image, t.embed_dim])
+                + _mlp_parameters([_MAX_WORD_DIM, *t.text_hidden, t.embed_dim])}
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Return the resolved configuration as plain JSON-able dicts."""
@@ -262,6 +262,11 @@ class Config:
             section = dataclasses.asdict(getattr(self, f.name))
             out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in section.items()}
         return out
+
+
+def _mlp_parameters(widths: Sequence[int]) -> int:
+    """Return the weights and biases of an MLP with layer sizes ``widths``."""
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
@@ -297,7 +302,8 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
 
 
 def build_config(values: dict[str, dict[str, Any]] | None = None) -> Config:
-    """Return a Config from nested ``{section: {key: value}}``; unknown keys are errors."""
+    """Return a Config from nested ``{section: {key: value}}`` (e.g. :meth:`Config.to_dict`'s output,
+    a run's config.json); unknown keys are errors."""
     values = values or {}
     if not isinstance(values, dict):
         raise ConfigError(f"config: must be a table of [sections] (got {type(values).__name__})")
@@ -345,7 +351,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     """Return the Config from defaults, then the TOML file at ``path``, then ``overrides``."""
     values: dict[str, dict[str, Any]] = {}
     if path is not None:
-        values = _read_toml(Path(path))
+        values = read_toml(Path(path))
         for sname, section in values.items():
             if not isinstance(section, dict):
                 raise ConfigError(f"config file {path}: {sname} must be a [section] table")
@@ -355,8 +361,11 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     return build_config(values)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    """Return the tables of a TOML file of at most 1 MB, UTF-8; ConfigError naming ``path`` otherwise."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """Return the tables of a TOML file of at most 1 MB, UTF-8; ConfigError naming ``path`` otherwise.
+
+    Every settings file is read here, also its tables other commands check (``[report]``).
+    """
     from doodlelab.files.checked import open_bounded
 
     try:
@@ -374,13 +383,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
 
-def config_from_dict(d: dict[str, dict[str, Any]]) -> Config:
-    """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's config.json)."""
-    return build_config(d)
-
-
-def add_config_args(p: argparse.ArgumentParser, config_help: str = "TOML file of settings") -> None:
+def add_config_args(p: argparse.ArgumentParser, config_help: str = "TOML file of settings",
+                    set_help: str = "override one setting, e.g. optim.lr=0.05") -> None:
     """Add ``--config FILE.toml`` and repeatable ``--set SECTION.KEY=VALUE`` to a command's parser."""
     p.add_argument("--config", type=Path, metavar="FILE.toml", help=config_help)
     p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE", help="override one setting, e.g. optim.lr=0.05")
+                   metavar="SECTION.KEY=VALUE", help=set_help)

@@ -160,7 +160,7 @@ def test_gradients_of_order_1e12_pass_on_their_relative_error() -> None:
     vectors[4] = 0.0
     cfg = build_config({"model": {"hidden": [8]}, "train": {"batch_size": 16},
                         "two_tower": {"embed_dim": 4, "text_hidden": [4]}})
-    report = gradcheck.run_gradcheck(cfg, steps=2, models=("two_tower",), class_vectors=vectors)
+    report = gradcheck.run_gradcheck(cfg, steps=2, kinds=("two_tower",), class_vectors=vectors)
     tower = report["two_tower"]
     biggest = max(r["max_abs_diff"] for r in tower["float32"])
     assert biggest > 1e-5  # the old absolute float32 limit would have failed this

@@ -1,6 +1,6 @@
 """What the main job studies: every question of the assignment as a list of validation studies.
 
-A study is ``(name, model, grid, what it asks[, seeds])``: the name's prefix files it under
+A study is ``(name, kind, grid, what it asks[, seeds])``: the name's prefix files it under
 the assignment's question (:func:`doodlelab.pipeline.rows.question_of`), every grid holds the
 configuration's own value, and :mod:`doodlelab.pipeline.rows` turns studies into trained rows.
 """
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from doodlelab.kinds import CLASSIFIER, TWO_TOWER
 from doodlelab.pipeline.rows import STUDY_EPOCHS
 
-# One study: (name, model, grid, what it asks[, seeds]). The name's prefix files it under the
+# One study: (name, model kind, grid, what it asks[, seeds]). The name's prefix files it under the
 # assignment's question (see question_of); every grid holds the configuration's own value.
 Sweep = tuple
 
@@ -19,41 +20,41 @@ Sweep = tuple
 def _classifier_studies(cfg: Any) -> list[Sweep]:
     m = cfg.model
     return [
-        ("arch_hidden", "classifier", {"model.hidden": [[256], [512], [256, 128], [512, 256],
+        ("arch_hidden", CLASSIFIER, {"model.hidden": [[256], [512], [256, 128], [512, 256],
                                                          [1024, 512], [512, 256, 128]]},
          "depth and width of the hidden layers"),
-        ("arch_activation", "classifier", {"model.activation": ["relu", "leaky_relu", "tanh", "sigmoid"]},
+        ("arch_activation", CLASSIFIER, {"model.activation": ["relu", "leaky_relu", "tanh", "sigmoid"]},
          "activation of the hidden layers"),
-        ("optim_momentum", "classifier", {"optim.nesterov": [False], "optim.momentum": [0.0, 0.5, 0.9, 0.95]},
+        ("optim_momentum", CLASSIFIER, {"optim.nesterov": [False], "optim.momentum": [0.0, 0.5, 0.9, 0.95]},
          "momentum without Nesterov"),  # Nesterov needs momentum > 0: a second grid
-        ("optim_momentum_nesterov", "classifier",
+        ("optim_momentum_nesterov", CLASSIFIER,
          {"optim.nesterov": [True], "optim.momentum": [0.5, 0.9, 0.95]},
          "momentum with Nesterov"),
-        ("optim_lr", "classifier", {"optim.lr": [0.01, 0.05, 0.2]}, "learning rate"),
-        ("optim_batch", "classifier", {"train.batch_size": [32, 128, 512]}, "mini-batch size"),
-        ("optim_epochs", "classifier", {"train.epochs": [5, STUDY_EPOCHS, 30]}, "number of epochs"),
-        ("tried_augment", "classifier", {"augment.enabled": [True, False]},
+        ("optim_lr", CLASSIFIER, {"optim.lr": [0.01, 0.05, 0.2]}, "learning rate"),
+        ("optim_batch", CLASSIFIER, {"train.batch_size": [32, 128, 512]}, "mini-batch size"),
+        ("optim_epochs", CLASSIFIER, {"train.epochs": [5, STUDY_EPOCHS, 30]}, "number of epochs"),
+        ("tried_augment", CLASSIFIER, {"augment.enabled": [True, False]},
          "random whole-pixel shifts of the training images"),
-        ("tried_dropout", "classifier", {"model.dropout": sorted({0.0, m.dropout, 0.3})}, "dropout"),
-        ("tried_decay", "classifier", {"optim.weight_decay": sorted({0.0, cfg.optim.weight_decay, 1e-3})},
+        ("tried_dropout", CLASSIFIER, {"model.dropout": sorted({0.0, m.dropout, 0.3})}, "dropout"),
+        ("tried_decay", CLASSIFIER, {"optim.weight_decay": sorted({0.0, cfg.optim.weight_decay, 1e-3})},
          "weight decay"),
-        ("tried_schedule", "classifier", {"optim.schedule": ["constant", "step", "cosine"]},
+        ("tried_schedule", CLASSIFIER, {"optim.schedule": ["constant", "step", "cosine"]},
          "learning-rate schedule"),
     ]
 
 
 def _two_tower_studies(cfg: Any) -> list[Sweep]:
     return [
-        ("arch_image_tower", "two_tower", {"model.hidden": [[256], [512, 256], [512, 256, 128]]},
+        ("arch_image_tower", TWO_TOWER, {"model.hidden": [[256], [512, 256], [512, 256, 128]]},
          "image tower: hidden widths"),
-        ("arch_word_tower", "two_tower", {"two_tower.text_hidden": [[32], [64], [128, 64]]},
+        ("arch_word_tower", TWO_TOWER, {"two_tower.text_hidden": [[32], [64], [128, 64]]},
          "word tower: hidden widths"),
-        ("arch_embed", "two_tower", {"two_tower.embed_dim": [16, 64, 128]}, "size of the shared space"),
-        ("optim_momentum_two_tower", "two_tower",
+        ("arch_embed", TWO_TOWER, {"two_tower.embed_dim": [16, 64, 128]}, "size of the shared space"),
+        ("optim_momentum_two_tower", TWO_TOWER,
          {"optim.nesterov": [False], "optim.momentum": [0.0, 0.5, 0.9]},
          "momentum without Nesterov"),
-        ("optim_lr_two_tower", "two_tower", {"optim.lr": [0.02, 0.05, 0.1]}, "learning rate"),
-        ("loss_align", "two_tower",
+        ("optim_lr_two_tower", TWO_TOWER, {"optim.lr": [0.02, 0.05, 0.1]}, "learning rate"),
+        ("loss_align", TWO_TOWER,
          {"two_tower.align_weight": sorted({0.0, cfg.two_tower.align_weight, 2.0})},
          "weight of the alignment term"),
         *loss_study(),
@@ -87,15 +88,15 @@ LOSS_STUDY: tuple[tuple[str, str, dict[str, list[Any]], str], ...] = (
 
 def loss_study() -> list[Sweep]:
     """Return the two-tower loss study: one study per question, every objective in one of them."""
-    return [(name, "two_tower", {"two_tower.loss": [loss], **grid}, question, LOSS_STUDY_SEEDS)
+    return [(name, TWO_TOWER, {"two_tower.loss": [loss], **grid}, question, LOSS_STUDY_SEEDS)
             for name, loss, grid, question in LOSS_STUDY]
 
 
 def sweeps_for(cfg: Any, quick: bool = False) -> tuple[Sweep, ...]:
     """Return the validation studies the pipeline runs around ``cfg`` (two tiny ones when ``quick``)."""
     if quick:
-        return (("arch_hidden", "classifier", {"model.hidden": [[16], [32]]}, "width of the hidden layer"),
-                ("optim_lr", "classifier", {"optim.lr": [0.05, 0.1]}, "learning rate"),  # shares a row
-                ("loss_align", "two_tower", {"two_tower.align_weight": [0.0, 0.5]},
+        return (("arch_hidden", CLASSIFIER, {"model.hidden": [[16], [32]]}, "width of the hidden layer"),
+                ("optim_lr", CLASSIFIER, {"optim.lr": [0.05, 0.1]}, "learning rate"),  # shares a row
+                ("loss_align", TWO_TOWER, {"two_tower.align_weight": [0.0, 0.5]},
                  "weight of the alignment term"))
     return (*_classifier_studies(cfg), *_two_tower_studies(cfg))

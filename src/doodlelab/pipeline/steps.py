@@ -27,8 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from doodlelab.config import add_config_args
+from doodlelab.data.official.autofetch import add_fetching_data_args
 from doodlelab.errors import UserError
 from doodlelab.files.lock import FolderLock
+from doodlelab.geometry import SHAPE
+from doodlelab.kinds import CLASSIFIER, KINDS, NUMPY, TORCH, TWO_TOWER
 from doodlelab.pipeline import layout, units
 from doodlelab.pipeline.ledger import Job, Ledger, default_jobs, now, run_jobs
 from doodlelab.pipeline.plan import sweeps_for
@@ -36,7 +40,7 @@ from doodlelab.pipeline.rows import STUDY_EPOCHS, STUDY_SEEDS, study_entry, stud
 from doodlelab.runs.folder import HISTORY, METRICS, WEIGHTS
 
 GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
-GRADCHECK_MODELS = ("classifier", "two_tower")
+GRADCHECK_MODELS = KINDS
 DEFAULT_OUT = Path("results")
 
 # The settings ``quick=True`` adds (before the caller's own overrides), as ``--set`` strings.
@@ -73,7 +77,7 @@ class Context:
 def data_step(ctx: Context) -> None:
     """Read and validate the data once; write data/data.json, the split and example doodles."""
     from doodlelab.data.prepare import prepare
-    from doodlelab.data.split import save_split
+    from doodlelab.data.split import SPLIT_FILE, save_split
     from doodlelab.files.atomic import write_json
     from doodlelab.training.figures import plot_examples
 
@@ -81,19 +85,19 @@ def data_step(ctx: Context) -> None:
     train, test, checksums = data.train, data.test, data.checksums
     ctx.values.update(train=train, test=test, checksums=checksums)
     train_idx, val_idx = data.train_idx, data.val_idx
-    folder = ctx.out / "data"
+    folder = layout.data_dir(ctx.out)
 
     def counts(y: Any) -> dict[str, int]:
         return {name: int((y == c).sum()) for c, name in enumerate(train.classes)}
 
     def work() -> None:
-        write_json(folder / "data.json", {
+        write_json(folder / layout.DATA_JSON, {
             "data_dir": str(ctx.data_dir.resolve()), "checksums": checksums, "classes": list(train.classes),
             "seed": ctx.cfg.train.seed, "val_fraction": ctx.cfg.data.val_fraction,
             "counts": {"train_file": counts(train.y), "train": counts(train.y[train_idx]),
                        "validation": counts(train.y[val_idx]), "test": counts(test.y)},
-            "image_shape": [28, 28]})
-        save_split(folder / "split.npz", train_idx, val_idx)
+            "image_shape": list(SHAPE)})
+        save_split(folder / SPLIT_FILE, train_idx, val_idx)
         plot_examples(train.x[train_idx], train.y[train_idx], train_idx, train.classes, folder)
 
     stamp = {"checksums": checksums, "seed": ctx.cfg.train.seed, "val_fraction": ctx.cfg.data.val_fraction}
@@ -104,14 +108,14 @@ def data_step(ctx: Context) -> None:
 def _run_jobs(ctx: Context) -> list[Job]:
     """Return the jobs of the four runs that are missing or unfinished (refusing other settings)."""
     cfg, out = ctx.cfg.to_dict(), []
-    for task, backend in layout.RUNS:
-        folder = layout.run_dir(ctx.out, task, backend)
-        stamp = {"task": task, "backend": backend, "config": cfg, "checksums": ctx.values["checksums"]}
+    for kind, backend in layout.RUNS:
+        folder = layout.run_dir(ctx.out, kind, backend)
+        stamp = {"task": kind, "backend": backend, "config": cfg, "checksums": ctx.values["checksums"]}
         finished = layout.run_finished(folder)
-        same = finished and layout.same_run(folder, task, backend, cfg, ctx.values["checksums"])
-        if ctx.ledger.needs_work(f"runs/{layout.run_name(task, backend)}", stamp, finished, same=same):
-            out.append(Job(f"runs/{layout.run_name(task, backend)}", stamp, units.train_run,
-                           (str(ctx.data_dir), str(folder), cfg, backend, task)))
+        same = finished and layout.same_run(folder, kind, backend, cfg, ctx.values["checksums"])
+        if ctx.ledger.needs_work(f"runs/{layout.run_name(kind, backend)}", stamp, finished, same=same):
+            out.append(Job(f"runs/{layout.run_name(kind, backend)}", stamp, units.train_run,
+                           (str(ctx.data_dir), str(folder), cfg, backend, kind)))
     return out
 
 
@@ -159,27 +163,27 @@ def compare_step(ctx: Context) -> None:
     from doodlelab.files.atomic import sha256_file
     from doodlelab.studies.compare import compare_runs
 
-    for task in ("classifier", "two_tower"):
-        a, b = layout.run_dir(ctx.out, task, "numpy"), layout.run_dir(ctx.out, task, "torch")
-        folder = ctx.out / "compare" / task
+    for kind in KINDS:
+        a, b = layout.run_dir(ctx.out, kind, NUMPY), layout.run_dir(ctx.out, kind, TORCH)
+        folder = layout.compare_dir(ctx.out, kind)
         stamp = {str(p.relative_to(ctx.out)): sha256_file(p)
                  for run in (a, b) for p in (run / METRICS, run / HISTORY)}
         complete = all((folder / n).is_file() for n in layout.COMPARE_FILES)
-        ctx.ledger.step(f"compare/{task}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
+        ctx.ledger.step(f"compare/{kind}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
                         derived=True)
 
 
 def studies_step(ctx: Context) -> None:
-    """Gather every study's rows into its sweep folder (sweep.csv, histories.csv, summary.csv, plots)."""
+    """Gather every study's rows into its sweep folder (its CSVs and plots)."""
     from doodlelab.studies.sweep import label_of, write_sweep
     from doodlelab.training.figures import plot_history_panels, plot_study
 
     for study in sweeps_for(ctx.cfg, ctx.quick):
-        name, model = study[0], study[1]
+        name = study[0]
         mine = [p for p in ctx.values["points"] if p["study"] == name]
         folder = layout.sweep_dir(ctx.out, name)
 
-        def work(mine: list[dict[str, Any]] = mine, folder: Path = folder, model: str = model) -> None:
+        def work(mine: list[dict[str, Any]] = mine, folder: Path = folder) -> None:
             rows, histories = [], []
             for p in mine:  # a row shared with another study is labelled with this study's settings
                 done, label = layout.read_json(p["path"]), label_of(p["settings"])
@@ -191,8 +195,7 @@ def studies_step(ctx: Context) -> None:
                                       **{k: v for k, v in h.items() if k != "label"}})
             summary = write_sweep(folder, rows, histories)
             plot_study(summary, folder)
-            if model == "two_tower":
-                plot_history_panels(histories, folder)
+            plot_history_panels(histories, folder)  # the objective's terms, if it has several (two-tower)
 
         complete = all((folder / f).is_file() for f in layout.SWEEP_FILES)
         ctx.ledger.step(f"sweep/{name}", [p["key"] for p in mine], complete, work, derived=True)
@@ -205,11 +208,11 @@ def figures_step(ctx: Context) -> None:
     from doodlelab.runs.folder import RunFolder
     from doodlelab.training.figures import plot_embeddings, plot_first_layer, plot_history_panels
 
-    clf = layout.run_dir(ctx.out, "classifier", "numpy")
-    tower = layout.run_dir(ctx.out, "two_tower", "numpy")
-    folder = ctx.out / "figures"
+    clf = layout.run_dir(ctx.out, CLASSIFIER, NUMPY)
+    tower = layout.run_dir(ctx.out, TWO_TOWER, NUMPY)
+    folder = layout.figures_dir(ctx.out)
     stamp = {str(p.relative_to(ctx.out) / f): sha256_file(p / f)
-             for p in (clf, tower, layout.run_dir(ctx.out, "two_tower", "torch"))
+             for p in (clf, tower, layout.run_dir(ctx.out, TWO_TOWER, TORCH))
              for f in (WEIGHTS, HISTORY)}
 
     def work() -> None:
@@ -217,11 +220,11 @@ def figures_step(ctx: Context) -> None:
         task = RunFolder(tower).load_task()
         image, words = task.embed(ctx.values["test"].x), task.class_embeddings()
         plot_embeddings(image, ctx.values["test"].y, words, ctx.values["test"].classes, folder)
-        histories = [{"label": backend, **row} for backend in ("numpy", "torch")
-                     for row in RunFolder(layout.run_dir(ctx.out, "two_tower", backend)).history]
-        plot_history_panels(histories, folder, stem="two_tower_")
+        histories = [{"label": backend, **row} for backend in (NUMPY, TORCH)
+                     for row in RunFolder(layout.run_dir(ctx.out, TWO_TOWER, backend)).history]
+        plot_history_panels(histories, folder, stem=f"{TWO_TOWER}_")
 
-    pictures = ("first_layer", "embeddings", "two_tower_terms")
+    pictures = ("first_layer", "embeddings", f"{TWO_TOWER}_terms")
     complete = all((folder / f"{name}.png").is_file() for name in pictures)
     ctx.ledger.step("figures", stamp, complete, work, derived=True)
 
@@ -256,14 +259,14 @@ def commands(ctx: Context) -> list[str]:
     lines = [f"doodlelab run --data {data} --out {out}" + (" --quick" if ctx.quick else "")
              + "".join(f" --set '{s}'" for s in ctx.settings[len(QUICK_SETTINGS) if ctx.quick else 0:]),
              "# which does, step by step:"]
-    for task, backend in layout.RUNS:
-        lines.append(f"doodlelab train {task} --backend {backend} --data {data} "
-                     f"--out {layout.run_dir(ctx.out, task, backend)}{sets}")
+    for kind, backend in layout.RUNS:
+        lines.append(f"doodlelab train {kind} --backend {backend} --data {data} "
+                     f"--out {layout.run_dir(ctx.out, kind, backend)}{sets}")
     lines.append(f"doodlelab gradcheck --model all --data {data} --steps {GRADCHECK_STEPS} "
                  f"--json {out}/{layout.GRADCHECK}{sets}")
-    for task in ("classifier", "two_tower"):
-        lines.append(f"doodlelab compare {layout.run_dir(ctx.out, task, 'numpy')} "
-                     f"{layout.run_dir(ctx.out, task, 'torch')} --out {out}/compare/{task}")
+    for kind in KINDS:
+        lines.append(f"doodlelab compare {layout.run_dir(ctx.out, kind, NUMPY)} "
+                     f"{layout.run_dir(ctx.out, kind, TORCH)} --out {layout.compare_dir(ctx.out, kind)}")
     for entry in ctx.ledger.manifest.get("sweeps", []):
         grids = "".join(f" --grid '{k}={json.dumps(v, separators=(',', ':'))}'"
                         for k, v in entry["grid"].items())
@@ -326,24 +329,18 @@ def _context(data: Any, out: Path, quick: bool, overwrite: bool, progress: bool 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run`` and ``report`` to the ``doodlelab`` subcommands (dispatch both to :func:`command`)."""
     run = subparsers.add_parser("run", help="every experiment and the report, resumable (results/)")
-    run.add_argument("--data", metavar="DIR",
-                     help="course folder (default: $DOODLELAB_DATA, then ./data/quickdraw_subset_np, "
-                          "then the user cache, fetched there if missing unless --offline)")
+    add_fetching_data_args(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                      help=f"results folder (default {DEFAULT_OUT}); a re-run resumes what is missing")
     run.add_argument("--quick", action="store_true", help="2 epochs, tiny models and studies (a smoke test)")
-    run.add_argument("--offline", action="store_true",
-                     help="never fetch the course data when no folder is found ($DOODLELAB_OFFLINE=1)")
     run.add_argument("--overwrite", action="store_true",
                      help="redo every step even if its outputs are complete")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="worker processes, one BLAS thread each (default: one per usable CPU)")
-    rep = subparsers.add_parser("report", help="rebuild report.pdf and report.html from a results folder")
+    rep = subparsers.add_parser("report", help="rebuild the report (PDF and HTML) from a results folder")
     for p in (run, rep):
-        p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; its [report] table "
-                       "gives author, student_number, code_url")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override a setting, e.g. --set train.epochs=50 or --set report.author='A. Name'")
+        add_config_args(p, "settings file; its [report] table gives author, student_number, code_url",
+                        "override a setting, e.g. --set train.epochs=50 or --set report.author='A. Name'")
     rep.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
 
 
@@ -366,7 +363,10 @@ def command(args: argparse.Namespace) -> int:
                   workers=args.jobs, config=args.config,
                   log=lambda line: print(f"doodlelab run: {line}", file=sys.stderr))
     report = layout.read_json(out / layout.GRADCHECK) or {}
-    print(f"results -> {out}; report -> {out / 'report' / 'report.pdf'}, {out / 'report' / 'report.html'}")
+    from doodlelab.pipeline.report.build import report_files
+
+    html, pdf = report_files(out)
+    print(f"results -> {out}; report -> {pdf}, {html}")
     if report.get("passed") is False:
         for problem in report.get("failures", []):
             print(f"doodlelab: gradcheck failed: {problem}", file=sys.stderr)

@@ -18,29 +18,41 @@ from typing import Any
 
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_bytes, write_json
+from doodlelab.kinds import KINDS
 from doodlelab.pipeline import layout
+from doodlelab.studies.sweep import SUMMARY_CSV
 
 TEMPLATE_FILES = ("report.typ", "lib.typ", "part1.typ", "part2.typ", "closing.typ", "refs.yml")
 SHOWN_SUFFIXES = (".png",)
+REPORT_DIR, INPUTS = "report", "inputs.json"  # the report's folder in a results folder; the files it may show
+FORMATS = ("pdf", "html")  # what Typst compiles the template to, in this order
+
+
+def report_files(root: Path) -> tuple[Path, Path]:
+    """Return the paths of the report of results folder ``root``: (HTML, PDF)."""
+    folder = Path(root) / REPORT_DIR
+    return folder / "report.html", folder / "report.pdf"
 
 
 def required_files(root: Path) -> list[Path]:
     """Return the files without which the report cannot be written (the four runs, gradcheck, ...)."""
     from doodlelab.runs.folder import CONFIG, ENV, HISTORY, METRICS
 
-    runs = [layout.run_dir(root, task, backend) / name for task, backend in layout.RUNS
+    runs = [layout.run_dir(root, kind, backend) / name for kind, backend in layout.RUNS
             for name in (METRICS, CONFIG, ENV, HISTORY)]
-    compare = [root / "compare" / task / layout.COMPARE_FILES[0] for task in ("classifier", "two_tower")]
-    return [root / layout.MANIFEST, root / "data" / "data.json", *runs, root / layout.GRADCHECK, *compare]
+    compare = [layout.compare_dir(root, kind) / layout.COMPARE_FILES[0] for kind in KINDS]
+    return [root / layout.MANIFEST, layout.data_dir(root) / layout.DATA_JSON, *runs, root / layout.GRADCHECK,
+            *compare]
 
 
 def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     """Return what the template is told: page-1 fields, the studies that exist, every picture's path."""
     manifest = layout.read_json(root / layout.MANIFEST) or {}
     sweeps = [s for s in manifest.get("sweeps", [])
-              if (layout.sweep_dir(root, s["name"]) / "summary.csv").is_file()]
+              if (layout.sweep_dir(root, s["name"]) / SUMMARY_CSV).is_file()]
     files = sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*")
-                   if p.suffix in SHOWN_SUFFIXES and p.is_file() and p.relative_to(root).parts[0] != "report")
+                   if p.suffix in SHOWN_SUFFIXES and p.is_file()
+                   and p.relative_to(root).parts[0] != REPORT_DIR)
     return {"fields": {k: fields.get(k) for k in ("author", "student_number", "code_url")},
             "sweeps": sweeps, "files": files}
 
@@ -62,16 +74,18 @@ def build_report(results_dir: str | Path, fields: dict[str, Any] | None = None) 
                             f"doodlelab run --out {root} to finish it")
     if fields is None:
         fields = (layout.read_json(root / layout.MANIFEST) or {}).get("report") or {}
-    folder = root / "report"
+    html_path, pdf_path = report_files(root)
+    folder = html_path.parent
     template = resources.files("doodlelab.pipeline.report") / "template"
     for name in TEMPLATE_FILES:
         write_bytes(folder / name, (template / name).read_bytes())
-    write_json(folder / "inputs.json", gather(root, fields))
+    write_json(folder / INPUTS, gather(root, fields))
+    main = folder / TEMPLATE_FILES[0]
     out = {}
-    for fmt in ("pdf", "html"):
+    for fmt in FORMATS:
         try:
-            out[fmt] = typst.compile(str(folder / "report.typ"), root=str(root), format=fmt)
+            out[fmt] = typst.compile(str(main), root=str(root), format=fmt)
         except typst.TypstError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{folder / 'report.typ'}: the report does not compile ({first})") from None
-    return write_bytes(folder / "report.html", out["html"]), write_bytes(folder / "report.pdf", out["pdf"])
+            raise UserError(f"{main}: the report does not compile ({first})") from None
+    return write_bytes(html_path, out["html"]), write_bytes(pdf_path, out["pdf"])
