@@ -141,7 +141,7 @@ class OptimConfig:
         )
         _check(0.0 <= self.weight_decay < 1.0, "optim.weight_decay", "in [0, 1)", self.weight_decay)
         _check(0.0 <= self.l2 < 1.0, "optim.l2", "in [0, 1)", self.l2)
-        _choice("optim.schedule", self.schedule, LRSchedule.KINDS)
+        _choice("optim.schedule", self.schedule, LRSchedule.SHAPES)
         _check(self.step_size >= 1, "optim.step_size", ">= 1", self.step_size)
         _check(0.0 < self.gamma <= 1.0, "optim.gamma", "in (0, 1]", self.gamma)
         _check(0.0 <= self.min_lr <= self.lr, "optim.min_lr", "in [0, optim.lr]", self.min_lr)

@@ -85,6 +85,7 @@ class _Recorder:
     """A task that only remembers what the fit loop feeds it."""
 
     backend = "record"
+    loss_terms: dict[str, float] = {}
 
     def __init__(self) -> None:
         self.batches: list[tuple[float, np.ndarray, np.ndarray]] = []

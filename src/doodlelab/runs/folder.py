@@ -28,10 +28,7 @@ import numpy as np
 from doodlelab.config import Config, ConfigError, build_config
 from doodlelab.data.split import SPLIT_FILE, load_split_file, save_split
 from doodlelab.errors import UserError
-from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Backend, Kind
 from doodlelab.files.atomic import read_csv, sha256_file, write_csv, write_json, write_npz
-from doodlelab.files.lock import FolderLock, signals_held
-from doodlelab.tasks.protocol import Task
 from doodlelab.files.checked import (
     Choice,
     ListOf,
@@ -42,6 +39,9 @@ from doodlelab.files.checked import (
     read_json_checked,
     read_npz_checked,
 )
+from doodlelab.files.lock import FolderLock, signals_held
+from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Backend, Kind
+from doodlelab.tasks.protocol import Task
 
 CONFIG = "config.json"
 ENV = "env.json"
