@@ -27,15 +27,16 @@ GEOMETRY_NUMBER = re.compile(r"(?<![\w.])(?:28|784)(?![\w.])")
 @cache
 def _modules() -> dict[str, ast.Module]:
     """Return every module of the package, parsed, by its path under ``src/doodlelab``."""
-    return {str(p.relative_to(SRC)): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(SRC.rglob("*.py"))}
+    return {str(p.relative_to(SRC)): ast.parse(p.read_text(encoding="utf-8"))
+            for p in sorted(SRC.rglob("*.py"))}
 
 
 def _docstrings(tree: ast.Module) -> set[int]:
     """Return the ids of the docstring constants of a module, its classes and its functions."""
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.body[0] if node.body else None
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 found.add(id(first.value))
     return found
@@ -62,7 +63,8 @@ def _owners(matches: list[tuple[str, str]]) -> dict[str, set[str]]:
 
 def test_the_scanner_sees_f_string_parts_and_skips_docstrings() -> None:
     tree = ast.parse('"""doc: split.npz"""\nx = f"{a}/split.npz"\n')
-    parts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in _docstrings(tree)]
+    docs = _docstrings(tree)
+    parts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in docs]
     assert parts == ["/split.npz"] and FILE_NAME.findall(parts[0]) == ["split.npz"]
     assert GEOMETRY_NUMBER.findall("(N, 28, 28) or (N, 784); 0.28, 1280, 28x28") == ["28", "28", "784"]
 
@@ -75,7 +77,8 @@ def test_kinds_and_backends_are_spelled_in_kinds_py_only(word: str) -> None:
 
 
 def test_the_image_geometry_is_stated_in_geometry_py_only() -> None:
-    numbers = [f"{m}:{line}" for m, line, value in _constants(int) if value in (28, 784) and m != "geometry.py"]
+    numbers = [f"{m}:{line}" for m, line, value in _constants(int)
+               if value in (28, 784) and m != "geometry.py"]
     texts = [f"{m}:{line}" for m, line, value in _constants(str)
              if GEOMETRY_NUMBER.search(str(value)) and m != "geometry.py"]
     assert numbers + texts == []
@@ -98,7 +101,8 @@ def test_every_file_name_has_one_owner() -> None:
     ("split.npz", "data/split.py"), ("config.json", "runs/folder.py"), ("metrics.json", "runs/folder.py"),
     ("weights.npz", "runs/folder.py"), ("history.csv", "runs/folder.py"), ("env.json", "runs/folder.py"),
     ("pipeline.json", "pipeline/layout.py"), ("gradcheck.json", "pipeline/layout.py"),
-    ("data.json", "pipeline/layout.py"), ("summary.csv", "studies/sweep.py"), ("sweep.csv", "studies/sweep.py"),
+    ("data.json", "pipeline/layout.py"),
+    ("summary.csv", "studies/sweep.py"), ("sweep.csv", "studies/sweep.py"),
     ("comparison.json", "studies/compare.py"), ("examples.png", "training/figures.py"),
     ("classes.json", "data/course.py"), ("_images.npy", "data/course.py"), ("_labels.npy", "data/course.py"),
 ])
@@ -120,14 +124,15 @@ def _declared_flags() -> list[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("flag, owner", [("--data", "data/course.py"), ("--offline", "data/official/autofetch.py"),
-                                         ("--config", "config.py"), ("--set", "config.py")])
+@pytest.mark.parametrize("flag, owner", [
+    ("--data", "data/course.py"), ("--offline", "data/official/autofetch.py"),
+    ("--config", "config.py"), ("--set", "config.py")])
 def test_shared_flags_are_declared_by_their_owner_only(flag: str, owner: str) -> None:
     assert _owners(_declared_flags())[flag] == {owner}
 
 
 def test_the_data_folder_search_order_is_stated_once() -> None:
-    """data/course.py owns the search (resolve_data_dir) and its words (SEARCH_ORDER, used by every --data help)."""
+    """data/course.py owns the search (resolve_data_dir) and its words (SEARCH_ORDER, in each --data help)."""
     words = [(m, str(value)) for m, _, value in _constants(str)
              if "quickdraw_subset_np" in str(value) or "DOODLELAB_DATA" in str(value)]
     assert {m for m, _ in words} == {"data/course.py"}, words

@@ -9,8 +9,7 @@ Writes are atomic; a missing or bad file is one :class:`~doodlelab.errors.UserEr
 (no pickles). Everyone else asks a :class:`RunFolder` instead of naming a file. A run folder
 is one run or nothing: one writer (a lock beside it), written aside in
 ``.<name>.partial`` with ``run.json`` (run id, status, SHA-256 of every file) and moved into
-place when finished, checked on load, resumable from ``checkpoint.npz``; the protocol is
-spelled out in docs/architecture.md ("A run folder is one run or nothing").
+place when finished, checked on load, resumable from ``checkpoint.npz`` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -295,7 +294,7 @@ class RunFolder:
         return arrays, state
 
     def write_config(self, kind: Kind, backend: Backend, classes: Sequence[str], cfg: Config) -> None:
-        """Write ``config.json``: the model ``kind`` (key ``task``), ``backend``, ``classes``, every Config section."""
+        """Write ``config.json``: ``kind`` (as ``task``), ``backend``, ``classes``, the Config sections."""
         self._write(CONFIG, write_json,
                     {"task": kind, "backend": backend, "classes": list(classes), **cfg.to_dict()})
 
@@ -400,7 +399,8 @@ class RunFolder:
     @property
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the ``(train_idx, val_idx)`` int64 indices of ``split.npz``."""
-        return load_split_file(self._file(SPLIT_FILE, "{path} is missing: the run did not finish; train it again"))
+        path = self._file(SPLIT_FILE, "{path} is missing: the run did not finish; train it again")
+        return load_split_file(path)
 
     @property
     def weights(self) -> dict[str, np.ndarray]:

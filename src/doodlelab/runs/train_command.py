@@ -231,7 +231,7 @@ def _open_run(out: Path, data: Prepared, cfg: Config, backend: Backend, kind: Ki
 def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: Backend, kind: Kind,
          progress: bool | None, placement: Placement,
          checkpoint: Checkpoint | None) -> tuple[Task, FitResult]:
-    """Fit a model of ``kind`` on the training split, writing history and per-epoch checkpoints into ``run``."""
+    """Fit a model of ``kind`` on the training split, writing history and epoch checkpoints into ``run``."""
     history: list[dict[str, float]] = list(checkpoint[1]["history"]) if checkpoint else []
 
     def on_epoch(row: dict[str, float]) -> None:
