@@ -87,11 +87,11 @@ class AugmentConfig:
 class ModelConfig:
     """The MLP: hidden widths, activation, dropout and weight initialisation."""
 
-    hidden: tuple[int, ...] = (512, 256)
-    activation: str = "relu"
+    hidden: tuple[int, ...] = (512, 256)  # widths of the hidden layers
+    activation: str = "relu"  # of every hidden layer
     dropout: float = 0.1  # after every hidden activation
     input_dropout: float = 0.0  # on the input pixels
-    init: str = "he_normal"
+    init: str = "he_normal"  # how the weights are drawn
 
     def __post_init__(self) -> None:
         from doodlelab.nn.init import SCHEMES
@@ -112,16 +112,16 @@ class ModelConfig:
 class OptimConfig:
     """SGD with momentum, regularisation and the learning-rate schedule."""
 
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
+    lr: float = 0.05  # the base learning rate of the schedule
+    momentum: float = 0.9  # torch.optim.SGD's convention: v = momentum * v + g
+    nesterov: bool = True  # Nesterov's look-ahead step
     weight_decay: float = 1e-4  # torch-style coupled decay on every parameter
     l2: float = 0.0  # explicit L2 penalty on weight matrices, added to the loss
-    schedule: str = "cosine"
+    schedule: str = "cosine"  # how the learning rate moves; it advances every step, not every epoch
     step_size: int = 10  # epochs between decays (schedule = "step")
     gamma: float = 0.1  # decay factor (schedule = "step")
     min_lr: float = 0.0  # floor of the cosine schedule
-    warmup_epochs: int = 0
+    warmup_epochs: int = 0  # linear ramp from lr / (warmup + 1) up to lr
 
     def sgd_kwargs(self) -> dict[str, Any]:
         """Return the keyword arguments of SGD, the same for ``nn.SGD`` and ``torch.optim.SGD``."""
@@ -153,15 +153,15 @@ class TrainConfig:
     """The fit loop: epochs, batches, seed, loss options, early stopping."""
 
     epochs: int = 100
-    batch_size: int = 128
-    seed: int = 0
-    label_smoothing: float = 0.0
+    batch_size: int = 128  # images per SGD step
+    seed: int = 0  # sets the split, the initial weights, the batch order, dropout and augmentation
+    label_smoothing: float = 0.0  # of the cross-entropy targets
     patience: int = 0  # stop after this many epochs without a better val loss; 0 = never
     min_delta: float = 0.0  # how much val loss must fall to count as better
     # Load the weights of the best validation epoch at the end. Off by default: the cosine
     # schedule anneals to lr 0, and picking the best of 100 epochs on 500 validation
     # images mostly picks noise (a run's best epoch was 43 of 100, 0.4 pt above the end).
-    restore_best: bool = False
+    restore_best: bool = False  # load the best validation epoch's weights at the end
     monitor: str = "val_accuracy"  # what "best" means for early stopping and restoring
 
     def __post_init__(self) -> None:
@@ -192,12 +192,12 @@ class TwoTowerConfig:
     ``softmax_ce``).
     """
 
-    embed_dim: int = 64
-    text_hidden: tuple[int, ...] = (64,)
+    embed_dim: int = 64  # the size of the shared space
+    text_hidden: tuple[int, ...] = (64,)  # the word tower's hidden widths (the image tower is [model])
     # hinge_rank (DeViSE ranking hinge), hardest_hinge, triplet, cosine_contrastive,
     # align_only (collapses; a demonstration), softmax_ce (a cross-entropy variant, outside
     # the assignment's Part II rule; for comparison only)
-    loss: str = "hinge_rank"
+    loss: str = "hinge_rank"  # the objective on the cosines (docs/loss_study.md)
     margin: float = 1.0  # hinge margin on cosines (cosine_contrastive: push threshold); chosen on validation
     logit_scale: float = 10.0  # scores = logit_scale * cosine (softmax_ce: its logits)
     align_weight: float = 0.5  # extra term: weight of mean(1 - cos(image, its class)); chosen on validation

@@ -9,7 +9,7 @@ Writes are atomic; a missing or bad file is one :class:`~doodlelab.errors.UserEr
 (no pickles). Everyone else asks a :class:`RunFolder` instead of naming a file. A run folder
 is one run or nothing: one writer (a lock beside it), written aside in
 ``.<name>.partial`` with ``run.json`` (run id, status, SHA-256 of every file) and moved into
-place when finished, checked on load, resumable from ``checkpoint.npz`` (docs/architecture.md).
+place when finished, checked on load, resumable from ``checkpoint.npz`` (docs/run-folder.md).
 """
 
 from __future__ import annotations

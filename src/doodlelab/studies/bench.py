@@ -225,7 +225,7 @@ def run_bench(
     threads: int | None = None,
     backends: tuple[str, ...] = TIMED,
 ) -> dict[str, Any]:
-    """Return the bench report (a JSON-ready dict; keys in the module docstring and README).
+    """Return the bench report (a JSON-ready dict; keys in the module docstring and docs/speed.md).
 
     ``threads`` forces that many threads on all three backends instead of the rule.
     """
