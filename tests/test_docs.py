@@ -18,7 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 README_MAX_LINES = 150
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
-PENDING = {"notebooks/"}  # written on another branch (issue 18's notebooks): remove once merged
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
@@ -44,4 +43,4 @@ def test_the_readme_is_short_and_starts_with_the_two_commands() -> None:
 
 def test_the_readme_links_to_files_that_exist() -> None:
     targets = [t for t in LINK.findall(README.read_text(encoding="utf-8")) if "://" not in t]
-    assert targets and [t for t in targets if not (REPO / t).exists() and t not in PENDING] == []
+    assert targets and [t for t in targets if not (REPO / t).exists()] == []
