@@ -15,6 +15,7 @@ class ScriptedTask:
     """A task whose validation logits follow a script, to drive the loop's decisions."""
 
     backend = "scripted"
+    loss_terms: dict[str, float] = {}  # one term (TermsTask reports several)
 
     def __init__(self, val_quality, batch_loss=0.5):
         self.script = list(val_quality)

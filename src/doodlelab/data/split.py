@@ -1,4 +1,5 @@
-"""The train/validation split: seeded, stratified, saved as ``split.npz`` in a run folder."""
+"""The train/validation split: seeded, stratified, saved as ``split.npz`` (:data:`SPLIT_FILE`) in a
+run folder and in a results folder."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_npz
+
+SPLIT_FILE = "split.npz"
 
 
 def stratified_split(

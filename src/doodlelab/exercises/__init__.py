@@ -24,6 +24,7 @@ from typing import Any
 
 from doodlelab.exercises import backprop, descent, loading, parity, towers
 from doodlelab.exercises.verdict import CORRECT, NOT_YET, WRONG, Verdict
+from doodlelab.geometry import N_PIXELS
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Exercise:
 
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in (
-    Exercise(loading.PIXELS, "01_data", "pixels_to_inputs(images) -> (N, 784) float32 in [0, 1]",
+    Exercise(loading.PIXELS, "01_data", f"pixels_to_inputs(images) -> (N, {N_PIXELS}) float32 in [0, 1]",
              loading.check_pixels_to_inputs),
     Exercise(loading.SPLIT, "01_data", "split_indices(labels, val_fraction, seed) -> (train_idx, val_idx)",
              loading.check_split_indices),

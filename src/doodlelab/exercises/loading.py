@@ -13,6 +13,7 @@ import numpy as np
 
 from doodlelab.exercises.diagnosis import array_problem, as_array, unpack
 from doodlelab.exercises.verdict import CORRECT, WRONG, Verdict, attempt, checker, describe
+from doodlelab.geometry import N_PIXELS, SHAPE, SIDE
 
 PIXELS = "pixels_to_inputs"
 SPLIT = "split_indices"
@@ -20,17 +21,17 @@ SPLIT = "split_indices"
 
 def _sample_images() -> tuple[np.ndarray, np.ndarray]:
     """Return 3 uint8 images (3, 28, 28) with known values and their inputs (3, 784) float32."""
-    images = np.zeros((3, 28, 28), dtype=np.uint8)
+    images = np.zeros((3, *SHAPE), dtype=np.uint8)
     images[0, 5, :] = 255  # a white row: 1.0
     images[1, :, 7] = 51  # a grey column: 51 / 255 = 0.2
     images[2, 10:20, 3:9] = 102  # a grey block: 0.4
-    images[2, 27, 27] = 255  # the last pixel of the last image: entry 783 of row 2
-    expected = np.zeros((3, 784), dtype=np.float32)
-    expected[0, 5 * 28 : 6 * 28] = 1.0
-    expected[1, 7::28] = 0.2
+    images[2, SIDE - 1, SIDE - 1] = 255  # the last pixel of the last image: the last entry of row 2
+    expected = np.zeros((3, N_PIXELS), dtype=np.float32)
+    expected[0, 5 * SIDE : 6 * SIDE] = 1.0
+    expected[1, 7::SIDE] = 0.2
     for r in range(10, 20):
-        expected[2, r * 28 + 3 : r * 28 + 9] = 0.4
-    expected[2, 783] = 1.0
+        expected[2, r * SIDE + 3 : r * SIDE + 9] = 0.4
+    expected[2, N_PIXELS - 1] = 1.0
     return images, expected
 
 
@@ -38,13 +39,13 @@ def _sample_images() -> tuple[np.ndarray, np.ndarray]:
 def check_pixels_to_inputs(fn: Any) -> Verdict:
     """Check ``fn(images (N, 28, 28) uint8) -> (N, 784) float32 in [0, 1]`` on hand-worked pixels."""
     images, expected = _sample_images()
-    got, verdict = attempt(PIXELS, fn, images.copy(), hint="the input is uint8 (N, 28, 28)")
+    got, verdict = attempt(PIXELS, fn, images.copy(), hint=f"the input is uint8 (N, {SIDE}, {SIDE})")
     if verdict:
         return verdict
     arr = as_array(got)
-    if arr is not None and arr.shape == (3, 28, 28):
-        return Verdict(PIXELS, WRONG, "the result has shape (3, 28, 28): flatten each image to one row of "
-                                      "784 values, (N, 784), with reshape(len(images), -1)")
+    if arr is not None and arr.shape == images.shape:
+        return Verdict(PIXELS, WRONG, f"the result has shape {images.shape}: flatten each image to one row "
+                                      f"of {N_PIXELS} values, (N, {N_PIXELS}), with reshape(len(images), -1)")
     if arr is not None and arr.shape == expected.shape:
         if arr.max() > 1.0:
             return Verdict(PIXELS, WRONG, f"values go up to {arr.max():g}: divide by 255 so that the "
@@ -62,7 +63,8 @@ def check_pixels_to_inputs(fn: Any) -> Verdict:
     if np.asarray(got).dtype != np.float32:
         return Verdict(PIXELS, WRONG, f"the values are right but the dtype is {np.asarray(got).dtype}: "
                                       "the network trains in float32, add .astype(np.float32)")
-    return Verdict(PIXELS, CORRECT, "uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1], pixels in row order")
+    return Verdict(PIXELS, CORRECT, f"uint8 (N, {SIDE}, {SIDE}) -> float32 (N, {N_PIXELS}) in [0, 1], "
+                                    "pixels in row order")
 
 
 # -- the stratified split ----------------------------------------------------------------------

@@ -18,8 +18,28 @@ from typing import Any
 
 import numpy as np
 
+from doodlelab.config import Config
 from doodlelab.files.atomic import write_csv
-from doodlelab.training.figures import REPORT_RC, _pyplot, _save
+from doodlelab.kinds import KINDS, Kind
+from doodlelab.training.figures import EMBEDDINGS, FIRST_LAYER, REPORT_RC, _pyplot, _save
+
+TERMS, INIT_GRADIENTS = "two_tower_terms.svg", "init_gradients.svg"  # the figures' files (+ .csv)
+
+
+def curves_file(kind: Kind) -> str:
+    """Return the file name of a kind's curves figure."""
+    return f"{kind}_curves.svg"
+
+
+def confusions_file(kind: Kind) -> str:
+    """Return the file name of a kind's test-confusions figure."""
+    return f"{kind}_confusions.svg"
+
+
+def report_figures() -> tuple[str, ...]:
+    """Return every figure the report shows from figures/, the run figures drawn for it included."""
+    return (FIRST_LAYER, EMBEDDINGS, TERMS, INIT_GRADIENTS, *map(curves_file, KINDS),
+            *map(confusions_file, KINDS))
 
 # How the report names each objective of the two-tower model (two_tower.loss), and the classifier's.
 OBJECTIVE_NAMES = {"hinge_rank": "ranking hinge", "hardest_hinge": "hardest-negative hinge",
@@ -28,14 +48,17 @@ OBJECTIVE_NAMES = {"hinge_rank": "ranking hinge", "hardest_hinge": "hardest-nega
                    "align": "alignment", "cross_entropy": "cross-entropy"}
 
 
-def objective_label(config: Mapping[str, Any]) -> str:
-    """Return the name of the objective a run minimised, e.g. ``ranking hinge + 0.5 x alignment``."""
-    if config.get("task") != "two_tower":
+def objective_label(kind: Kind, cfg: Config) -> str:
+    """Return the name of the objective a run of ``kind`` minimised: ``cross-entropy`` for the classifier,
+    the embedding objective for a kind with a word tower, e.g. ``ranking hinge + 0.5 × alignment``."""
+    from doodlelab.training.registry import spec
+
+    if not spec(kind).word_vectors:
         return OBJECTIVE_NAMES["cross_entropy"]
-    t = config["two_tower"]
-    label = OBJECTIVE_NAMES[t["loss"]]
-    if t["align_weight"]:
-        label += f" + {t['align_weight']:g} × alignment"
+    t = cfg.two_tower
+    label = OBJECTIVE_NAMES[t.loss]
+    if t.align_weight:
+        label += f" + {t.align_weight:g} × alignment"
     return label
 
 
@@ -88,10 +111,11 @@ def term_rows(history: Sequence[Mapping[str, Any]], weights: Mapping[str, float]
     return rows
 
 
-def objective_terms(history: Sequence[Mapping[str, Any]], config: Mapping[str, Any], path: Path) -> Path:
-    """Plot a two-tower run's objective and its weighted terms on training batches and validation."""
-    t = config["two_tower"]
-    weights = {t["loss"]: 1.0, **({"align": float(t["align_weight"])} if t["align_weight"] else {})}
+def objective_terms(history: Sequence[Mapping[str, Any]], label: str, cfg: Config, path: Path) -> Path:
+    """Plot a two-tower run's objective (named ``label``) and its weighted terms on training batches and
+    on validation."""
+    t = cfg.two_tower
+    weights = {t.loss: 1.0, **({"align": float(t.align_weight)} if t.align_weight else {})}
     rows = term_rows(history, weights)
     plt = _pyplot()
     with _rc():
@@ -100,7 +124,7 @@ def objective_terms(history: Sequence[Mapping[str, Any]], config: Mapping[str, A
                                                             "validation (evaluation mode)")):
             epochs = [r["epoch"] for r in rows]
             ax.plot(epochs, [r[f"{split}_objective"] for r in rows], color="black",
-                    label=f"objective: {objective_label(config)}")
+                    label=f"objective: {label}")
             for name, w in weights.items():
                 label = OBJECTIVE_NAMES[name] if w == 1 else f"{w:g} × {OBJECTIVE_NAMES[name]}"
                 ax.plot(epochs, [r[f"{split}_{name}"] for r in rows], "--", label=label)

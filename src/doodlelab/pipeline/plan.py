@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from doodlelab.kinds import CLASSIFIER, TWO_TOWER, Kind
+
 STUDY_SEEDS = (0, 1, 2, 3, 4)  # the same five seeds for every setting: differences are paired
 STUDY_EPOCHS = 30  # a study row trains this long (its own cosine schedule), unless the study says
 
@@ -38,7 +40,7 @@ class Study:
     """A validation study: one knob, its settings simplest first, and the assignment question it answers."""
 
     name: str  # the folder under sweep/
-    kind: str  # the model kind it trains
+    kind: Kind  # the model kind it trains
     question: str  # the assignment's question, e.g. "I.1.a"
     asks: str  # what it asks, in a few words
     settings: tuple[Setting, ...]  # simplest first: the order the decision rule reads
@@ -58,7 +60,7 @@ def _s(name: str, candidate: bool = True, **values: Any) -> Setting:
 
 
 def _classifier_studies() -> list[Study]:
-    c = "classifier"
+    c = CLASSIFIER
     return [
         Study("width", c, "I.1.a", "depth and width of the hidden layers", (
             _s("256", model__hidden=[256]),
@@ -109,7 +111,7 @@ def _classifier_studies() -> list[Study]:
 
 
 def _two_tower_studies() -> list[Study]:
-    t = "two_tower"
+    t = TWO_TOWER
     return [
         Study("image_tower", t, "II.1.a", "hidden widths of the image tower (Part I's choice, checked)", (
             _s("256", model__hidden=[256]), _s("512-256", model__hidden=[512, 256]),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from doodlelab.kinds import Kind
 from doodlelab.pipeline import layout
 from doodlelab.pipeline.plan import Plan, Setting, Study, default_setting
 
@@ -35,7 +36,7 @@ class StudyRow:
     study: str
     setting: Setting
     seed: int
-    kind: str
+    kind: Kind
     config: dict[str, Any]  # resolved, with this row's seed and epochs
     key: str  # the hash of the row's stamp: its file name under sweep/points/
     stamp: dict[str, Any]
@@ -46,7 +47,7 @@ class StudyRow:
 class SettingJob:
     """The rows of one setting that differ only by seed: trained together, each written to its own file."""
 
-    kind: str
+    kind: Kind
     config: dict[str, Any]  # the rows' configuration with the first seed
     rows: tuple[StudyRow, ...]
 
@@ -57,14 +58,14 @@ class SettingJob:
 
 def _row_config(cfg: Any, study: Study, setting: Setting) -> dict[str, Any]:
     """Return the resolved configuration of ``setting`` (study epochs unless it sets them), checked."""
-    from doodlelab.config import config_from_dict
+    from doodlelab.config import build_config
 
     raw = copy.deepcopy(cfg.to_dict())
     raw["train"]["epochs"] = study.epochs
     for dotted, value in setting.values.items():
         section, key = dotted.split(".")
         raw[section][key] = value
-    return config_from_dict(raw).to_dict()
+    return build_config(raw).to_dict()
 
 
 def study_rows(cfg: Any, plan: Plan, checksums: dict[str, str], out: Path) -> list[StudyRow]:

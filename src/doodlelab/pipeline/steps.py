@@ -29,16 +29,20 @@ from typing import Any
 
 from doodlelab.errors import UserError
 from doodlelab.files.lock import FolderLock
+from doodlelab.geometry import SHAPE
+from doodlelab.kinds import KINDS, NUMPY, TORCH
 from doodlelab.pipeline import layout, units
 from doodlelab.pipeline.ledger import Job, Ledger, default_jobs, now, run_jobs
 from doodlelab.pipeline.plan import Plan, plan_for
 from doodlelab.pipeline.rows import STUDY_TRAIN_IMAGES, StudyRow, setting_jobs, study_entry, study_rows
 from doodlelab.runs.folder import HISTORY, METRICS, WEIGHTS
+from doodlelab.training.registry import spec
 
 GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
-GRADCHECK_MODELS = ("classifier", "two_tower")
+GRADCHECK_MODELS = KINDS
 DRIFT_EPOCHS = 5  # epochs of the numpy-vs-torch drift study (studies.drift), float32 and float64
 INIT_SEEDS = (0, 1, 2, 3, 4)  # seeds of the gradient norms at initialisation
+EMBEDDING_KIND = next(k for k in KINDS if spec(k).word_vectors)  # the kind whose embeddings are drawn
 DEFAULT_OUT = Path("results")
 
 # The settings ``quick=True`` adds (before the caller's own overrides), as ``--set`` strings.
@@ -82,7 +86,7 @@ class Context:
 def data_step(ctx: Context) -> None:
     """Read and validate the data once; write data/data.json, the split and example doodles."""
     from doodlelab.data.prepare import prepare
-    from doodlelab.data.split import save_split
+    from doodlelab.data.split import SPLIT_FILE, save_split
     from doodlelab.files.atomic import write_json
     from doodlelab.training.figures import plot_examples
 
@@ -90,19 +94,19 @@ def data_step(ctx: Context) -> None:
     train, test, checksums = data.train, data.test, data.checksums
     ctx.data = data
     train_idx, val_idx = data.train_idx, data.val_idx
-    folder = ctx.out / "data"
+    folder = layout.data_dir(ctx.out)
 
     def counts(y: Any) -> dict[str, int]:
         return {name: int((y == c).sum()) for c, name in enumerate(train.classes)}
 
     def work() -> None:
-        write_json(folder / "data.json", {
+        write_json(folder / layout.DATA_JSON, {
             "data_dir": str(ctx.data_dir.resolve()), "checksums": checksums, "classes": list(train.classes),
             "seed": ctx.cfg.train.seed, "val_fraction": ctx.cfg.data.val_fraction,
             "counts": {"train_file": counts(train.y), "train": counts(train.y[train_idx]),
                        "validation": counts(train.y[val_idx]), "test": counts(test.y)},
-            "image_shape": [28, 28]})
-        save_split(folder / "split.npz", train_idx, val_idx)
+            "image_shape": list(SHAPE)})
+        save_split(folder / SPLIT_FILE, train_idx, val_idx)
         plot_examples(train.x[train_idx], train.y[train_idx], train_idx, train.classes, folder)
 
     stamp = {"checksums": checksums, "seed": ctx.cfg.train.seed, "val_fraction": ctx.cfg.data.val_fraction}
@@ -113,14 +117,14 @@ def data_step(ctx: Context) -> None:
 def _run_jobs(ctx: Context) -> list[Job]:
     """Return the jobs of the four runs that are missing or unfinished (refusing other settings)."""
     cfg, out = ctx.cfg.to_dict(), []
-    for task, backend in layout.RUNS:
-        folder = layout.run_dir(ctx.out, task, backend)
-        stamp = {"task": task, "backend": backend, "config": cfg, "checksums": ctx.checksums}
+    for kind, backend in layout.RUNS:
+        folder = layout.run_dir(ctx.out, kind, backend)
+        stamp = {"task": kind, "backend": backend, "config": cfg, "checksums": ctx.checksums}
         finished = layout.run_finished(folder)
-        same = finished and layout.same_run(folder, task, backend, cfg, ctx.checksums)
-        if ctx.ledger.needs_work(f"runs/{layout.run_name(task, backend)}", stamp, finished, same=same):
-            out.append(Job(f"runs/{layout.run_name(task, backend)}", stamp, units.train_run,
-                           (str(ctx.data_dir), str(folder), cfg, backend, task)))
+        same = finished and layout.same_run(folder, kind, backend, cfg, ctx.checksums)
+        if ctx.ledger.needs_work(f"runs/{layout.run_name(kind, backend)}", stamp, finished, same=same):
+            out.append(Job(f"runs/{layout.run_name(kind, backend)}", stamp, units.train_run,
+                           (str(ctx.data_dir), str(folder), cfg, backend, kind)))
     return out
 
 
@@ -184,13 +188,13 @@ def compare_step(ctx: Context) -> None:
     from doodlelab.files.atomic import sha256_file
     from doodlelab.studies.compare import compare_runs
 
-    for task in ("classifier", "two_tower"):
-        a, b = layout.run_dir(ctx.out, task, "numpy"), layout.run_dir(ctx.out, task, "torch")
-        folder = ctx.out / "compare" / task
+    for kind in KINDS:
+        a, b = layout.run_dir(ctx.out, kind, NUMPY), layout.run_dir(ctx.out, kind, TORCH)
+        folder = layout.compare_dir(ctx.out, kind)
         stamp = {str(p.relative_to(ctx.out)): sha256_file(p)
                  for run in (a, b) for p in (run / METRICS, run / HISTORY)}
         complete = all((folder / n).is_file() for n in layout.COMPARE_FILES)
-        ctx.ledger.step(f"compare/{task}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
+        ctx.ledger.step(f"compare/{kind}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
                         derived=True)
 
 
@@ -227,15 +231,16 @@ def _run_figures(ctx: Context, folder: Path) -> None:
     from doodlelab.runs.folder import RunFolder
 
     test = ctx.data.test
-    for kind in ("classifier", "two_tower"):
-        runs = {backend: RunFolder(layout.run_dir(ctx.out, kind, backend)) for backend in ("numpy", "torch")}
-        config = runs["numpy"].config
-        evidence.curves({"NumPy": runs["numpy"].history, "PyTorch": runs["torch"].history},
-                        evidence.objective_label(config), folder / f"{kind}_curves.svg")
-        probs, labels = runs["numpy"].predictions
-        evidence.confusions(test.x, labels, probs, test.classes, folder / f"{kind}_confusions.svg")
-        if kind == "two_tower":
-            evidence.objective_terms(runs["numpy"].history, config, folder / "two_tower_terms.svg")
+    for kind in KINDS:
+        numpy_run, torch_run = (RunFolder(layout.run_dir(ctx.out, kind, b)) for b in (NUMPY, TORCH))
+        cfg = numpy_run.settings
+        evidence.curves({"NumPy": numpy_run.history, "PyTorch": torch_run.history},
+                        evidence.objective_label(kind, cfg), folder / evidence.curves_file(kind))
+        probs, labels = numpy_run.predictions
+        evidence.confusions(test.x, labels, probs, test.classes, folder / evidence.confusions_file(kind))
+        if numpy_run.history[0].keys() >= {"diag_term_" + cfg.two_tower.loss}:  # an objective of terms
+            evidence.objective_terms(numpy_run.history, evidence.objective_label(kind, cfg), cfg,
+                                     folder / evidence.TERMS)
 
 
 def figures_step(ctx: Context) -> None:
@@ -247,7 +252,7 @@ def figures_step(ctx: Context) -> None:
     from doodlelab.studies.layer_gradients import init_gradients
     from doodlelab.training.figures import plot_embeddings, plot_first_layer
 
-    folder = ctx.out / "figures"
+    folder = layout.figures_dir(ctx.out)
     runs = [layout.run_dir(ctx.out, kind, backend) for kind, backend in layout.RUNS]
     stamp = {"runs": {str(p.relative_to(ctx.out) / f): sha256_file(p / f)
                       for p in runs for f in (WEIGHTS, HISTORY, PREDICTIONS)},
@@ -255,18 +260,15 @@ def figures_step(ctx: Context) -> None:
 
     def work() -> None:
         plot_first_layer(RunFolder(runs[0]).weights["0.weight"], folder)
-        task = RunFolder(layout.run_dir(ctx.out, "two_tower", "numpy")).load_task()
+        task = RunFolder(layout.run_dir(ctx.out, EMBEDDING_KIND, NUMPY)).load_task()
         test = ctx.data.test
         plot_embeddings(task.embed(test.x), test.y, task.class_embeddings(), test.classes, folder)
         _run_figures(ctx, folder)
         train, first = ctx.data.train, ctx.data.train_idx[: ctx.cfg.train.batch_size]
         rows = init_gradients(ctx.cfg, train.x[first], train.y[first], INIT_VARIANTS, INIT_SEEDS)
-        evidence.init_gradients(rows, folder / "init_gradients.svg")
+        evidence.init_gradients(rows, folder / evidence.INIT_GRADIENTS)
 
-    pictures = ("first_layer.png", "embeddings.png", "classifier_curves.svg", "two_tower_curves.svg",
-                "two_tower_terms.svg", "classifier_confusions.svg", "two_tower_confusions.svg",
-                "init_gradients.svg")
-    complete = all((folder / name).is_file() for name in pictures)
+    complete = all((folder / name).is_file() for name in evidence.report_figures())
     ctx.ledger.step("figures", stamp, complete, work, derived=True)
 
 
@@ -303,14 +305,14 @@ def commands(ctx: Context) -> list[str]:
     lines = [f"doodlelab run --data {data} --out {out}" + (" --quick" if ctx.quick else "")
              + "".join(f" --set '{s}'" for s in ctx.settings[len(QUICK_SETTINGS) if ctx.quick else 0:]),
              "# which does, step by step:"]
-    for task, backend in layout.RUNS:
-        lines.append(f"doodlelab train {task} --backend {backend} --data {data} "
-                     f"--out {layout.run_dir(ctx.out, task, backend)}{sets}")
+    for kind, backend in layout.RUNS:
+        lines.append(f"doodlelab train {kind} --backend {backend} --data {data} "
+                     f"--out {layout.run_dir(ctx.out, kind, backend)}{sets}")
     lines.append(f"doodlelab gradcheck --model all --data {data} --steps {GRADCHECK_STEPS} "
                  f"--json {out}/{layout.GRADCHECK}{sets}")
-    for task in ("classifier", "two_tower"):
-        lines.append(f"doodlelab compare {layout.run_dir(ctx.out, task, 'numpy')} "
-                     f"{layout.run_dir(ctx.out, task, 'torch')} --out {out}/compare/{task}")
+    for kind in KINDS:
+        lines.append(f"doodlelab compare {layout.run_dir(ctx.out, kind, NUMPY)} "
+                     f"{layout.run_dir(ctx.out, kind, TORCH)} --out {layout.compare_dir(ctx.out, kind)}")
     for entry in ctx.ledger.manifest.get("studies", []):
         seeds = ",".join(map(str, entry["seeds"]))
         lines.append(f"# study {entry['name']}: {len(entry['settings'])} settings x seeds {seeds}, each as: "

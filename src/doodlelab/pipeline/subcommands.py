@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from doodlelab.config import add_config_args
+from doodlelab.data.official.autofetch import add_fetching_data_args
 from doodlelab.files.lock import FolderLock
 from doodlelab.pipeline import layout
 from doodlelab.pipeline.steps import DEFAULT_OUT, run_all
@@ -20,24 +22,18 @@ from doodlelab.pipeline.steps import DEFAULT_OUT, run_all
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run`` and ``report`` to the ``doodlelab`` subcommands (dispatch both to :func:`command`)."""
     run = subparsers.add_parser("run", help="every experiment and the report, resumable (results/)")
-    run.add_argument("--data", metavar="DIR",
-                     help="course folder (default: $DOODLELAB_DATA, then ./data/quickdraw_subset_np, "
-                          "then the user cache, fetched there if missing unless --offline)")
+    add_fetching_data_args(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                      help=f"results folder (default {DEFAULT_OUT}); a re-run resumes what is missing")
     run.add_argument("--quick", action="store_true", help="2 epochs, tiny models and studies (a smoke test)")
-    run.add_argument("--offline", action="store_true",
-                     help="never fetch the course data when no folder is found ($DOODLELAB_OFFLINE=1)")
     run.add_argument("--overwrite", action="store_true",
                      help="redo every step even if its outputs are complete")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="worker processes, one BLAS thread each (default: one per usable CPU)")
-    rep = subparsers.add_parser("report", help="rebuild report.pdf and report.html from a results folder")
+    rep = subparsers.add_parser("report", help="rebuild the report (PDF and HTML) from a results folder")
     for p in (run, rep):
-        p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; its [report] table "
-                       "gives author, student_number, code_url")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override a setting, e.g. --set train.epochs=50 or --set report.author='A. Name'")
+        add_config_args(p, "settings file; its [report] table gives author, student_number, code_url",
+                        "override a setting, e.g. --set train.epochs=50 or --set report.author='A. Name'")
     rep.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
     for p in (run, rep):
         p.add_argument("--strict", action="store_true",
@@ -63,14 +59,17 @@ def command(args: argparse.Namespace) -> int:
                   workers=args.jobs, config=args.config,
                   log=lambda line: print(f"doodlelab run: {line}", file=sys.stderr))
     report = layout.read_json(out / layout.GRADCHECK) or {}
-    print(f"results -> {out}; report -> {out / 'report' / 'report.pdf'}, {out / 'report' / 'report.html'}")
+    from doodlelab.pipeline.report.build import report_files
+
+    html, pdf = report_files(out)
+    print(f"results -> {out}; report -> {pdf}, {html}")
     if report.get("passed") is False:
         for problem in report.get("failures", []):
             print(f"doodlelab: gradcheck failed: {problem}", file=sys.stderr)
         return 1
     from doodlelab.pipeline.report.build import CLAIMS
 
-    claims = layout.read_json(out / "report" / CLAIMS) or {}
+    claims = layout.read_json(html.parent / CLAIMS) or {}
     return _claims_status([c for c in claims.get("claims", []) if c["holds"] is False], args.strict)
 
 

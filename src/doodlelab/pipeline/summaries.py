@@ -22,9 +22,11 @@ from typing import Any
 
 from doodlelab.files.atomic import write_csv, write_json
 from doodlelab.studies.decision import Decision, decide, paired_difference, t_interval
+from doodlelab.studies.sweep import HISTORIES_CSV, SUMMARY_CSV, SWEEP_CSV
 
-SUMMARY = "summary.csv"  # written last: a study folder without it is unfinished
-FILES = ("sweep.csv", "histories.csv", "curves.csv", "decision.json", SUMMARY)
+SUMMARY = SUMMARY_CSV  # written last: a study folder without it is unfinished
+CURVES, DECISION = "curves.csv", "decision.json"
+FILES = (SWEEP_CSV, HISTORIES_CSV, CURVES, DECISION, SUMMARY)
 ROW_SCORES = ("val_accuracy", "val_loss", "val_accuracy_tta", "best_val_accuracy", "best_epoch", "seconds")
 
 
@@ -91,16 +93,17 @@ def write_study(folder: Path, entry: Mapping[str, Any], done: Done, figure: bool
 
     folder = Path(folder)
     rows = _rows(done)
-    write_csv(folder / "sweep.csv", rows)
+    write_csv(folder / SWEEP_CSV, rows)
     histories = [{"setting": name, "seed": seed, **h}
                  for name, seed, result in done for h in result["history"]]
-    write_csv(folder / "histories.csv", histories, list(dict.fromkeys(k for h in histories for k in h)))
+    write_csv(folder / HISTORIES_CSV, histories, list(dict.fromkeys(k for h in histories for k in h)))
     curves = _curves(done)
-    write_csv(folder / "curves.csv", curves)
+    write_csv(folder / CURVES, curves)
     if figure:
-        plot_study_curves(curves, [s["name"] for s in entry["settings"]], folder / "curves.svg")
+        names = [s["name"] for s in entry["settings"]]
+        plot_study_curves(curves, names, (folder / CURVES).with_suffix(".svg"))
     decision, others = _decision(entry, rows)
     out = {"study": dict(entry), **decision.to_dict(), "comparison": others}
-    write_json(folder / "decision.json", out)
+    write_json(folder / DECISION, out)
     write_csv(folder / SUMMARY, _summary(decision, others, rows, [s["name"] for s in entry["settings"]]))
     return out

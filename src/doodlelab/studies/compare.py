@@ -30,6 +30,13 @@ CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "pr_auc")
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
+def comparison_files() -> tuple[str, ...]:
+    """Return the names of every file a finished comparison folder holds (the summary first)."""
+    from doodlelab.training.figures import curve_files
+
+    return (SUMMARY_JSON, SUMMARY_CSV, *curve_files())
+
+
 def read_run(run_dir: Path) -> dict[str, Any]:
     """Return ``{"run_dir", "task", "backend", "metrics", "history"}`` of a finished run.
 

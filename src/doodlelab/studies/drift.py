@@ -20,6 +20,7 @@ import numpy as np
 from doodlelab.config import Config
 from doodlelab.data.prepare import Prepared
 from doodlelab.data.split import stratified_subset
+from doodlelab.kinds import CLASSIFIER
 from doodlelab.studies.gradcheck import DTYPES, _pair, compare_arrays
 from doodlelab.tasks.streams import Streams
 from doodlelab.training.fit import epoch_batches, schedule_from
@@ -39,7 +40,7 @@ def drift(cfg: Config, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarr
           dtype_name: str, epochs: int, n_classes: int) -> list[dict[str, Any]]:
     """Train the classifier in numpy and torch side by side in ``dtype_name``; return one row per epoch."""
     dtype = DTYPES[dtype_name]
-    core, twin = _pair(cfg, dtype, n_classes, "classifier", None)
+    core, twin = _pair(cfg, dtype, n_classes, CLASSIFIER, None)
     streams = Streams.from_seed(cfg.train.seed)  # the batches both see, as fit draws them
     schedule = schedule_from(cfg)
     rows = []

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from doodlelab.config import Config
+from doodlelab.kinds import CLASSIFIER, NUMPY
 from doodlelab.tasks.streams import Streams
 from doodlelab.training.registry import make_task
 
 
 def layer_gradient_norms(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> list[float]:
     """Return the gradient norm of each weight matrix, first layer first, of a fresh classifier on (x, y)."""
-    task = make_task(cfg, "numpy", "classifier", streams=Streams.from_seed(seed))
+    task = make_task(cfg, NUMPY, CLASSIFIER, streams=Streams.from_seed(seed))
     task.model.train()
     task.optimizer.zero_grad()
     logits = task.model.forward(np.asarray(x, np.float32))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,13 @@ from doodlelab.data.course import add_data_arg
 from doodlelab.data.prepare import Prepared, class_word_vectors
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_csv
+from doodlelab.files.terminal import show_progress
+from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Backend, Kind
 from doodlelab.training.fit import FitResult, fit_new
-from doodlelab.training.registry import BACKENDS, TASKS, task_class
+from doodlelab.training.registry import spec, task_class
 from doodlelab.training.scoring import probabilities
+
+SWEEP_CSV, HISTORIES_CSV, SUMMARY_CSV = "sweep.csv", "histories.csv", "summary.csv"  # a sweep folder's files
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -71,8 +74,8 @@ def label_of(settings: dict[str, Any]) -> str:
     return " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
 
 
-def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: str = "numpy",
-                model: str = "classifier", class_vectors: Any = None,
+def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: Backend = NUMPY,
+                kind: Kind = CLASSIFIER, class_vectors: Any = None,
                 train_images: int | None = None) -> tuple[dict[str, Any], list[dict]]:
     """Train one grid point with ``seed`` on ``data``'s training file; return its sweep.csv row (no
     ``point`` column: the caller numbers the points) and its history rows.
@@ -88,7 +91,7 @@ def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int
     train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
     if train_images is not None:
         train_idx = stratified_subset(train_idx, train.y, train_images, seed)
-    task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
+    task, result = fit_new(cfg, backend, kind, train.x[train_idx], train.y[train_idx],
                            train.x[val_idx], train.y[val_idx], progress=False,
                            class_vectors=class_vectors, n_classes=len(data.classes))
     shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
@@ -98,14 +101,14 @@ def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int
 
 
 def write_sweep(out: Path, rows: list[dict[str, Any]], histories: list[dict[str, Any]]) -> list[dict]:
-    """Write sweep.csv, histories.csv and (last) summary.csv of ``rows``; return the summary rows."""
+    """Write the sweep, histories and (last) summary CSVs of ``rows``; return the summary rows."""
     def union(items: list[dict[str, Any]]) -> list[str]:  # points may log different loss terms
         return list(dict.fromkeys(k for item in items for k in item))
 
-    write_csv(Path(out) / "sweep.csv", rows, union(rows))
-    write_csv(Path(out) / "histories.csv", histories, union(histories))
+    write_csv(Path(out) / SWEEP_CSV, rows, union(rows))
+    write_csv(Path(out) / HISTORIES_CSV, histories, union(histories))
     summary = summarize(rows)
-    write_csv(Path(out) / "summary.csv", summary)
+    write_csv(Path(out) / SUMMARY_CSV, summary)
     return summary
 
 
@@ -154,27 +157,26 @@ def run_sweep(
     base: Config,
     grid: dict[str, list[Any]],
     seeds: list[int],
-    backend: str = "numpy",
+    backend: Backend = NUMPY,
     progress: bool | None = None,
-    model: str = "classifier",
+    kind: Kind = CLASSIFIER,
 ) -> list[dict[str, Any]]:
     """Train every combination for every seed on ``data``'s training file; write the CSVs and
     return the summary rows.
 
-    ``model`` is ``classifier`` or ``two_tower`` (whose class word vectors are read once
-    per ``two_tower.word_vectors`` source in the grid; ``data``'s when it holds them).
+    ``kind`` is the model kind (a kind with word vectors has them read once per
+    ``two_tower.word_vectors`` source in the grid; ``data``'s when it holds them).
     """
-    task_class(backend, model)
+    task_class(backend, kind)
     if not seeds:
         raise UserError("--seeds needs at least one seed")
     points = combinations(base, grid)  # every config is checked before any training
     out = Path(out)
-    if (out / "sweep.csv").exists():
-        raise UserError(f"{out} already holds a sweep (sweep.csv); choose another --out")
-    if progress is None:
-        progress = sys.stderr.isatty()
+    if (out / SWEEP_CSV).exists():
+        raise UserError(f"{out} already holds a sweep ({SWEEP_CSV}); choose another --out")
+    progress = show_progress(progress)
     # every word-vector source is read (and checked) before any training
-    vectors = _class_vectors(data, base, points) if model == "two_tower" else {}
+    vectors = _class_vectors(data, base, points) if spec(kind).word_vectors else {}
     train = data.train
     rows: list[dict[str, Any]] = []
     histories: list[dict[str, Any]] = []
@@ -184,18 +186,18 @@ def run_sweep(
         raw["train"]["seed"] = seed
         cfg = build_config(raw)
         train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
-        task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
+        task, result = fit_new(cfg, backend, kind, train.x[train_idx], train.y[train_idx],
                                train.x[val_idx], train.y[val_idx], progress=False,
                                class_vectors=vectors.get(cfg.two_tower.word_vectors),
                                n_classes=len(data.classes))
         shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
         rows.append(_row(i, settings, seed, result, float((shifted == train.y[val_idx]).mean())))
         histories += [{"point": i, "label": rows[-1]["label"], "seed": seed, **h} for h in result.history]
-        write_csv(out / "sweep.csv", rows)  # after every run: an interrupted sweep keeps its rows
+        write_csv(out / SWEEP_CSV, rows)  # after every run: an interrupted sweep keeps its rows
     # Runs of different objectives log different term_* columns: keep every one (blank where absent).
-    write_csv(out / "histories.csv", histories, list(dict.fromkeys(k for h in histories for k in h)))
+    write_csv(out / HISTORIES_CSV, histories, list(dict.fromkeys(k for h in histories for k in h)))
     summary = summarize(rows)
-    write_csv(out / "summary.csv", summary)
+    write_csv(out / SUMMARY_CSV, summary)
     return summary
 
 
@@ -241,9 +243,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="values to try for one setting (TOML array); repeat for a grid")
     p.add_argument("--seeds", default="0", metavar="S1,S2",
                    help="comma-separated training seeds per point (default 0)")
-    p.add_argument("--backend", choices=list(BACKENDS), default="numpy")
-    p.add_argument("--model", choices=list(TASKS), default="classifier",
-                   help="which model to sweep (default classifier)")
+    p.add_argument("--backend", choices=list(BACKENDS), default=NUMPY)
+    p.add_argument("--model", choices=list(KINDS), default=CLASSIFIER,
+                   help=f"which model to sweep (default {CLASSIFIER})")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSVs")
     add_config_args(p)
 
@@ -263,7 +265,7 @@ def command(args: argparse.Namespace) -> int:
     combinations(base, grid)  # a bad grid fails before the data is read
     data = prepare(base, args.data, test=False)  # a sweep never reads the test files
     summary = run_sweep(data=data, out=args.out, base=base, grid=grid, seeds=seeds,
-                        backend=args.backend, model=args.model)
+                        backend=args.backend, kind=args.model)
     for row in summary:
         print(f"{row['val_accuracy_mean']:.4f} +- {row['val_accuracy_std']:.4f}  "
               f"(best epoch {row['best_epoch_mean']:g}, {row['seconds_mean']:g} s)  {row['label']}")

@@ -27,10 +27,14 @@ from typing import Any
 
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_bytes, write_json
+from doodlelab.kinds import KINDS
 from doodlelab.pipeline import layout
 
 TEMPLATE_FILES = ("report.typ", "lib.typ", "part1.typ", "part2.typ", "closing.typ", "refs.yml")
+SHOWN_SUFFIXES = (".png", ".svg")
+REPORT_DIR, INPUTS = "report", "inputs.json"  # the report's folder in a results folder; the files it may show
 CLAIMS = "claims.json"  # under report/: every checked claim of the text and whether it holds
+FORMATS = ("pdf", "html")  # what Typst compiles the template to, in this order
 
 
 @dataclass(frozen=True)
@@ -45,17 +49,23 @@ class BuiltReport:
     def failed(self) -> list[dict[str, Any]]:
         """Return the claims the results contradict (not those without the evidence to judge)."""
         return [c for c in self.claims if c["holds"] is False]
-SHOWN_SUFFIXES = (".png", ".svg")
+
+
+def report_files(root: Path) -> tuple[Path, Path]:
+    """Return the paths of the report of results folder ``root``: (HTML, PDF)."""
+    folder = Path(root) / REPORT_DIR
+    return folder / "report.html", folder / "report.pdf"
 
 
 def required_files(root: Path) -> list[Path]:
     """Return the files without which the report cannot be written (the four runs, gradcheck, ...)."""
     from doodlelab.runs.folder import CONFIG, ENV, HISTORY, METRICS
 
-    runs = [layout.run_dir(root, task, backend) / name for task, backend in layout.RUNS
+    runs = [layout.run_dir(root, kind, backend) / name for kind, backend in layout.RUNS
             for name in (METRICS, CONFIG, ENV, HISTORY)]
-    compare = [root / "compare" / task / layout.COMPARE_FILES[0] for task in ("classifier", "two_tower")]
-    return [root / layout.MANIFEST, root / "data" / "data.json", *runs, root / layout.GRADCHECK, *compare]
+    compare = [layout.compare_dir(root, kind) / layout.COMPARE_FILES[0] for kind in KINDS]
+    return [root / layout.MANIFEST, layout.data_dir(root) / layout.DATA_JSON, *runs, root / layout.GRADCHECK,
+            *compare]
 
 
 def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +76,8 @@ def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     studies = [s["name"] for s in manifest.get("studies", [])
                if (layout.sweep_dir(root, s["name"]) / SUMMARY).is_file()]
     files = sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*")
-                   if p.suffix in SHOWN_SUFFIXES and p.is_file() and p.relative_to(root).parts[0] != "report")
+                   if p.suffix in SHOWN_SUFFIXES and p.is_file()
+                   and p.relative_to(root).parts[0] != REPORT_DIR)
     files += ["/" + name for name in (layout.DRIFT,) if (root / name).is_file()]
     return {"fields": {k: fields.get(k) for k in ("author", "student_number", "code_url")},
             "studies": studies, "files": files}
@@ -115,14 +126,14 @@ def build_report(results_dir: str | Path, fields: dict[str, Any] | None = None) 
                             f"doodlelab run --out {root} to finish it")
     if fields is None:
         fields = (layout.read_json(root / layout.MANIFEST) or {}).get("report") or {}
-    folder = root / "report"
+    html_path, pdf_path = report_files(root)
+    folder = html_path.parent
     template = resources.files("doodlelab.pipeline.report") / "template"
     for name in TEMPLATE_FILES:
         write_bytes(folder / name, (template / name).read_bytes())
-    write_json(folder / "inputs.json", gather(root, fields))
-    source = folder / "report.typ"
-    out = {fmt: _compile(typst, source, root, fmt) for fmt in ("pdf", "html")}
-    claims = _claims(typst, source, root)
+    write_json(folder / INPUTS, gather(root, fields))
+    main = folder / TEMPLATE_FILES[0]
+    out = {fmt: _compile(typst, main, root, fmt) for fmt in FORMATS}
+    claims = _claims(typst, main, root)
     write_json(folder / CLAIMS, {"claims": list(claims), "failed": sum(c["holds"] is False for c in claims)})
-    html = write_bytes(folder / "report.html", out["html"])
-    return BuiltReport(html, write_bytes(folder / "report.pdf", out["pdf"]), claims)
+    return BuiltReport(write_bytes(html_path, out["html"]), write_bytes(pdf_path, out["pdf"]), claims)
