@@ -124,12 +124,33 @@ def test_the_two_tower_terms_figure_adds_up_to_the_objective_on_both_splits(resu
     out, _, _ = results
     lines = (out / "figures" / "two_tower_terms.csv").read_text().splitlines()
     header = lines[0].split(",")
+    assert [k for k in header if k.startswith("train_")] == ["train_objective", "train_hinge_rank"]
     for line in lines[1:]:
         row = dict(zip(header, map(float, line.split(","))))
         for split in ("train", "val"):
             parts = [v for k, v in row.items() if k.startswith(f"{split}_") and k != f"{split}_objective"]
-            assert len(parts) == 2  # the ranking hinge and 0.5 x alignment (the quick configuration's)
             assert sum(parts) == pytest.approx(row[f"{split}_objective"], rel=1e-6, abs=1e-9)
+        assert 0 <= row["diag_active"] <= 1 and -1 <= row["diag_class_cosine"] <= 1
+
+
+def test_an_objective_of_two_terms_is_plotted_term_by_term_adding_up(results, tmp_path):
+    from doodlelab.config import load_config
+    from doodlelab.pipeline.evidence import objective_terms
+    from doodlelab.runs.folder import RunFolder
+
+    out, _, _ = results
+    row = next(json.loads(p.read_text()) for p in sorted((out / "sweep" / "points").glob("*.json"))
+               if json.loads(p.read_text())["stamp"]["config"]["two_tower"]["align_weight"] == 0.5)
+    cfg = load_config(None, ["two_tower.align_weight=0.5"])
+    assert RunFolder(out / "runs" / "two_tower-numpy").settings.two_tower.align_weight == 0.0
+    objective_terms(row["history"], "ranking hinge + 0.5 × alignment", cfg, tmp_path / "terms.svg")
+    lines = (tmp_path / "terms.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    for line in lines[1:]:
+        values = dict(zip(header, map(float, line.split(","))))
+        for split in ("train", "val"):
+            assert values[f"{split}_hinge_rank"] + values[f"{split}_align"] == pytest.approx(
+                values[f"{split}_objective"], rel=1e-6)
 
 
 def test_the_four_runs_share_one_split(results):

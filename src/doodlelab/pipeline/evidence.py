@@ -111,27 +111,40 @@ def term_rows(history: Sequence[Mapping[str, Any]], weights: Mapping[str, float]
     return rows
 
 
+DIAGNOSTICS = {"diag_active": "share of active hinge terms",
+               "diag_class_cosine": "cosine between two classes"}
+
+
 def objective_terms(history: Sequence[Mapping[str, Any]], label: str, cfg: Config, path: Path) -> Path:
-    """Plot a two-tower run's objective (named ``label``) and its weighted terms on training batches and
-    on validation."""
+    """Plot a two-tower run's objective (named ``label``) and its weighted terms on the training batches and
+    on validation, and beside them the validation diagnostics (the share of hinge terms still active, the
+    mean cosine between two class embeddings), whose columns the CSV holds too."""
     t = cfg.two_tower
     weights = {t.loss: 1.0, **({"align": float(t.align_weight)} if t.align_weight else {})}
     rows = term_rows(history, weights)
+    for row, h in zip(rows, history):
+        row.update({k: float(h[k]) for k in DIAGNOSTICS if k in h})
     plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
     with _rc():
-        fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.4), sharey=True, layout="constrained")
-        for ax, split, title in zip(axes, ("train", "val"), ("training mini-batches (dropout on)",
-                                                            "validation (evaluation mode)")):
-            epochs = [r["epoch"] for r in rows]
-            ax.plot(epochs, [r[f"{split}_objective"] for r in rows], color="black",
-                    label=f"objective: {label}")
+        fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.3), layout="constrained")
+        for ax, split, title in zip(axes, ("train", "val"), ("training mini-batches", "validation")):
+            ax.plot(epochs, [r[f"{split}_objective"] for r in rows], color="black", lw=2.2, alpha=0.35,
+                    label="the objective")
             for name, w in weights.items():
-                label = OBJECTIVE_NAMES[name] if w == 1 else f"{w:g} × {OBJECTIVE_NAMES[name]}"
-                ax.plot(epochs, [r[f"{split}_{name}"] for r in rows], "--", label=label)
+                term = OBJECTIVE_NAMES[name] if w == 1 else f"{w:g} × {OBJECTIVE_NAMES[name]}"
+                ax.plot(epochs, [r[f"{split}_{name}"] for r in rows], "--", label=term)
             ax.set(title=title, xlabel="epoch")
             ax.grid(alpha=0.3)
-        axes[0].set_ylabel("value (mean per image)")
+        axes[0].set_ylabel(label)
+        axes[1].sharey(axes[0])
         axes[1].legend(frameon=False, loc="upper right")
+        for key, name in DIAGNOSTICS.items():
+            if key in rows[0]:
+                axes[2].plot(epochs, [r[key] for r in rows], label=name)
+        axes[2].set(title="validation diagnostics", xlabel="epoch", ylim=(-0.05, 1.05))
+        axes[2].grid(alpha=0.3)
+        axes[2].legend(frameon=False, loc="upper right")
         write_csv(path.with_suffix(".csv"), rows)
         return _save(fig, path)
 

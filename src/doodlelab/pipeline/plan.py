@@ -114,7 +114,8 @@ def _two_tower_studies() -> list[Study]:
     t = TWO_TOWER
     return [
         Study("image_tower", t, "II.1.a", "hidden widths of the image tower (Part I's choice, checked)", (
-            _s("256", model__hidden=[256]), _s("512-256", model__hidden=[512, 256]),
+            _s("256", model__hidden=[256]), _s("512", model__hidden=[512]),
+            _s("512-256", model__hidden=[512, 256]),
         ), "fewer parameters first", decides=False),
         Study("word_tower", t, "II.1.a", "hidden widths of the word tower", (
             _s("32", two_tower__text_hidden=[32]), _s("64", two_tower__text_hidden=[64]),
