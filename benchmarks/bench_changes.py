@@ -9,10 +9,15 @@ and after a short pause, so load changes hit all alike and no variant inherits t
 spinning BLAS workers of a 2-thread one):
 
 - ``all changes``: the code as it is (1 BLAS thread for training batches);
+- ``- in-place ReLU/dropout``: the hidden ReLU and Dropout layers allocate their outputs,
+  masks and multipliers every step again (no ``inplace``, no reused buffers);
 - ``- skip images' grad``: the first Linear also computes d(loss)/d(images);
 - ``- ReLU by mask``: ReLU forward/backward through ``np.where`` as before;
 - ``- thread rule (2 threads)``: BLAS on every usable CPU, numpy's default;
-- ``original``: all three undone, i.e. the code before the speed work.
+- ``original``: all four undone, i.e. the code before the speed work.
+
+Each epoch is the fit loop's training epoch (``bench.fit_epoch``: shuffled batches with
+their gather and augmentation, the schedule's learning rate, ``train_batch``).
 
 ``--hog`` starts ``python -c "while True: pass"`` for the measurement (and stops
 it), which is what another engineer's experiment does to this 2-core machine.
@@ -22,17 +27,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from doodlelab.config import Config
 from doodlelab.nn import modules
-from doodlelab.studies.bench import synthetic_data, time_epoch
+from doodlelab.studies.bench import fit_epoch, synthetic_data
 from doodlelab.tasks import base
 from doodlelab.tasks.classifier import NumpyClassifier
 from doodlelab.tasks.streams import Streams
@@ -48,6 +56,27 @@ def _where_backward(self: modules.ReLU, dout: np.ndarray) -> np.ndarray:
     return np.where(self._mask, dout, 0).astype(dout.dtype, copy=False)
 
 
+def _alloc_relu_forward(self: modules.ReLU, x: np.ndarray) -> np.ndarray:
+    self._mask = x > 0
+    return x * self._mask
+
+
+def _alloc_relu_backward(self: modules.ReLU, dout: np.ndarray) -> np.ndarray:
+    return dout * self._mask
+
+
+def _alloc_dropout_forward(self: modules.Dropout, x: np.ndarray) -> np.ndarray:
+    if not self.training or self.p == 0.0:
+        self._scale = None
+        return x
+    self._scale = modules.dropout_scale(self.rng, x.shape, self.p, x.dtype)
+    return x * self._scale
+
+
+def _alloc_dropout_backward(self: modules.Dropout, dout: np.ndarray) -> np.ndarray:
+    return dout if self._scale is None else dout * self._scale
+
+
 _backward = modules.Sequential.backward
 
 
@@ -61,6 +90,10 @@ def undone(*names: str) -> Iterator[None]:
     saved = []
     patches = {
         "grad": [(modules.Sequential, "backward", _full_backward)],
+        "inplace": [(modules.ReLU, "forward", _alloc_relu_forward),
+                    (modules.ReLU, "backward", _alloc_relu_backward),
+                    (modules.Dropout, "forward", _alloc_dropout_forward),
+                    (modules.Dropout, "backward", _alloc_dropout_backward)],
         "relu": [(modules.ReLU, "forward", _where_forward),
                  (modules.ReLU, "backward", _where_backward)],
         "threads": [(base, "matmul_threads", lambda rows, widths, cpus=None: usable_cpus())],
@@ -78,10 +111,11 @@ def undone(*names: str) -> Iterator[None]:
 
 VARIANTS = {
     "all changes": (),
+    "- in-place ReLU/dropout": ("inplace",),
     "- skip images' grad": ("grad",),
     "- ReLU by mask": ("relu",),
     "- thread rule (2 threads)": ("threads",),
-    "original": ("grad", "relu", "threads"),
+    "original": ("inplace", "grad", "relu", "threads"),  # relu after inplace: np.where wins
 }
 
 
@@ -90,11 +124,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--hog", action="store_true", help="keep one core busy meanwhile")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the seconds here")
     args = parser.parse_args()
     cfg = Config()
     x, y = synthetic_data(args.samples)
-    tasks = {name: NumpyClassifier(cfg, Streams.from_seed(0)) for name in VARIANTS}
-    rngs = {name: np.random.default_rng(1) for name in VARIANTS}
+    streams = {name: Streams.from_seed(0) for name in VARIANTS}
+    tasks = {name: NumpyClassifier(cfg, streams[name]) for name in VARIANTS}
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.hog else None
     order = np.random.default_rng(2)
@@ -104,8 +139,7 @@ def main() -> None:
                 name, changes = list(VARIANTS.items())[i]
                 time.sleep(0.25)  # let OpenBLAS workers of a 2-thread variant stop spinning
                 with undone(*changes):
-                    sec = time_epoch(tasks[name].train_batch, x, y, cfg.train.batch_size,
-                                     rngs[name])
+                    sec = fit_epoch(tasks[name], x, y, cfg, streams[name], rep)
                 if rep:
                     times[name].append(sec * 20_000 / args.samples)
     finally:
@@ -119,6 +153,12 @@ def main() -> None:
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"  {name:<28} {med:6.3f}  x{med / base:5.2f}   [{min(ts):.3f} .. {max(ts):.3f}]")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "samples": args.samples, "epochs": args.epochs, "hog": args.hog,
+            "load_average": os.getloadavg()[0], "seconds_per_20000": times,
+            "median": {name: statistics.median(ts) for name, ts in times.items()},
+            "relative": {name: statistics.median(ts) / base for name, ts in times.items()}}, indent=1))
 
 
 if __name__ == "__main__":

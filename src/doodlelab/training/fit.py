@@ -199,7 +199,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, cfg: Config, shuffle_rng: np.
         yield from epoch_batches(x, y, cfg, epoch, shuffle_rng, augment_rng)
 
 
-def _train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epoch: int,
+def train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epoch: int,
                  shard: Shard | None = None) -> dict[str, float]:
     """Run one epoch of SGD steps; return the running ``batch_loss``, ``batch_accuracy`` and term means.
 
@@ -318,7 +318,7 @@ def fit(
         for epoch in bar:
             tick = time.perf_counter()
             batches = epoch_batches(x_train, y_train, cfg, epoch - 1, shuffle_rng, augment_rng, shard)
-            running = _train_epoch(task, batches, schedule, epoch, shard)
+            running = train_epoch(task, batches, schedule, epoch, shard)
             row = _epoch_row(epoch, running, split_scores(task, x_train, y_train, shard),
                              split_scores(task, x_val, y_val, shard), schedule(epoch - 1))
             epoch_seconds.append(time.perf_counter() - tick)
