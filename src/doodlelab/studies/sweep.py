@@ -33,6 +33,7 @@ from doodlelab.files.atomic import write_csv
 from doodlelab.training.fit import FitResult, fit_new
 from doodlelab.training.registry import BACKENDS, TASKS, task_class
 from doodlelab.training.scoring import probabilities
+from doodlelab.training.seeds import fit_seeds
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -72,21 +73,37 @@ def label_of(settings: dict[str, Any]) -> str:
 
 
 def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: str = "numpy",
-                model: str = "classifier", class_vectors: Any = None) -> tuple[dict[str, Any], list[dict]]:
+                model: str = "classifier", class_vectors: Any = None,
+                score_train: bool = True) -> tuple[dict[str, Any], list[dict]]:
     """Train one grid point with ``seed`` on ``data``'s training file; return its sweep.csv row (no
     ``point`` column: the caller numbers the points) and its history rows."""
-    raw = cfg.to_dict()
-    raw["train"]["seed"] = seed
-    cfg = build_config(raw)
+    return sweep_point_seeds(data, cfg, settings, [seed], backend=backend, model=model,
+                             class_vectors=class_vectors, score_train=score_train)[0]
+
+
+def sweep_point_seeds(data: Prepared, cfg: Config, settings: dict[str, Any], seeds: list[int], *,
+                      backend: str = "numpy", model: str = "classifier", class_vectors: Any = None,
+                      score_train: bool = True) -> list[tuple[dict[str, Any], list[dict]]]:
+    """Train one grid point once per seed (:func:`~doodlelab.training.seeds.fit_seeds`); return
+    ``[(row, history rows)]`` in ``seeds``' order, each what :func:`sweep_point` returns for that seed.
+
+    Each seed trains on its own split (``data.split_for(seed)``). ``score_train=False``
+    leaves the clean scoring of the training split out of every epoch (its history
+    columns and ``final_train_accuracy`` are NaN; see :func:`doodlelab.training.fit.fit`).
+    """
     train = data.train
-    train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
-    task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
-                           train.x[val_idx], train.y[val_idx], progress=False,
-                           class_vectors=class_vectors, n_classes=len(data.classes))
-    shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
-    row = _row(0, settings, seed, result, float((shifted == train.y[val_idx]).mean()))
-    del row["point"]
-    return row, [{"label": row["label"], "seed": seed, **h} for h in result.history]
+    splits = [data.split_for(seed, cfg.data.val_fraction) for seed in seeds]
+    parts = ([train.x[t] for t, _ in splits], [train.y[t] for t, _ in splits],
+             [train.x[v] for _, v in splits], [train.y[v] for _, v in splits])
+    fitted = fit_seeds(cfg, backend, model, seeds, *parts, class_vectors=class_vectors,
+                       n_classes=len(data.classes), progress=False, score_train=score_train)
+    out = []
+    for seed, (task, result), x_val, y_val in zip(seeds, fitted, parts[2], parts[3]):
+        shifted = probabilities(task, x_val, tta=True).argmax(axis=1)
+        row = _row(0, settings, seed, result, float((shifted == y_val).mean()))
+        del row["point"]
+        out.append((row, [{"label": row["label"], "seed": seed, **h} for h in result.history]))
+    return out
 
 
 def write_sweep(out: Path, rows: list[dict[str, Any]], histories: list[dict[str, Any]]) -> list[dict]:
