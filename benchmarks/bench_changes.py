@@ -11,10 +11,12 @@ spinning BLAS workers of a 2-thread one):
 - ``all changes``: the code as it is (1 BLAS thread for training batches);
 - ``- in-place ReLU/dropout``: the hidden ReLU and Dropout layers allocate their outputs,
   masks and multipliers every step again (no ``inplace``, no reused buffers);
+- ``- flat-take shifts``: the augmentation's whole-pixel shifts gather with three index
+  arrays again instead of one flat ``take`` (``data.augment.shift_images``);
 - ``- skip images' grad``: the first Linear also computes d(loss)/d(images);
 - ``- ReLU by mask``: ReLU forward/backward through ``np.where`` as before;
 - ``- thread rule (2 threads)``: BLAS on every usable CPU, numpy's default;
-- ``original``: all four undone, i.e. the code before the speed work.
+- ``original``: all five undone, i.e. the code before the speed work.
 
 Each epoch is the fit loop's training epoch (``bench.fit_epoch``: shuffled batches with
 their gather and augmentation, the schedule's learning rate, ``train_batch``).
@@ -39,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from doodlelab.config import Config
+from doodlelab.data import augment
 from doodlelab.nn import modules
 from doodlelab.studies.bench import fit_epoch, synthetic_data
 from doodlelab.tasks import base
@@ -77,6 +80,18 @@ def _alloc_dropout_backward(self: modules.Dropout, dout: np.ndarray) -> np.ndarr
     return dout if self._scale is None else dout * self._scale
 
 
+def _indexed_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+    b = x.shape[0]
+    reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
+    side = 28 + 2 * reach
+    padded = np.zeros((b, side, side), dtype=x.dtype)
+    padded[:, reach : reach + 28, reach : reach + 28] = x.reshape(b, 28, 28)
+    ramp = np.arange(28)
+    rows = ramp[None, :] + (reach - dr)[:, None]
+    cols = ramp[None, :] + (reach - dc)[:, None]
+    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(b, 784)
+
+
 _backward = modules.Sequential.backward
 
 
@@ -90,6 +105,7 @@ def undone(*names: str) -> Iterator[None]:
     saved = []
     patches = {
         "grad": [(modules.Sequential, "backward", _full_backward)],
+        "shifts": [(augment, "shift_images", _indexed_shifts)],
         "inplace": [(modules.ReLU, "forward", _alloc_relu_forward),
                     (modules.ReLU, "backward", _alloc_relu_backward),
                     (modules.Dropout, "forward", _alloc_dropout_forward),
@@ -112,10 +128,11 @@ def undone(*names: str) -> Iterator[None]:
 VARIANTS = {
     "all changes": (),
     "- in-place ReLU/dropout": ("inplace",),
+    "- flat-take shifts": ("shifts",),
     "- skip images' grad": ("grad",),
     "- ReLU by mask": ("relu",),
     "- thread rule (2 threads)": ("threads",),
-    "original": ("inplace", "grad", "relu", "threads"),  # relu after inplace: np.where wins
+    "original": ("inplace", "shifts", "grad", "relu", "threads"),  # relu after inplace: np.where wins
 }
 
 
