@@ -20,7 +20,9 @@ KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_ep
         "gemm_peak_gflops_1thread", "epoch_gflop", "floor_epoch_s", "numpy_floor_fraction",
         "numpy_memory", "epoch_seconds", "threads", "layers", "batch_size", "samples",
         "sklearn_settings", "usable_cpus", "load_average", "gemm_peak_gflops_all_cpus",
-        "matmul_epoch_s", "matmul_gflops", "numpy_matmul_fraction"}
+        "matmul_epoch_s", "matmul_gflops", "numpy_matmul_fraction", "epoch_cpu_seconds",
+        "numpy_epoch_cpu_s", "torch_epoch_cpu_s", "matmul_epoch_cpu_s", "numpy_matmul_fraction_cpu",
+        "ratios_cpu"}
 
 
 def _positive(value: float) -> bool:
@@ -104,7 +106,9 @@ def test_report_arithmetic_on_scripted_timings(monkeypatch) -> None:
     assert report["matmul_gflops"] == pytest.approx(0.0051184)  # over 1.0 s of matmuls
     assert report["floor_epoch_s"] == pytest.approx(0.0051184 / 50)  # 1.02368e-4 s
     assert report["numpy_floor_fraction"] == pytest.approx(1.02368e-4 / 2.0)
-    assert report["numpy_matmul_fraction"] == pytest.approx(0.5)
+    assert report["numpy_matmul_fraction"] == pytest.approx(0.5)  # matmuls only 1.0 / numpy 2.0
+    assert "matmul share of the numpy epoch = matmuls only / numpy = 0.50" in bench.format_bench(report)
+    assert len(report["epoch_cpu_seconds"]["numpy"]) == 3  # CPU seconds of the same epochs
 
 
 def test_bench_cli_writes_json(tmp_path, monkeypatch, capsys) -> None:

@@ -247,8 +247,14 @@ def run_bench(
 
 
 def _interleaved_epochs(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int, warmup: int,
-                        epochs: int, backends: tuple[str, ...]) -> dict[str, list[float]]:
-    """Return the seconds of every timed epoch per backend (and ``matmuls``), interleaved A B C A B C."""
+                        epochs: int, backends: tuple[str, ...]
+                        ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Return the wall and the CPU seconds of every timed epoch per backend (and ``matmuls``).
+
+    The epochs are interleaved A B C A B C. The CPU seconds are this process's
+    (``time.process_time``: every thread's), which other processes on the machine do not
+    inflate the way they inflate wall time.
+    """
     makers = {
         "numpy": partial(task_backend, "numpy"),
         "torch": partial(task_backend, "torch"),
@@ -261,11 +267,14 @@ def _interleaved_epochs(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int, wa
         for run in runners.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(epochs):
         for name, run in runners.items():
             time.sleep(PAUSE_S)
+            before = time.process_time()
             times[name].append(run())
-    return times
+            cpu[name].append(time.process_time() - before)
+    return times, cpu
 
 
 def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, gemm_size: int,
@@ -273,8 +282,9 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
     load_before = _load_average()
     x, y = synthetic_data(samples, seed)
     memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
-    times = _interleaved_epochs(cfg, x, y, seed, warmup, epochs, backends)
+    times, cpu = _interleaved_epochs(cfg, x, y, seed, warmup, epochs, backends)
     median = {name: statistics.median(ts) for name, ts in times.items()}
+    median_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
 
     cpus = usable_cpus()
     peak_all = gemm_gflops(gemm_size, cpus)
@@ -293,6 +303,7 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         "threads": matmul_threads(cfg.train.batch_size, layer_sizes(cfg)),
         "threads_forced": os.environ.get(THREADS_ENV) is not None,
         "epoch_seconds": times,
+        "epoch_cpu_seconds": cpu,
         "gemm_peak_gflops": peak,
         "gemm_peak_gflops_all_cpus": peak_all,
         "gemm_peak_gflops_1thread": peak_one,
@@ -305,17 +316,24 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
     }
     for name in BACKENDS:
         report[f"{name}_epoch_s"] = median.get(name)
+        report[f"{name}_epoch_cpu_s"] = median_cpu.get(name)
     report["matmul_epoch_s"] = median["matmuls"]
+    report["matmul_epoch_cpu_s"] = median_cpu["matmuls"]
     report["matmul_gflops"] = flops / 1e9 / median["matmuls"]
-    ratios = {}
     if "numpy" in median:
         report["numpy_floor_fraction"] = floor / median["numpy"]
-        report["numpy_matmul_fraction"] = median["matmuls"] / median["numpy"]
-        for other in BACKENDS[1:]:
-            if other in median:
-                ratios[f"numpy/{other}"] = median["numpy"] / median[other]
-    report["ratios"] = ratios
+    report["numpy_matmul_fraction"], report["ratios"] = _shares(median)
+    report["numpy_matmul_fraction_cpu"], report["ratios_cpu"] = _shares(median_cpu)
     return report
+
+
+def _shares(median: dict[str, float]) -> tuple[float | None, dict[str, float]]:
+    """Return (matmul share of the numpy epoch, {"numpy/<other>": ratio}) of median epoch seconds."""
+    if not median.get("numpy"):
+        return None, {}
+    ratios = {f"numpy/{other}": median["numpy"] / median[other] for other in BACKENDS[1:]
+              if median.get(other)}
+    return median["matmuls"] / median["numpy"], ratios
 
 
 def format_bench(report: dict[str, Any]) -> str:
@@ -351,9 +369,13 @@ def format_bench(report: dict[str, Any]) -> str:
         verdict = ("below: no epoch doing these products is that fast" if 0.5 * sklearn < matmuls
                    else "above: the products alone leave room for it")
         lines.append(f"  0.5 x sklearn = {0.5 * sklearn:.3f} s vs matmuls only {matmuls:.3f} s: {verdict}")
-    if "numpy_matmul_fraction" in report:
+    if report.get("numpy_matmul_fraction") is not None:
+        cpu = report["ratios_cpu"].get("numpy/torch")
+        share_cpu = report.get("numpy_matmul_fraction_cpu")
         lines.append(f"  matmul share of the numpy epoch = matmuls only / numpy = "
-                     f"{report['numpy_matmul_fraction']:.2f}")
+                     f"{report['numpy_matmul_fraction']:.2f}"
+                     + (f" (in CPU seconds {share_cpu:.2f}" if share_cpu is not None else " (")
+                     + (f"; numpy/torch in CPU seconds {cpu:.2f})" if cpu is not None else ")"))
     if "numpy_floor_fraction" in report:
         lines.append(f"  numpy reaches {100 * report['numpy_floor_fraction']:.0f}% of the floor; "
                      f"training threads: {report['threads']}"
