@@ -9,14 +9,12 @@ and after a short pause, so load changes hit all alike and no variant inherits t
 spinning BLAS workers of a 2-thread one):
 
 - ``all changes``: the code as it is (1 BLAS thread for training batches);
-- ``- in-place ReLU/dropout``: the hidden ReLU and Dropout layers allocate their outputs,
-  masks and multipliers every step again (no ``inplace``, no reused buffers);
 - ``- flat-take shifts``: the augmentation's whole-pixel shifts gather with three index
   arrays again instead of one flat ``take`` (``data.augment.shift_images``);
 - ``- skip images' grad``: the first Linear also computes d(loss)/d(images);
 - ``- ReLU by mask``: ReLU forward/backward through ``np.where`` as before;
 - ``- thread rule (2 threads)``: BLAS on every usable CPU, numpy's default;
-- ``original``: all five undone, i.e. the code before the speed work.
+- ``original``: all four undone, i.e. the code before the speed work.
 
 Each epoch is the fit loop's training epoch (``bench.fit_epoch``: shuffled batches with
 their gather and augmentation, the schedule's learning rate, ``train_batch``).
@@ -59,27 +57,6 @@ def _where_backward(self: modules.ReLU, dout: np.ndarray) -> np.ndarray:
     return np.where(self._mask, dout, 0).astype(dout.dtype, copy=False)
 
 
-def _alloc_relu_forward(self: modules.ReLU, x: np.ndarray) -> np.ndarray:
-    self._mask = x > 0
-    return x * self._mask
-
-
-def _alloc_relu_backward(self: modules.ReLU, dout: np.ndarray) -> np.ndarray:
-    return dout * self._mask
-
-
-def _alloc_dropout_forward(self: modules.Dropout, x: np.ndarray) -> np.ndarray:
-    if not self.training or self.p == 0.0:
-        self._scale = None
-        return x
-    self._scale = modules.dropout_scale(self.rng, x.shape, self.p, x.dtype)
-    return x * self._scale
-
-
-def _alloc_dropout_backward(self: modules.Dropout, dout: np.ndarray) -> np.ndarray:
-    return dout if self._scale is None else dout * self._scale
-
-
 def _indexed_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
     b = x.shape[0]
     reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
@@ -106,10 +83,6 @@ def undone(*names: str) -> Iterator[None]:
     patches = {
         "grad": [(modules.Sequential, "backward", _full_backward)],
         "shifts": [(augment, "shift_images", _indexed_shifts)],
-        "inplace": [(modules.ReLU, "forward", _alloc_relu_forward),
-                    (modules.ReLU, "backward", _alloc_relu_backward),
-                    (modules.Dropout, "forward", _alloc_dropout_forward),
-                    (modules.Dropout, "backward", _alloc_dropout_backward)],
         "relu": [(modules.ReLU, "forward", _where_forward),
                  (modules.ReLU, "backward", _where_backward)],
         "threads": [(base, "matmul_threads", lambda rows, widths, cpus=None: usable_cpus())],
@@ -127,12 +100,11 @@ def undone(*names: str) -> Iterator[None]:
 
 VARIANTS = {
     "all changes": (),
-    "- in-place ReLU/dropout": ("inplace",),
     "- flat-take shifts": ("shifts",),
     "- skip images' grad": ("grad",),
     "- ReLU by mask": ("relu",),
     "- thread rule (2 threads)": ("threads",),
-    "original": ("inplace", "shifts", "grad", "relu", "threads"),  # relu after inplace: np.where wins
+    "original": ("shifts", "grad", "relu", "threads"),
 }
 
 

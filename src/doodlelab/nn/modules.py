@@ -158,38 +158,16 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """Elementwise ``max(x, 0)``.
-
-    With ``inplace=True`` (as torch's ``ReLU(inplace=True)``) ``forward`` overwrites its
-    input and ``backward`` the incoming gradient, which saves two temporaries per step
-    where the caller owns those arrays (an MLP's hidden layers: see ``tasks/mlp.py``).
-    The mask is kept in a buffer reused while the batch shape stays the same.
-    """
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-        self._mask: np.ndarray | None = None
+    """Elementwise ``max(x, 0)``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._mask = _buffer(self._mask, x.shape, np.bool_)
-        np.greater(x, 0, out=self._mask)  # (B, D) bool, all that backward needs
+        self._mask = x > 0  # (B, D) bool, all that backward needs
         # Multiplying by the mask is ~5x faster than np.where; it differs only for
         # non-finite inputs (NaN stays NaN, as in torch), which the fit loop stops on.
-        return np.multiply(x, self._mask, out=x if self.inplace else None)
+        return x * self._mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return np.multiply(dout, self._mask, out=dout if self.inplace else None)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
-
-
-def _buffer(buf: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
-    """Return ``buf`` if it has ``shape`` and ``dtype``, else a new empty array that has."""
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        return np.empty(shape, dtype)
-    return buf
+        return dout * self._mask
 
 
 class LeakyReLU(Module):
@@ -270,65 +248,36 @@ class Dropout(Module):
 
     The mask comes from the Generator handed in, so a run is reproducible and the
     torch twin can draw the very same masks from a Generator with the same seed.
-    With ``inplace=True`` ``forward`` scales its input and ``backward`` the incoming
-    gradient in place (never on the images themselves: the caller's batch would change).
-    The draws, the mask and the multiplier live in buffers reused across steps.
     """
 
-    def __init__(self, p: float = 0.5, *, rng: np.random.Generator, inplace: bool = False) -> None:
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
         self.rng = rng
-        self.inplace = inplace
         self._scale: np.ndarray | None = None
-        self._buffers: DropoutBuffers | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.training or self.p == 0.0:
             self._scale = None
             return x
-        if self._buffers is None or self._buffers.scale.shape != x.shape or \
-                self._buffers.scale.dtype != x.dtype:
-            self._buffers = DropoutBuffers(x.shape, x.dtype)
-        self._scale = dropout_scale(self.rng, x.shape, self.p, x.dtype, buffers=self._buffers)
-        return np.multiply(x, self._scale, out=x if self.inplace else None)
+        self._scale = dropout_scale(self.rng, x.shape, self.p, x.dtype)
+        return x * self._scale
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._scale is None:
-            return dout
-        return np.multiply(dout, self._scale, out=dout if self.inplace else None)
+        return dout if self._scale is None else dout * self._scale
 
     def extra_repr(self) -> str:
-        return f"p={self.p}" + (", inplace=True" if self.inplace else "")
-
-
-class DropoutBuffers:
-    """Reusable arrays of one dropout shape: the uniform draws, the keep mask, the multiplier."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype | type) -> None:
-        self.draws = np.empty(shape, np.float32)
-        self.keep = np.empty(shape, np.bool_)
-        self.scale = np.empty(shape, dtype)
+        return f"p={self.p}"
 
 
 def dropout_scale(
-    rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype,
-    buffers: DropoutBuffers | None = None,
+    rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype
 ) -> np.ndarray:
-    """Return the inverted-dropout multiplier: 0 with probability p, else 1/(1-p).
-
-    Unit ``i`` is kept when the ``i``-th float32 uniform drawn from ``rng`` is ``>= p``.
-    With ``buffers`` (of this shape) the draws, mask and result are written into them;
-    the values are the same either way.
-    """
-    if buffers is None:
-        keep = rng.random(shape, dtype=np.float32) >= p
-        return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
-    rng.random(dtype=np.float32, out=buffers.draws)
-    np.greater_equal(buffers.draws, p, out=buffers.keep)  # as `draws >= p`
-    return np.multiply(buffers.keep, np.asarray(1.0 / (1.0 - p), dtype=dtype), out=buffers.scale)
+    """Return the inverted-dropout multiplier: 0 with probability p, else 1/(1-p)."""
+    keep = rng.random(shape, dtype=np.float32) >= p
+    return keep.astype(dtype) * np.asarray(1.0 / (1.0 - p), dtype=dtype)
 
 
 class Sequential(Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from doodlelab.config import ModelConfig
-from doodlelab.nn import Dropout, LeakyReLU, Linear, ReLU, Sequential
+from doodlelab.nn import Dropout, Linear, Sequential
 from doodlelab.nn.modules import ACTIVATIONS, Module
 
 N_INPUTS = 784  # 28 x 28 pixels
@@ -21,24 +21,16 @@ def build_mlp(
     n_out: int = N_CLASSES,
     dtype: np.dtype | type = np.float32,
 ) -> Sequential:
-    """Return ``[Dropout] Linear, act, [Dropout], ..., Linear``: (B, n_in) -> (B, n_out).
-
-    A hidden ReLU works in place (its input is the fresh output of the Linear before it),
-    and so does the Dropout after an activation that keeps no reference to its output
-    (ReLU and LeakyReLU keep a mask; Tanh and Sigmoid keep their output for backward).
-    The input dropout never does: its input is the caller's batch.
-    """
+    """Return ``[Dropout] Linear, act, [Dropout], ..., Linear``: (B, n_in) -> (B, n_out)."""
     act = ACTIVATIONS[cfg.activation]
-    drop_inplace = act in (ReLU, LeakyReLU)
     layers: list[Module] = []
     if cfg.input_dropout > 0:
         layers.append(Dropout(cfg.input_dropout, rng=dropout_rng))
     width = n_in
     for h in cfg.hidden:
-        layers += [Linear(width, h, rng=rng, init=cfg.init, dtype=dtype),
-                   ReLU(inplace=True) if act is ReLU else act()]
+        layers += [Linear(width, h, rng=rng, init=cfg.init, dtype=dtype), act()]
         if cfg.dropout > 0:
-            layers.append(Dropout(cfg.dropout, rng=dropout_rng, inplace=drop_inplace))
+            layers.append(Dropout(cfg.dropout, rng=dropout_rng))
         width = h
     layers.append(Linear(width, n_out, rng=rng, init=cfg.init, dtype=dtype))
     return Sequential(*layers)
