@@ -19,6 +19,7 @@ import argparse
 import itertools
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,19 @@ def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int
                              class_vectors=class_vectors, score_train=score_train)[0]
 
 
+class Gathered(Sequence):
+    """``array[rows[i]]`` for each index array of ``rows``, gathered only when item ``i`` is asked for."""
+
+    def __init__(self, array: Any, rows: list[np.ndarray]) -> None:
+        self.array, self.rows = array, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        return self.array[self.rows[i]]
+
+
 def sweep_point_seeds(data: Prepared, cfg: Config, settings: dict[str, Any], seeds: list[int], *,
                       backend: str = "numpy", model: str = "classifier", class_vectors: Any = None,
                       score_train: bool = True) -> list[tuple[dict[str, Any], list[dict]]]:
@@ -93,8 +107,9 @@ def sweep_point_seeds(data: Prepared, cfg: Config, settings: dict[str, Any], see
     """
     train = data.train
     splits = [data.split_for(seed, cfg.data.val_fraction) for seed in seeds]
-    parts = ([train.x[t] for t, _ in splits], [train.y[t] for t, _ in splits],
-             [train.x[v] for _, v in splits], [train.y[v] for _, v in splits])
+    train_rows, val_rows = [t for t, _ in splits], [v for _, v in splits]
+    parts = (Gathered(train.x, train_rows), Gathered(train.y, train_rows),
+             Gathered(train.x, val_rows), Gathered(train.y, val_rows))
     fitted = fit_seeds(cfg, backend, model, seeds, *parts, class_vectors=class_vectors,
                        n_classes=len(data.classes), progress=False, score_train=score_train)
     out = []

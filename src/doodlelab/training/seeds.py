@@ -28,12 +28,12 @@ from doodlelab.config import Config
 from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.training.fit import FitResult, Task, fit_new
 
-PerSeed = Any  # one array (every seed trains on it) or a sequence of one array per seed
+PerSeed = Any  # one array (every seed trains on it) or a Sequence of one array per seed
 
 
 def _for_seed(value: PerSeed, i: int, n: int, name: str) -> Any:
-    """Return seed ``i``'s ``value``: the array itself, or the ``i``-th of a per-seed sequence."""
-    if isinstance(value, (list, tuple)):
+    """Return seed ``i``'s ``value``: the array itself, or the ``i``-th of a per-seed Sequence."""
+    if isinstance(value, Sequence):  # a list, a tuple or a lazy Sequence; never an array
         if len(value) != n:
             raise ValueError(f"{name}: {len(value)} per-seed arrays for {n} seeds")
         return value[i]
@@ -55,8 +55,9 @@ def fit_seeds(cfg: Config, backend: str, kind: str, seeds: Sequence[int], x_trai
 
     Element ``i`` equals ``fit_new(cfg with train.seed=seeds[i], ...)``. Each of ``x_train``
     (N, 784), ``y_train`` (N,), ``x_val``, ``y_val`` is one array that every seed trains
-    on, or a list with one array per seed (a study row whose validation split depends on
-    the seed). ``on_seed(i, task, result)`` is called as each seed finishes.
+    on, or a Sequence with one array per seed (a study row whose validation split depends on
+    the seed; a lazy Sequence gathers each seed's rows only when that seed trains).
+    ``on_seed(i, task, result)`` is called as each seed finishes.
     """
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must differ, got {list(seeds)}")
