@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -147,3 +148,21 @@ def test_forced_threads_reach_every_backend_and_are_restored(monkeypatch) -> Non
     assert report["threads"] == 2 and report["threads_forced"] is True
     assert "DOODLELAB_THREADS" not in __import__("os").environ
     assert "forced" in bench.format_bench(report)
+
+
+def test_the_bench_epoch_is_the_fit_loops_training_epoch() -> None:
+    """Two bench epochs leave the model exactly where two epochs of fit leave it."""
+    from doodlelab.tasks.streams import Streams
+    from doodlelab.training.fit import fit_new
+    from doodlelab.training.registry import make_task
+
+    cfg = build_config({"model": {"hidden": [16, 8]}, "train": {"batch_size": 32, "epochs": 2},
+                        "augment": {"enabled": True, "shift": 2}})
+    x, y = bench.synthetic_data(100)
+    streams = Streams.from_seed(cfg.train.seed)
+    task = make_task(cfg, "numpy", streams=streams)
+    seconds = [bench.fit_epoch(task, x, y, cfg, streams, epoch) for epoch in range(2)]
+    assert all(_positive(s) for s in seconds)
+    fitted, _ = fit_new(cfg, "numpy", "classifier", x, y, x[:10], y[:10], progress=False)
+    for name, value in fitted.training_state().items():
+        np.testing.assert_array_equal(task.training_state()[name], value, err_msg=name)
