@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from doodlelab.config import load_config
+from doodlelab.config import build_config, load_config
 from doodlelab.data.prepare import prepare
 from doodlelab.studies.sweep import sweep_point, sweep_point_seeds
 from doodlelab.training.fit import fit_new
@@ -106,18 +106,38 @@ def test_score_train_false_leaves_weights_and_validation_as_they_were(kind: str)
         np.testing.assert_array_equal(unscored[0].training_state()[name], value)
 
 
-def test_sweep_point_seeds_equals_sweep_point_per_seed(course_dir) -> None:
+def _sweep_row_alone(data, cfg, settings, seed):
+    """The sweep.csv row of one seed computed without the sweep's seed path: fit_new, then TTA."""
+    from doodlelab.studies.sweep import _row
+    from doodlelab.training.scoring import probabilities
+
+    raw = cfg.to_dict()
+    raw["train"]["seed"] = seed
+    cfg = build_config(raw)
+    train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
+    x, y = data.train.x, data.train.y
+    task, result = fit_new(cfg, "numpy", "classifier", x[train_idx], y[train_idx], x[val_idx], y[val_idx],
+                           progress=False, n_classes=len(data.classes))
+    tta = float((probabilities(task, x[val_idx], tta=True).argmax(axis=1) == y[val_idx]).mean())
+    return _row(0, settings, seed, result, tta), result.history
+
+
+def _no_timing(row):
+    return {k: v for k, v in row.items() if k not in ("seconds", "point")}
+
+
+def test_sweep_point_seeds_equals_each_seed_trained_alone(course_dir) -> None:
     cfg = load_config(None, [*OPTIONS, "train.epochs=3"])
     data = prepare(cfg, course_dir, test=False)
     settings = {"optim.lr": 0.05}
     together = sweep_point_seeds(data, cfg, settings, [0, 7])
+    assert data.split_for(0, 0.1)[1].tolist() != data.split_for(7, 0.1)[1].tolist()  # own splits
     for seed, (row, history) in zip([0, 7], together):
-        row1, history1 = sweep_point(data, cfg, settings, seed)
-        assert {k: v for k, v in row.items() if k != "seconds"} == \
-            {k: v for k, v in row1.items() if k != "seconds"}
-        assert _no_seconds(history) == _no_seconds(history1)
-        assert row["seed"] == seed and history[0]["seed"] == seed
-    assert together[0][0]["val_accuracy_tta"] is not None
+        row1, history1 = _sweep_row_alone(data, cfg, settings, seed)
+        assert _no_timing(row) == _no_timing(row1)
+        expected = [{"label": row["label"], "seed": seed, **h} for h in _no_seconds(history1)]
+        assert _no_seconds(history) == expected
+        assert _no_timing(sweep_point(data, cfg, settings, seed)[0]) == _no_timing(row)
     unscored = sweep_point_seeds(data, cfg, settings, [0], score_train=False)[0]
     assert math.isnan(unscored[0]["final_train_accuracy"])
     assert unscored[0]["val_accuracy"] == together[0][0]["val_accuracy"]
