@@ -11,10 +11,13 @@ spinning BLAS workers of a 2-thread one):
 - ``all changes``: the code as it is (1 BLAS thread for training batches);
 - ``- flat-take shifts``: the augmentation's whole-pixel shifts gather with three index
   arrays again instead of one flat ``take`` (``data.augment.shift_images``);
+- ``- gradients set, not added``: every step zeroes the gradients and adds this batch's
+  into them again (``Linear.assign_grads`` / ``backward_assign`` fall back to
+  ``zero_grad`` + ``accumulate_grads`` / ``backward``);
 - ``- skip images' grad``: the first Linear also computes d(loss)/d(images);
 - ``- ReLU by mask``: ReLU forward/backward through ``np.where`` as before;
 - ``- thread rule (2 threads)``: BLAS on every usable CPU, numpy's default;
-- ``original``: all four undone, i.e. the code before the speed work.
+- ``original``: all five undone, i.e. the code before the speed work.
 
 Each epoch is the fit loop's training epoch (``bench.fit_epoch``: shuffled batches with
 their gather and augmentation, the schedule's learning rate, ``train_batch``).
@@ -83,6 +86,8 @@ def undone(*names: str) -> Iterator[None]:
     patches = {
         "grad": [(modules.Sequential, "backward", _full_backward)],
         "shifts": [(augment, "shift_images", _indexed_shifts)],
+        "assign": [(modules.Linear, "assign_grads", modules.Module.assign_grads),
+                   (modules.Linear, "backward_assign", modules.Module.backward_assign)],
         "relu": [(modules.ReLU, "forward", _where_forward),
                  (modules.ReLU, "backward", _where_backward)],
         "threads": [(base, "matmul_threads", lambda rows, widths, cpus=None: usable_cpus())],
@@ -101,10 +106,11 @@ def undone(*names: str) -> Iterator[None]:
 VARIANTS = {
     "all changes": (),
     "- flat-take shifts": ("shifts",),
+    "- gradients set, not added": ("assign",),
     "- skip images' grad": ("grad",),
     "- ReLU by mask": ("relu",),
     "- thread rule (2 threads)": ("threads",),
-    "original": ("shifts", "grad", "relu", "threads"),
+    "original": ("shifts", "assign", "grad", "relu", "threads"),
 }
 
 
