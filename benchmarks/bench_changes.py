@@ -75,8 +75,9 @@ def _indexed_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray
 _backward = modules.Sequential.backward
 
 
-def _full_backward(self: modules.Sequential, dout: np.ndarray, *, input_grad: bool = True):
-    return _backward(self, dout, input_grad=True)
+def _full_backward(self: modules.Sequential, dout: np.ndarray, *, input_grad: bool = True,
+                   accumulate: bool = True):
+    return _backward(self, dout, input_grad=True, accumulate=accumulate)
 
 
 @contextlib.contextmanager
