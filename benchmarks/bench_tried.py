@@ -120,7 +120,7 @@ def ab(name: str, samples: int, rounds: int) -> dict:
     cfg = Config()
     x, y = synthetic_data(samples)
     streams = {k: Streams.from_seed(0) for k in ("core", "variant")}
-    tasks = {k: make_task(cfg, "numpy", streams=s) for k, s in streams.items()}
+    tasks = {k: make_task(cfg, "numpy", "classifier", streams=s) for k, s in streams.items()}
     seconds: dict[str, list[float]] = {"core": [], "variant": []}
     for epoch in range(rounds + 1):  # the first is the warm-up
         for key in (("core", "variant") if epoch % 2 else ("variant", "core")):

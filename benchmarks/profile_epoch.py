@@ -109,7 +109,7 @@ def profile(cfg, samples: int, epochs: int) -> dict[str, float]:
     """Return the seconds per operation (per epoch, mean of ``epochs``) and the epoch's total."""
     x, y = synthetic_data(samples)
     streams = Streams.from_seed(0)
-    task = make_task(cfg, "numpy", streams=streams)
+    task = make_task(cfg, "numpy", "classifier", streams=streams)
     fit_epoch(task, x, y, cfg, streams, 0)  # warm-up
     install_timers()
     SECONDS.clear()

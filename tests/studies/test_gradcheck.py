@@ -85,6 +85,7 @@ class _Recorder:
     """A task that only remembers what the fit loop feeds it."""
 
     backend = "record"
+    loss_terms: dict[str, float] = {}
 
     def __init__(self) -> None:
         self.batches: list[tuple[float, np.ndarray, np.ndarray]] = []
@@ -160,7 +161,7 @@ def test_gradients_of_order_1e12_pass_on_their_relative_error() -> None:
     vectors[4] = 0.0
     cfg = build_config({"model": {"hidden": [8]}, "train": {"batch_size": 16},
                         "two_tower": {"embed_dim": 4, "text_hidden": [4]}})
-    report = gradcheck.run_gradcheck(cfg, steps=2, models=("two_tower",), class_vectors=vectors)
+    report = gradcheck.run_gradcheck(cfg, steps=2, kinds=("two_tower",), class_vectors=vectors)
     tower = report["two_tower"]
     biggest = max(r["max_abs_diff"] for r in tower["float32"])
     assert biggest > 1e-5  # the old absolute float32 limit would have failed this

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from doodlelab.config import AugmentConfig
+from doodlelab.geometry import SIDE
 
-SIDE = 28
 _CENTER = (SIDE - 1) / 2.0
 # (784, 2) output pixel coordinates (row, col), centred on the image middle.
 _GRID = (np.stack(np.meshgrid(np.arange(SIDE), np.arange(SIDE), indexing="ij"), -1)
@@ -120,7 +120,3 @@ def tta_view(x: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
     n = x.shape[0]
     return x if shift == (0, 0) else shift_images(x, np.full(n, shift[0]), np.full(n, shift[1]))
 
-
-def tta_views(x: np.ndarray) -> list[np.ndarray]:
-    """Return the test-time views of images (N, 784): the images and their 1-pixel shifts."""
-    return [tta_view(x, shift) for shift in TTA_SHIFTS]

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from doodlelab.data.course import add_data_arg
-from doodlelab.data.course import load_split, resolve_data_dir
+from doodlelab.data.course import add_data_arg, load_split, resolve_data_dir
 from doodlelab.errors import UserError
 from doodlelab.runs.folder import RunFolder
 from doodlelab.training.scoring import score_on_test, summary_line

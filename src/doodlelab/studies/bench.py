@@ -68,6 +68,8 @@ import numpy as np
 
 from doodlelab.config import Config, add_config_args
 from doodlelab.errors import UserError
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import BACKENDS, CLASSIFIER, NUMPY, TORCH, Backend
 from doodlelab.studies.matmul_floor import (
     GEMM_SIZE,
     epoch_flops,
@@ -75,13 +77,14 @@ from doodlelab.studies.matmul_floor import (
     layer_sizes,
     matmul_backend,
 )
-from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.threads import THREADS_ENV, blas_threads, matmul_threads, usable_cpus
 from doodlelab.training.fit import Task, epoch_batches, schedule_from, train_epoch
 from doodlelab.training.registry import make_task, require_torch
 
-BACKENDS = ("numpy", "torch", "sklearn", "sklearn_float64")
+SKLEARN, SKLEARN64 = "sklearn", "sklearn_float64"  # scikit-learn's MLPClassifier in float32 and float64
+TIMED = (*BACKENDS, SKLEARN, SKLEARN64)  # what the bench times, in this order
 # Idle BLAS/OpenMP worker threads spin for ~0.1 s after a multi-threaded call; a pause
 # before each timed epoch keeps one backend's spinning workers out of the next one's time.
 PAUSE_S = 0.25
@@ -90,7 +93,7 @@ PAUSE_S = 0.25
 def synthetic_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Return seeded images (n, 784) float32 in [0, 1) and labels (n,) int64 in 0..4."""
     rng = np.random.default_rng([seed, 0xBE7C])
-    return rng.random((n, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, n)
+    return rng.random((n, N_PIXELS), dtype=np.float32), rng.integers(0, N_CLASSES, n)
 
 
 def fit_epoch(task: Task, x: np.ndarray, y: np.ndarray, cfg: Config, streams: Streams,
@@ -107,11 +110,11 @@ def fit_epoch(task: Task, x: np.ndarray, y: np.ndarray, cfg: Config, streams: St
     return time.perf_counter() - tick
 
 
-def task_backend(backend: str, cfg: Config, x: np.ndarray, y: np.ndarray,
+def task_backend(backend: Backend, cfg: Config, x: np.ndarray, y: np.ndarray,
                  seed: int) -> Callable[[], float]:
     """Return a function that trains the classifier of ``backend`` one epoch and returns its seconds."""
     streams = Streams.from_seed(seed)
-    task = make_task(cfg, backend, streams=streams)
+    task = make_task(cfg, backend, CLASSIFIER, streams=streams)
     epochs = itertools.count()
     return lambda: fit_epoch(task, x, y, cfg, streams, next(epochs))
 
@@ -191,7 +194,7 @@ def numpy_memory(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> dict[s
     tracemalloc.start()
     try:
         streams = Streams.from_seed(seed)
-        task = make_task(cfg, "numpy", streams=streams)
+        task = make_task(cfg, NUMPY, CLASSIFIER, streams=streams)
         state = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         fit_epoch(task, x, y, cfg, streams, 0)
@@ -233,9 +236,9 @@ def run_bench(
     seed: int = 0,
     gemm_size: int | None = None,
     threads: int | None = None,
-    backends: tuple[str, ...] = BACKENDS,
+    backends: tuple[str, ...] = TIMED,
 ) -> dict[str, Any]:
-    """Return the bench report (a JSON-ready dict; keys in the module docstring and README).
+    """Return the bench report (a JSON-ready dict; keys in the module docstring and docs/speed.md).
 
     ``threads`` forces that many threads on all three backends instead of the rule.
     """
@@ -256,10 +259,10 @@ def _interleaved_epochs(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int, wa
     inflate the way they inflate wall time.
     """
     makers = {
-        "numpy": partial(task_backend, "numpy"),
-        "torch": partial(task_backend, "torch"),
-        "sklearn": sklearn_backend,
-        "sklearn_float64": partial(sklearn_backend, dtype=np.float64),
+        NUMPY: partial(task_backend, NUMPY),
+        TORCH: partial(task_backend, TORCH),
+        SKLEARN: sklearn_backend,
+        SKLEARN64: partial(sklearn_backend, dtype=np.float64),
     }
     runners = {name: makers[name](cfg, x, y, seed) for name in backends}
     runners["matmuls"] = matmul_backend(cfg, x, y, seed)
@@ -281,7 +284,7 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
                backends: tuple[str, ...]) -> dict[str, Any]:
     load_before = _load_average()
     x, y = synthetic_data(samples, seed)
-    memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
+    memory = numpy_memory(cfg, x, y, seed) if NUMPY in backends else None
     times, cpu = _interleaved_epochs(cfg, x, y, seed, warmup, epochs, backends)
     median = {name: statistics.median(ts) for name, ts in times.items()}
     median_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
@@ -312,16 +315,16 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         "floor_epoch_s": floor,
         "numpy_memory": memory,
         "sklearn_settings": (sklearn_settings(cfg, seed)
-                             if {"sklearn", "sklearn_float64"} & set(backends) else None),
+                             if {SKLEARN, SKLEARN64} & set(backends) else None),
     }
-    for name in BACKENDS:
+    for name in TIMED:
         report[f"{name}_epoch_s"] = median.get(name)
         report[f"{name}_epoch_cpu_s"] = median_cpu.get(name)
     report["matmul_epoch_s"] = median["matmuls"]
     report["matmul_epoch_cpu_s"] = median_cpu["matmuls"]
     report["matmul_gflops"] = flops / 1e9 / median["matmuls"]
-    if "numpy" in median:
-        report["numpy_floor_fraction"] = floor / median["numpy"]
+    if NUMPY in median:
+        report["numpy_floor_fraction"] = floor / median[NUMPY]
     report["numpy_matmul_fraction"], report["ratios"] = _shares(median)
     report["numpy_matmul_fraction_cpu"], report["ratios_cpu"] = _shares(median_cpu)
     return report
@@ -329,11 +332,11 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
 
 def _shares(median: dict[str, float]) -> tuple[float | None, dict[str, float]]:
     """Return (matmul share of the numpy epoch, {"numpy/<other>": ratio}) of median epoch seconds."""
-    if not median.get("numpy"):
+    if not median.get(NUMPY):
         return None, {}
-    ratios = {f"numpy/{other}": median["numpy"] / median[other] for other in BACKENDS[1:]
+    ratios = {f"{NUMPY}/{other}": median[NUMPY] / median[other] for other in TIMED[1:]
               if median.get(other)}
-    return median["matmuls"] / median["numpy"], ratios
+    return median["matmuls"] / median[NUMPY], ratios
 
 
 def format_bench(report: dict[str, Any]) -> str:
@@ -345,7 +348,7 @@ def format_bench(report: dict[str, Any]) -> str:
         f"after {report['warmup_epochs']} warm-up",
         f"  {'backend':<15} {'s/epoch':>8} {'min':>8} {'max':>8} {'GFLOP/s':>8} {'x floor':>8}",
     ]
-    for name in BACKENDS:
+    for name in TIMED:
         sec = report.get(f"{name}_epoch_s")
         if sec is None:
             continue

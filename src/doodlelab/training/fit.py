@@ -1,6 +1,6 @@
 """One fit loop for every model and backend.
 
-The loop only talks to a *task* (see :mod:`doodlelab.tasks.base`): it sets the
+The loop only talks to a *task* (:class:`doodlelab.tasks.protocol.Task`): it sets the
 learning rate, feeds (augmented) mini-batches to ``train_batch``, measures clean
 loss and accuracy on the training and validation images after every epoch (the
 training images only with ``score_train``, see :func:`fit`), keeps
@@ -17,7 +17,6 @@ streams and keeps its slice, and the epoch's sums are added over processes.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,8 +29,11 @@ from doodlelab.config import Config
 from doodlelab.data.augment import random_affine
 from doodlelab.data.batches import iterate_minibatches, n_batches
 from doodlelab.errors import UserError
+from doodlelab.files.terminal import show_progress
+from doodlelab.kinds import Backend, Kind
 from doodlelab.nn.optim import LRSchedule
 from doodlelab.tasks.mlp import N_CLASSES
+from doodlelab.tasks.protocol import DistributedTask, Task
 from doodlelab.tasks.streams import STREAMS, Streams
 
 HISTORY_COLUMNS = (
@@ -88,26 +90,6 @@ class OneProcess:
 
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite."""
-
-
-class Task(Protocol):
-    """What the fit loop needs from a model, whatever its backend."""
-
-    backend: str
-
-    def set_lr(self, lr: float) -> None: ...
-    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
-    def logits(self, x: np.ndarray) -> np.ndarray: ...
-    # {"loss": the task's objective, "accuracy", and any diagnostics (logged as diag_<name>)}
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]: ...
-    def state_dict(self) -> dict[str, np.ndarray]: ...
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
-    def training_state(self) -> dict[str, np.ndarray]: ...
-    def load_training_state(self, state: dict[str, np.ndarray]) -> None: ...
-
-    # Optional: a task whose objective has several terms sets ``loss_terms`` (name ->
-    # value of the last batch) in ``train_batch``; the loop logs each one's epoch mean
-    # as ``term_<name>`` so they can be plotted separately.
 
 
 @dataclass
@@ -213,7 +195,8 @@ def train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epoc
         lr = schedule(batch.position)  # the schedule moves every step
         task.set_lr(lr)
         if shard.world_size > 1:
-            task.set_batch_shard(batch.size, batch.rows)  # type: ignore[attr-defined]
+            assert isinstance(task, DistributedTask), "only a torch task trains in several processes"
+            task.set_batch_shard(batch.size, batch.rows)
         loss, correct = task.train_batch(batch.x, batch.y)
         if not math.isfinite(loss):
             raise TrainingDiverged(
@@ -222,7 +205,7 @@ def train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epoc
             )
         n = batch.y.shape[0]
         total_loss += loss * n
-        for name, value in getattr(task, "loss_terms", {}).items():
+        for name, value in task.loss_terms.items():
             term_sums[name] = term_sums.get(name, 0.0) + value * n
         total_correct += correct
         seen += n
@@ -318,7 +301,7 @@ def fit(
     schedule = schedule_from(cfg)
     history: list[dict[str, float]] = list(start.history) if start is not None else []
     stop, stopped_early = _EarlyStop(task, cfg, start), False
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = show_progress(progress)
     tick0 = time.perf_counter()
     epoch_seconds = [float(row["seconds"]) for row in history]
     first = start.epoch + 1 if start is not None else 1
@@ -378,14 +361,14 @@ def resume_state(task: Task, streams: Streams, arrays: dict[str, np.ndarray],
                     int(meta["best_epoch"]), int(meta["waited"]), best)
 
 
-def fit_new(cfg: Config, backend: str, task_name: str, x_train: np.ndarray, y_train: np.ndarray,
+def fit_new(cfg: Config, backend: Backend, kind: Kind, x_train: np.ndarray, y_train: np.ndarray,
             x_val: np.ndarray, y_val: np.ndarray, *, class_vectors: np.ndarray | None = None,
             n_classes: int = N_CLASSES, progress: bool | None = None,
             on_epoch: Callable[[dict[str, float]], None] | None = None,
             checkpoint: Callable[[dict[str, np.ndarray], dict[str, Any]], None] | None = None,
             resume: Checkpoint | None = None, device: Any = None,
             group: Any = None, score_train: bool = True) -> tuple[Task, FitResult]:
-    """Build a fresh ``task_name`` on ``backend`` from ``cfg.train.seed``'s streams and fit it.
+    """Build a fresh task of model ``kind`` on ``backend`` from ``cfg.train.seed``'s streams and fit it.
 
     Returns the trained task and the :class:`FitResult`. Images (N, 784) (or rows read on
     demand), labels (N,); a two-tower task needs ``class_vectors`` (K, D). ``checkpoint``
@@ -397,10 +380,11 @@ def fit_new(cfg: Config, backend: str, task_name: str, x_train: np.ndarray, y_tr
     from doodlelab.training.registry import make_task
 
     streams = Streams.from_seed(cfg.train.seed)
-    task = make_task(cfg, backend, task_name, streams=streams, class_vectors=class_vectors,
+    task = make_task(cfg, backend, kind, streams=streams, class_vectors=class_vectors,
                      n_classes=n_classes, device=device)
     if group is not None:
-        task.distribute(group.world_size)  # type: ignore[attr-defined]
+        assert isinstance(task, DistributedTask), "only a torch task trains in several processes"
+        task.distribute(group.world_size)
     start = resume_state(task, streams, *resume) if resume is not None else None
     save = None if checkpoint is None else (lambda state: checkpoint(*checkpoint_of(task, streams, state)))
     result = fit(task, x_train, y_train, x_val, y_val, cfg, shuffle_rng=streams.shuffle,

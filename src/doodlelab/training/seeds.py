@@ -9,7 +9,7 @@ The seeds are trained one after the other. Training them *together* (the models 
 all seeds stacked along a leading axis, one batched product per layer, bit for bit the
 same weights) was built as a benchmark and measured no faster on the numpy core
 (``benchmarks/bench_stacking.py``: 5 seeds on 20,000 images, stacked/alone 0.98 for
-the classifier and 1.00 for the two-tower in CPU seconds; ``benchmarks/README.md``).
+the classifier and 1.00 for the two-tower in CPU seconds; ``docs/speed.md``).
 A stacked product still runs one BLAS call per seed, so stacking saves only Python
 calls, while every elementwise pass (optimizer, dropout, ReLU) then streams S times
 larger arrays that no longer fit the CPU's cache. This function is the one place to
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from doodlelab.config import Config
+from doodlelab.kinds import Backend, Kind
 from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.training.fit import FitResult, Task, fit_new
 
@@ -45,7 +46,7 @@ def seed_config(cfg: Config, seed: int) -> Config:
     return replace(cfg, train=replace(cfg.train, seed=seed))
 
 
-def fit_seeds(cfg: Config, backend: str, kind: str, seeds: Sequence[int], x_train: PerSeed,
+def fit_seeds(cfg: Config, backend: Backend, kind: Kind, seeds: Sequence[int], x_train: PerSeed,
               y_train: PerSeed, x_val: PerSeed, y_val: PerSeed, *,
               class_vectors: np.ndarray | None = None, n_classes: int = N_CLASSES,
               progress: bool | None = None, score_train: bool = True,
