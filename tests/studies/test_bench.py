@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -20,7 +21,9 @@ KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_ep
         "gemm_peak_gflops_1thread", "epoch_gflop", "floor_epoch_s", "numpy_floor_fraction",
         "numpy_memory", "epoch_seconds", "threads", "layers", "batch_size", "samples",
         "sklearn_settings", "usable_cpus", "load_average", "gemm_peak_gflops_all_cpus",
-        "matmul_epoch_s", "matmul_gflops", "numpy_matmul_fraction"}
+        "matmul_epoch_s", "matmul_gflops", "numpy_matmul_fraction", "epoch_cpu_seconds",
+        "numpy_epoch_cpu_s", "torch_epoch_cpu_s", "matmul_epoch_cpu_s", "numpy_matmul_fraction_cpu",
+        "ratios_cpu"}
 
 
 def _positive(value: float) -> bool:
@@ -104,7 +107,9 @@ def test_report_arithmetic_on_scripted_timings(monkeypatch) -> None:
     assert report["matmul_gflops"] == pytest.approx(0.0051184)  # over 1.0 s of matmuls
     assert report["floor_epoch_s"] == pytest.approx(0.0051184 / 50)  # 1.02368e-4 s
     assert report["numpy_floor_fraction"] == pytest.approx(1.02368e-4 / 2.0)
-    assert report["numpy_matmul_fraction"] == pytest.approx(0.5)
+    assert report["numpy_matmul_fraction"] == pytest.approx(0.5)  # matmuls only 1.0 / numpy 2.0
+    assert "matmul share of the numpy epoch = matmuls only / numpy = 0.50" in bench.format_bench(report)
+    assert len(report["epoch_cpu_seconds"]["numpy"]) == 3  # CPU seconds of the same epochs
 
 
 def test_bench_cli_writes_json(tmp_path, monkeypatch, capsys) -> None:
@@ -143,3 +148,21 @@ def test_forced_threads_reach_every_backend_and_are_restored(monkeypatch) -> Non
     assert report["threads"] == 2 and report["threads_forced"] is True
     assert "DOODLELAB_THREADS" not in __import__("os").environ
     assert "forced" in bench.format_bench(report)
+
+
+def test_the_bench_epoch_is_the_fit_loops_training_epoch() -> None:
+    """Two bench epochs leave the model exactly where two epochs of fit leave it."""
+    from doodlelab.tasks.streams import Streams
+    from doodlelab.training.fit import fit_new
+    from doodlelab.training.registry import make_task
+
+    cfg = build_config({"model": {"hidden": [16, 8]}, "train": {"batch_size": 32, "epochs": 2},
+                        "augment": {"enabled": True, "shift": 2}})
+    x, y = bench.synthetic_data(100)
+    streams = Streams.from_seed(cfg.train.seed)
+    task = make_task(cfg, "numpy", "classifier", streams=streams)
+    seconds = [bench.fit_epoch(task, x, y, cfg, streams, epoch) for epoch in range(2)]
+    assert all(_positive(s) for s in seconds)
+    fitted, _ = fit_new(cfg, "numpy", "classifier", x, y, x[:10], y[:10], progress=False)
+    for name, value in fitted.training_state().items():
+        np.testing.assert_array_equal(task.training_state()[name], value, err_msg=name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Backend, Kind
 from doodlelab.training.fit import FitResult, fit_new
 from doodlelab.training.registry import spec, task_class
 from doodlelab.training.scoring import probabilities
+from doodlelab.training.seeds import fit_seeds
 
 SWEEP_CSV, HISTORIES_CSV, SUMMARY_CSV = "sweep.csv", "histories.csv", "summary.csv"  # a sweep folder's files
 
@@ -75,29 +77,62 @@ def label_of(settings: dict[str, Any]) -> str:
 
 
 def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: Backend = NUMPY,
-                kind: Kind = CLASSIFIER, class_vectors: Any = None,
-                train_images: int | None = None) -> tuple[dict[str, Any], list[dict]]:
+                kind: Kind = CLASSIFIER, class_vectors: Any = None, train_images: int | None = None,
+                score_train: bool = True) -> tuple[dict[str, Any], list[dict]]:
     """Train one grid point with ``seed`` on ``data``'s training file; return its sweep.csv row (no
     ``point`` column: the caller numbers the points) and its history rows.
 
     ``train_images`` caps the training images: a stratified subset of the seed's training split.
     """
+    return sweep_point_seeds(data, cfg, settings, [seed], backend=backend, kind=kind,
+                             class_vectors=class_vectors, train_images=train_images,
+                             score_train=score_train)[0]
+
+
+class Gathered(Sequence):
+    """``array[rows[i]]`` for each index array of ``rows``, gathered only when item ``i`` is asked for."""
+
+    def __init__(self, array: Any, rows: list[np.ndarray]) -> None:
+        self.array, self.rows = array, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        return self.array[self.rows[i]]
+
+
+def sweep_point_seeds(data: Prepared, cfg: Config, settings: dict[str, Any], seeds: list[int], *,
+                      backend: Backend = NUMPY, kind: Kind = CLASSIFIER, class_vectors: Any = None,
+                      train_images: int | None = None,
+                      score_train: bool = True) -> list[tuple[dict[str, Any], list[dict]]]:
+    """Train one grid point once per seed (:func:`~doodlelab.training.seeds.fit_seeds`); return
+    ``[(row, history rows)]`` in ``seeds``' order, each what :func:`sweep_point` returns for that seed.
+
+    Each seed trains on its own split (``data.split_for(seed)``, capped to ``train_images``
+    by a stratified subset drawn with the seed). ``score_train=False`` leaves the clean
+    scoring of the training split out of every epoch (its history columns and
+    ``final_train_accuracy`` are NaN; see :func:`doodlelab.training.fit.fit`).
+    """
     from doodlelab.data.split import stratified_subset
 
-    raw = cfg.to_dict()
-    raw["train"]["seed"] = seed
-    cfg = build_config(raw)
     train = data.train
-    train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
+    splits = [data.split_for(seed, cfg.data.val_fraction) for seed in seeds]
     if train_images is not None:
-        train_idx = stratified_subset(train_idx, train.y, train_images, seed)
-    task, result = fit_new(cfg, backend, kind, train.x[train_idx], train.y[train_idx],
-                           train.x[val_idx], train.y[val_idx], progress=False,
-                           class_vectors=class_vectors, n_classes=len(data.classes))
-    shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
-    row = _row(0, settings, seed, result, float((shifted == train.y[val_idx]).mean()))
-    del row["point"]
-    return row, [{"label": row["label"], "seed": seed, **h} for h in result.history]
+        splits = [(stratified_subset(t, train.y, train_images, seed), v)
+                  for seed, (t, v) in zip(seeds, splits)]
+    train_rows, val_rows = [t for t, _ in splits], [v for _, v in splits]
+    parts = (Gathered(train.x, train_rows), Gathered(train.y, train_rows),
+             Gathered(train.x, val_rows), Gathered(train.y, val_rows))
+    fitted = fit_seeds(cfg, backend, kind, seeds, *parts, class_vectors=class_vectors,
+                       n_classes=len(data.classes), progress=False, score_train=score_train)
+    out = []
+    for seed, (task, result), x_val, y_val in zip(seeds, fitted, parts[2], parts[3]):
+        shifted = probabilities(task, x_val, tta=True).argmax(axis=1)
+        row = _row(0, settings, seed, result, float((shifted == y_val).mean()))
+        del row["point"]
+        out.append((row, [{"label": row["label"], "seed": seed, **h} for h in result.history]))
+    return out
 
 
 def write_sweep(out: Path, rows: list[dict[str, Any]], histories: list[dict[str, Any]]) -> list[dict]:

@@ -47,11 +47,11 @@ class NumpyClassifier(NumpyTask):
         """One SGD step on (B, 784), (B,); return (objective, number correct)."""
         x = np.asarray(x, dtype=self.dtype)  # a no-op for float32 batches; the twin casts too
         self.model.train()
-        self.optimizer.zero_grad()
         with blas_threads(self.threads(x.shape[0])):
             logits = self.model.forward(x)
             loss = self.loss.forward(logits, y)
-            self.model.backward(self.loss.backward(), input_grad=False)  # images need no grad
+            # Every gradient is set to this batch's (no zero_grad needed); images need none.
+            self.model.backward(self.loss.backward(), input_grad=False, accumulate=False)
             loss += l2_penalty(self.model, self.cfg.optim.l2)
             # Every gradient is complete before any parameter moves.
             self.optimizer.step()

@@ -145,14 +145,14 @@ class NumpyTwoTower(NumpyTask):
         """
         x = np.asarray(x, dtype=self.dtype)
         self.model.train()
-        self.optimizer.zero_grad()
         u = self.model.image.forward(x)  # (B, E), unit rows
         v = self.model.text.forward(self.class_vectors)  # (K, E), unit rows
         s = u @ v.T  # (B, K) cosines
         total, ds = self.objective_terms(s, y)
-        # S = U V^T, so dU = dS V and dV = dS^T U.
-        self.model.image.backward(ds @ v, input_grad=False)  # images need no gradient
-        self.model.text.backward(ds.T @ u, input_grad=False)  # nor the fixed word vectors
+        # S = U V^T, so dU = dS V and dV = dS^T U. The two towers hold every parameter, and
+        # each tower's gradients are set to this batch's (no zero_grad needed).
+        self.model.image.backward(ds @ v, input_grad=False, accumulate=False)  # images need no gradient
+        self.model.text.backward(ds.T @ u, input_grad=False, accumulate=False)  # nor the word vectors
         l2 = l2_penalty(self.model, self.cfg.optim.l2)
         if self.cfg.optim.l2:
             self.loss_terms["l2"] = l2
