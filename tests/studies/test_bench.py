@@ -66,7 +66,7 @@ def test_run_bench_report_shape_on_real_timings() -> None:
     assert mem["epoch_peak_bytes"] > 0
     settings = report["sklearn_settings"]
     assert settings["solver"] == "sgd" and settings["hidden_layer_sizes"] == (16, 8)
-    assert settings["batch_size"] == 32 and settings["nesterovs_momentum"] is True
+    assert settings["batch_size"] == 32 and settings["nesterovs_momentum"] is Config().optim.nesterov
     text = bench.format_bench(report)
     assert "numpy/torch" in text and "matmuls only" in text and "0.5 x sklearn" in text
 

@@ -56,13 +56,13 @@ def study_setting(data_dir: str, kind: Kind, cfg: dict[str, Any], seeds: list[in
     Each seed trains on at most ``train_images`` images of its own training split (a stratified
     subset, :func:`doodlelab.data.split.stratified_subset`) and is judged on its validation split.
     """
-    from doodlelab.studies.sweep import sweep_point
+    from doodlelab.studies.sweep import sweep_point_seeds
     from doodlelab.training.registry import spec
 
     data = _data(data_dir, cfg, spec(kind).word_vectors)
-    for seed, path, stamp in zip(seeds, paths, stamps):
-        row, history = sweep_point(data, build_config(cfg), {}, seed, kind=kind,
-                                   class_vectors=data.class_vectors, train_images=train_images)
+    trained = sweep_point_seeds(data, build_config(cfg), {}, seeds, kind=kind,  # rows need validation only
+                                class_vectors=data.class_vectors, train_images=train_images, score_train=False)
+    for (row, history), path, stamp in zip(trained, paths, stamps):
         write_json(Path(path), {"stamp": stamp, "row": row, "history": history})
 
 
