@@ -60,7 +60,8 @@ def study_setting(data_dir: str, kind: Kind, cfg: dict[str, Any], seeds: list[in
     from doodlelab.training.registry import spec
 
     data = _data(data_dir, cfg, spec(kind).word_vectors)
-    trained = sweep_point_seeds(data, build_config(cfg), {}, seeds, kind=kind, class_vectors=data.class_vectors,
+    vectors = data.class_vectors
+    trained = sweep_point_seeds(data, build_config(cfg), {}, seeds, kind=kind, class_vectors=vectors,
                                 train_images=train_images, score_train=False)  # a row needs validation only
     for (row, history), path, stamp in zip(trained, paths, stamps):
         write_json(Path(path), {"stamp": stamp, "row": row, "history": history})
