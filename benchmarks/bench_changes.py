@@ -9,10 +9,18 @@ and after a short pause, so load changes hit all alike and no variant inherits t
 spinning BLAS workers of a 2-thread one):
 
 - ``all changes``: the code as it is (1 BLAS thread for training batches);
+- ``- flat-take shifts``: the augmentation's whole-pixel shifts gather with three index
+  arrays again instead of one flat ``take`` (``data.augment.shift_images``);
+- ``- gradients set, not added``: every step zeroes the gradients and adds this batch's
+  into them again (``Linear.assign_grads`` / ``backward_assign`` fall back to
+  ``zero_grad`` + ``accumulate_grads`` / ``backward``);
 - ``- skip images' grad``: the first Linear also computes d(loss)/d(images);
 - ``- ReLU by mask``: ReLU forward/backward through ``np.where`` as before;
 - ``- thread rule (2 threads)``: BLAS on every usable CPU, numpy's default;
-- ``original``: all three undone, i.e. the code before the speed work.
+- ``original``: all five undone, i.e. the code before the speed work.
+
+Each epoch is the fit loop's training epoch (``bench.fit_epoch``: shuffled batches with
+their gather and augmentation, the schedule's learning rate, ``train_batch``).
 
 ``--hog`` starts ``python -c "while True: pass"`` for the measurement (and stops
 it), which is what another engineer's experiment does to this 2-core machine.
@@ -22,17 +30,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from doodlelab.config import Config
+from doodlelab.data import augment
 from doodlelab.nn import modules
-from doodlelab.studies.bench import synthetic_data, time_epoch
+from doodlelab.studies.bench import fit_epoch, synthetic_data
 from doodlelab.tasks import base
 from doodlelab.tasks.classifier import NumpyClassifier
 from doodlelab.tasks.streams import Streams
@@ -48,11 +60,24 @@ def _where_backward(self: modules.ReLU, dout: np.ndarray) -> np.ndarray:
     return np.where(self._mask, dout, 0).astype(dout.dtype, copy=False)
 
 
+def _indexed_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+    b = x.shape[0]
+    reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
+    side = 28 + 2 * reach
+    padded = np.zeros((b, side, side), dtype=x.dtype)
+    padded[:, reach : reach + 28, reach : reach + 28] = x.reshape(b, 28, 28)
+    ramp = np.arange(28)
+    rows = ramp[None, :] + (reach - dr)[:, None]
+    cols = ramp[None, :] + (reach - dc)[:, None]
+    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(b, 784)
+
+
 _backward = modules.Sequential.backward
 
 
-def _full_backward(self: modules.Sequential, dout: np.ndarray, *, input_grad: bool = True):
-    return _backward(self, dout, input_grad=True)
+def _full_backward(self: modules.Sequential, dout: np.ndarray, *, input_grad: bool = True,
+                   accumulate: bool = True):
+    return _backward(self, dout, input_grad=True, accumulate=accumulate)
 
 
 @contextlib.contextmanager
@@ -61,6 +86,9 @@ def undone(*names: str) -> Iterator[None]:
     saved = []
     patches = {
         "grad": [(modules.Sequential, "backward", _full_backward)],
+        "shifts": [(augment, "shift_images", _indexed_shifts)],
+        "assign": [(modules.Linear, "assign_grads", modules.Module.assign_grads),
+                   (modules.Linear, "backward_assign", modules.Module.backward_assign)],
         "relu": [(modules.ReLU, "forward", _where_forward),
                  (modules.ReLU, "backward", _where_backward)],
         "threads": [(base, "matmul_threads", lambda rows, widths, cpus=None: usable_cpus())],
@@ -78,10 +106,12 @@ def undone(*names: str) -> Iterator[None]:
 
 VARIANTS = {
     "all changes": (),
+    "- flat-take shifts": ("shifts",),
+    "- gradients set, not added": ("assign",),
     "- skip images' grad": ("grad",),
     "- ReLU by mask": ("relu",),
     "- thread rule (2 threads)": ("threads",),
-    "original": ("grad", "relu", "threads"),
+    "original": ("shifts", "assign", "grad", "relu", "threads"),
 }
 
 
@@ -90,12 +120,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--hog", action="store_true", help="keep one core busy meanwhile")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the seconds here")
     args = parser.parse_args()
     cfg = Config()
     x, y = synthetic_data(args.samples)
-    tasks = {name: NumpyClassifier(cfg, Streams.from_seed(0)) for name in VARIANTS}
-    rngs = {name: np.random.default_rng(1) for name in VARIANTS}
+    streams = {name: Streams.from_seed(0) for name in VARIANTS}
+    tasks = {name: NumpyClassifier(cfg, streams[name]) for name in VARIANTS}
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.hog else None
     order = np.random.default_rng(2)
     try:
@@ -104,21 +136,35 @@ def main() -> None:
                 name, changes = list(VARIANTS.items())[i]
                 time.sleep(0.25)  # let OpenBLAS workers of a 2-thread variant stop spinning
                 with undone(*changes):
-                    sec = time_epoch(tasks[name].train_batch, x, y, cfg.train.batch_size,
-                                     rngs[name])
+                    before = time.process_time()
+                    sec = fit_epoch(tasks[name], x, y, cfg, streams[name], rep)
+                    cpu_sec = time.process_time() - before
                 if rep:
                     times[name].append(sec * 20_000 / args.samples)
+                    cpu[name].append(cpu_sec * 20_000 / args.samples)
     finally:
         if hog is not None:
             hog.kill()
             hog.wait()
     base = statistics.median(times["all changes"])
+    base_cpu = statistics.median(cpu["all changes"])
     print(f"784-{'-'.join(map(str, cfg.model.hidden))}-5, batch {cfg.train.batch_size}, "
           f"dropout {cfg.model.dropout:g}; seconds per 20000-image epoch, median of "
-          f"{args.epochs}{', one core kept busy' if args.hog else ''}")
+          f"{args.epochs}{', one core kept busy' if args.hog else ''}: wall, then CPU seconds of "
+          "this process (every thread's; other processes inflate them less)")
     for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"  {name:<28} {med:6.3f}  x{med / base:5.2f}   [{min(ts):.3f} .. {max(ts):.3f}]")
+        med, med_cpu = statistics.median(ts), statistics.median(cpu[name])
+        print(f"  {name:<28} {med:6.3f}  x{med / base:5.2f}   [{min(ts):.3f} .. {max(ts):.3f}]   "
+              f"CPU {med_cpu:6.3f}  x{med_cpu / base_cpu:5.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "samples": args.samples, "epochs": args.epochs, "hog": args.hog,
+            "load_average": os.getloadavg()[0], "seconds_per_20000": times,
+            "cpu_seconds_per_20000": cpu,
+            "median": {name: statistics.median(ts) for name, ts in times.items()},
+            "relative": {name: statistics.median(ts) / base for name, ts in times.items()},
+            "relative_cpu": {name: statistics.median(ts) / base_cpu for name, ts in cpu.items()}},
+            indent=1))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ PARTS = {  # part -> how to get it
                 "(Debian: apt-get install chromium)",
     "glove": "pip install -e '.[glove]' (Python 3.11 or later)",
     "demo": "pip install -e '.[demo]'",
+    "notebooks": "pip install -e '.[notebooks]' (the Jupyter kernel and the notebook executor)",
+    "docs": "pip install -e '.[dev]' (mkdocs and mkdocs-material)",
     "data": "set $DOODLELAB_DATA and $DOODLELAB_SHARED_DATA to the data folders",
 }
 

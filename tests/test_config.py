@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from doodlelab.config import Config, ConfigError, config_from_dict, load_config, parse_override
+from doodlelab.config import Config, ConfigError, build_config, load_config, parse_override
 
 
 def test_defaults_round_trip_through_dict():
     cfg = Config()
-    assert config_from_dict(cfg.to_dict()) == cfg
+    assert build_config(cfg.to_dict()) == cfg
 
 
 def test_toml_then_overrides(tmp_path):

@@ -82,4 +82,4 @@ def test_the_wheel_installed_outside_the_checkout_runs_the_quick_job_and_writes_
     for name in ("report.pdf", "report.html"):
         assert (results / "report" / name).stat().st_size > 10_000
     html = (results / "report" / "report.html").read_text()
-    assert f"doodlelab {doodlelab.__version__}" in html and "installed package (not a git checkout)" in html
+    assert f"doodlelab {doodlelab.__version__}" in html and "installed as a package (no git checkout)" in html

@@ -11,11 +11,14 @@ import argparse
 import dataclasses
 import tomllib
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from doodlelab.errors import UserError
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import CLASSIFIER, TWO_TOWER, Kind
 
 
 class ConfigError(UserError):
@@ -79,11 +82,11 @@ class AugmentConfig:
 class ModelConfig:
     """The MLP: hidden widths, activation, dropout and weight initialisation."""
 
-    hidden: tuple[int, ...] = (512, 256)
-    activation: str = "relu"
-    dropout: float = 0.1  # after every hidden activation
-    input_dropout: float = 0.0  # on the 784 pixels
-    init: str = "he_normal"
+    hidden: tuple[int, ...] = (512, 256)  # widths of the hidden layers
+    activation: str = "relu"  # of every hidden layer
+    dropout: float = 0.0  # after every hidden activation
+    input_dropout: float = 0.0  # on the input pixels
+    init: str = "he_normal"  # how the weights are drawn
 
     def __post_init__(self) -> None:
         from doodlelab.nn.init import SCHEMES
@@ -104,16 +107,16 @@ class ModelConfig:
 class OptimConfig:
     """SGD with momentum, regularisation and the learning-rate schedule."""
 
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4  # torch-style coupled decay on every parameter
+    lr: float = 0.05  # the base learning rate of the schedule
+    momentum: float = 0.9  # torch.optim.SGD's convention: v = momentum * v + g
+    nesterov: bool = False  # Nesterov's look-ahead step
+    weight_decay: float = 0.0  # torch-style coupled decay on every parameter
     l2: float = 0.0  # explicit L2 penalty on weight matrices, added to the loss
-    schedule: str = "cosine"
+    schedule: str = "cosine"  # how the learning rate moves; it advances every step, not every epoch
     step_size: int = 10  # epochs between decays (schedule = "step")
     gamma: float = 0.1  # decay factor (schedule = "step")
     min_lr: float = 0.0  # floor of the cosine schedule
-    warmup_epochs: int = 0
+    warmup_epochs: int = 0  # linear ramp from lr / (warmup + 1) up to lr
 
     def sgd_kwargs(self) -> dict[str, Any]:
         """Return the keyword arguments of SGD, the same for ``nn.SGD`` and ``torch.optim.SGD``."""
@@ -133,7 +136,7 @@ class OptimConfig:
         )
         _check(0.0 <= self.weight_decay < 1.0, "optim.weight_decay", "in [0, 1)", self.weight_decay)
         _check(0.0 <= self.l2 < 1.0, "optim.l2", "in [0, 1)", self.l2)
-        _choice("optim.schedule", self.schedule, LRSchedule.KINDS)
+        _choice("optim.schedule", self.schedule, LRSchedule.SHAPES)
         _check(self.step_size >= 1, "optim.step_size", ">= 1", self.step_size)
         _check(0.0 < self.gamma <= 1.0, "optim.gamma", "in (0, 1]", self.gamma)
         _check(0.0 <= self.min_lr <= self.lr, "optim.min_lr", "in [0, optim.lr]", self.min_lr)
@@ -144,16 +147,16 @@ class OptimConfig:
 class TrainConfig:
     """The fit loop: epochs, batches, seed, loss options, early stopping."""
 
-    epochs: int = 100
-    batch_size: int = 128
-    seed: int = 0
-    label_smoothing: float = 0.0
+    epochs: int = 60
+    batch_size: int = 128  # images per SGD step
+    seed: int = 0  # sets the split, the initial weights, the batch order, dropout and augmentation
+    label_smoothing: float = 0.0  # of the cross-entropy targets
     patience: int = 0  # stop after this many epochs without a better val loss; 0 = never
     min_delta: float = 0.0  # how much val loss must fall to count as better
     # Load the weights of the best validation epoch at the end. Off by default: the cosine
     # schedule anneals to lr 0, and picking the best of 100 epochs on 500 validation
     # images mostly picks noise (a run's best epoch was 43 of 100, 0.4 pt above the end).
-    restore_best: bool = False
+    restore_best: bool = False  # load the best validation epoch's weights at the end
     monitor: str = "val_accuracy"  # what "best" means for early stopping and restoring
 
     def __post_init__(self) -> None:
@@ -184,15 +187,15 @@ class TwoTowerConfig:
     ``softmax_ce``).
     """
 
-    embed_dim: int = 64
-    text_hidden: tuple[int, ...] = (64,)
+    embed_dim: int = 16  # the size of the shared space
+    text_hidden: tuple[int, ...] = (32,)  # the word tower's hidden widths (the image tower is [model])
     # hinge_rank (DeViSE ranking hinge), hardest_hinge, triplet, cosine_contrastive,
     # align_only (collapses; a demonstration), softmax_ce (a cross-entropy variant, outside
     # the assignment's Part II rule; for comparison only)
-    loss: str = "hinge_rank"
+    loss: str = "hinge_rank"  # the objective on the cosines (docs/loss_study.md)
     margin: float = 1.0  # hinge margin on cosines (cosine_contrastive: push threshold); chosen on validation
     logit_scale: float = 10.0  # scores = logit_scale * cosine (softmax_ce: its logits)
-    align_weight: float = 0.5  # extra term: weight of mean(1 - cos(image, its class)); chosen on validation
+    align_weight: float = 0.0  # extra term: weight of mean(1 - cos(image, its class)); chosen on validation
     word_vectors: str = "glove-6b-50d"  # the packaged GloVe, or a path to a glove.*.txt file
 
     def __post_init__(self) -> None:
@@ -234,21 +237,18 @@ class Config:
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def __post_init__(self) -> None:
-        total = max(self.n_parameters("classifier"), self.n_parameters("two_tower"))
+        total = max(self.n_parameters().values())
         _check(total <= MAX_PARAMETERS, "model.hidden",
                f"a model of at most {MAX_PARAMETERS:,} parameters (these settings give {total:,})",
                list(self.model.hidden))
 
-    def n_parameters(self, task: str = "classifier") -> int:
-        """Return the weights and biases of ``task``'s model (an upper bound for two_tower's word tower)."""
+    def n_parameters(self) -> dict[Kind, int]:
+        """Return the weights and biases of each kind's model (an upper bound for the word tower)."""
         t = self.two_tower
-        image_out = t.embed_dim if task == "two_tower" else _MIN_OUTPUTS
-        widths = [784, *self.model.hidden, image_out]
-        total = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
-        if task == "two_tower":
-            words = [_MAX_WORD_DIM, *t.text_hidden, t.embed_dim]
-            total += sum((a + 1) * b for a, b in zip(words, words[1:]))
-        return total
+        image = [N_PIXELS, *self.model.hidden]
+        return {CLASSIFIER: _mlp_parameters([*image, _MIN_OUTPUTS]),
+                TWO_TOWER: _mlp_parameters([*image, t.embed_dim])
+                + _mlp_parameters([_MAX_WORD_DIM, *t.text_hidden, t.embed_dim])}
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Return the resolved configuration as plain JSON-able dicts."""
@@ -257,6 +257,11 @@ class Config:
             section = dataclasses.asdict(getattr(self, f.name))
             out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in section.items()}
         return out
+
+
+def _mlp_parameters(widths: Sequence[int]) -> int:
+    """Return the weights and biases of an MLP with layer sizes ``widths``."""
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
@@ -292,7 +297,8 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
 
 
 def build_config(values: dict[str, dict[str, Any]] | None = None) -> Config:
-    """Return a Config from nested ``{section: {key: value}}``; unknown keys are errors."""
+    """Return a Config from nested ``{section: {key: value}}`` (e.g. :meth:`Config.to_dict`'s output,
+    a run's config.json); unknown keys are errors."""
     values = values or {}
     if not isinstance(values, dict):
         raise ConfigError(f"config: must be a table of [sections] (got {type(values).__name__})")
@@ -340,7 +346,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     """Return the Config from defaults, then the TOML file at ``path``, then ``overrides``."""
     values: dict[str, dict[str, Any]] = {}
     if path is not None:
-        values = _read_toml(Path(path))
+        values = read_toml(Path(path))
         for sname, section in values.items():
             if not isinstance(section, dict):
                 raise ConfigError(f"config file {path}: {sname} must be a [section] table")
@@ -350,8 +356,11 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     return build_config(values)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    """Return the tables of a TOML file of at most 1 MB, UTF-8; ConfigError naming ``path`` otherwise."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """Return the tables of a TOML file of at most 1 MB, UTF-8; ConfigError naming ``path`` otherwise.
+
+    Every settings file is read here, also its tables other commands check (``[report]``).
+    """
     from doodlelab.files.checked import open_bounded
 
     try:
@@ -369,13 +378,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
 
-def config_from_dict(d: dict[str, dict[str, Any]]) -> Config:
-    """Rebuild a Config from :meth:`Config.to_dict` output (e.g. a run's config.json)."""
-    return build_config(d)
-
-
-def add_config_args(p: argparse.ArgumentParser, config_help: str = "TOML file of settings") -> None:
+def add_config_args(p: argparse.ArgumentParser, config_help: str = "TOML file of settings",
+                    set_help: str = "override one setting, e.g. optim.lr=0.05") -> None:
     """Add ``--config FILE.toml`` and repeatable ``--set SECTION.KEY=VALUE`` to a command's parser."""
     p.add_argument("--config", type=Path, metavar="FILE.toml", help=config_help)
     p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE", help="override one setting, e.g. optim.lr=0.05")
+                   metavar="SECTION.KEY=VALUE", help=set_help)

@@ -110,12 +110,13 @@ def test_evaluate_on_a_folder_with_only_test_files(course_dir, tmp_path, capsys)
 
 def test_config_file_is_used(course_dir, tmp_path):
     toml = tmp_path / "c.toml"
-    toml.write_text("[model]\nhidden = [16, 8]\nactivation = \"tanh\"\n[train]\nepochs = 2\n")
+    toml.write_text("[model]\nhidden = [16, 8]\nactivation = \"tanh\"\ndropout = 0.1\n[train]\nepochs = 2\n")
     out = tmp_path / "run"
     assert main(["train", "classifier", "--data", str(course_dir), "--out", str(out),
                  "--config", str(toml)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["hidden"] == [16, 8] and config["model"]["activation"] == "tanh"
+    assert config["model"]["dropout"] == 0.1
     with np.load(out / "weights.npz") as w:
         assert w["3.weight"].shape == (16, 8)  # Linear, Tanh, Dropout, Linear
 

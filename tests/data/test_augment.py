@@ -7,10 +7,11 @@ import pytest
 
 from doodlelab.config import AugmentConfig
 from doodlelab.data.augment import (
+    TTA_SHIFTS,
     random_affine,
     sample_inverse_maps,
     shift_images,
-    tta_views,
+    tta_view,
     warp,
 )
 
@@ -96,7 +97,7 @@ def test_pure_integer_shift_config_takes_the_gather_path(images):
 
 
 def test_tta_views_are_the_image_and_its_four_neighbours(images):
-    views = tta_views(images)
+    views = [tta_view(images, shift) for shift in TTA_SHIFTS]
     assert len(views) == 5 and views[0] is images
     grid = images.reshape(6, 28, 28)
     np.testing.assert_array_equal(views[1].reshape(6, 28, 28)[:, 1:], grid[:, :-1])

@@ -173,3 +173,26 @@ def test_a_split_file_of_float_indices_or_another_size_is_refused(tmp_path):
     np.savez(tmp_path / "split.npz", train=np.arange(8), val=np.arange(8, 10), extra=np.arange(2))
     with pytest.raises(UserError, match="holds members"):
         load_split_file(tmp_path / "split.npz", 10)
+
+
+def test_a_stratified_subset_keeps_each_class_share_by_hand():
+    from doodlelab.data.split import stratified_subset
+
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)  # shares 0.6, 0.3, 0.1
+    idx = np.arange(100)
+    sub = stratified_subset(idx, labels, 20, seed=3)
+    assert sub.size == 20 and np.all(np.diff(sub) > 0) and set(sub) <= set(idx)
+    assert np.bincount(labels[sub]).tolist() == [12, 6, 2]
+    assert np.array_equal(sub, stratified_subset(idx, labels, 20, seed=3))  # a seed fixes it
+    assert not np.array_equal(sub, stratified_subset(idx, labels, 20, seed=4))
+
+
+def test_a_subset_rounds_by_the_largest_remainders_and_keeps_small_splits_whole():
+    from doodlelab.data.split import stratified_subset
+
+    labels = np.array([0] * 5 + [1] * 5 + [2] * 5)  # 10 of 15: 3.33 each -> 4, 3, 3
+    sub = stratified_subset(np.arange(15), labels, 10, seed=0)
+    assert sorted(np.bincount(labels[sub]).tolist()) == [3, 3, 4]
+    assert np.array_equal(stratified_subset(np.arange(15), labels, 15, seed=0), np.arange(15))
+    odd = np.array([7, 2, 9])
+    assert np.array_equal(stratified_subset(odd, np.zeros(10, int), 5, seed=0), [2, 7, 9])

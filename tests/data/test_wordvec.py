@@ -364,3 +364,28 @@ def test_package_without_pyarrow_says_how_to_fix_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(UserError, match="pip install pyarrow"):
         load_word_vectors()
+
+
+def test_the_one_hot_control_tells_the_classes_apart_and_nothing_else():
+    from doodlelab.data.prepare import class_word_vectors
+
+    vectors, provenance = class_word_vectors("one-hot", ("rabbit", "yoga", "hand"))
+    assert vectors.dtype == np.float32 and (vectors == np.eye(3)).all()
+    assert provenance == {"source": "one-hot", "dim": 3}
+
+
+def test_the_random_control_gives_each_name_its_own_fixed_vector_by_the_documented_rule():
+    from doodlelab.data.prepare import class_word_vectors
+
+    a, _ = class_word_vectors("random-50d", ("rabbit", "yoga"))
+    b, _ = class_word_vectors("random-50d", ("yoga", "snowman", "rabbit"))
+    assert a.shape == (2, 50) and (a[0] == b[2]).all() and (a[1] == b[0]).all()  # the name fixes it
+    seed = int.from_bytes(hashlib.sha256(b"rabbit").digest()[:8], "little")
+    assert (a[0] == np.random.default_rng(seed).standard_normal(50).astype(np.float32)).all()
+
+
+def test_a_random_control_of_an_impossible_size_is_one_clear_error():
+    from doodlelab.data.prepare import class_word_vectors
+
+    with pytest.raises(glove_text.WordVectorError, match="dimension"):
+        class_word_vectors("random-0d", ("rabbit",))

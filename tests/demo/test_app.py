@@ -19,6 +19,7 @@ from doodlelab.demo.app import create_app
 from doodlelab.demo.predict import predict
 from doodlelab.training.registry import make_task
 from doodlelab.training.scoring import probabilities
+from tests.conftest import need_module
 from tests.demo.conftest import HAS_TORCH, serving
 
 # A snowman in screen coordinates (pixels, y down), as a browser records it.
@@ -137,12 +138,12 @@ def test_models_are_listed(client, run_dirs):
     resp = client.get("/api/models")
     info = resp.json()
     assert resp.status_code == 200 and info["classes"] == list(CLASSES)
-    got = [(m["name"], m["task"], m["backend"], m["tta"]) for m in info["models"]]
-    expected = [("np (classifier, numpy)", "classifier", "numpy", True),
-                ("tt (two_tower, numpy)", "two_tower", "numpy", False)]
+    got = [(m["name"], m["kind"], m["backend"], m["tta"], m["cosines"]) for m in info["models"]]
+    expected = [("np (classifier, numpy)", "classifier", "numpy", True, False),
+                ("tt (two_tower, numpy)", "two_tower", "numpy", False, True)]
     if HAS_TORCH:
-        expected += [("pt (classifier, torch)", "classifier", "torch", True),
-                     ("ptt (two_tower, torch)", "two_tower", "torch", False)]
+        expected += [("pt (classifier, torch)", "classifier", "torch", True, False),
+                     ("ptt (two_tower, torch)", "two_tower", "torch", False, True)]
     assert got == expected
     assert all(0.0 <= m["accuracy"] <= 1.0 for m in info["models"])
 
@@ -180,7 +181,7 @@ def test_every_model_answers_as_its_run_would_and_shows_why(client, run_dirs):
         core, _ = _reference_task(run_dir, "numpy")
         np.testing.assert_allclose(np.array(m["saliency"]), core.input_gradient(x, k).reshape(28, 28),
                                    rtol=1e-6, atol=1e-9)
-        if m["task"] == "two_tower":
+        if m["kind"] == "two_tower":
             cos = np.array([m["cosines"][c] for c in CLASSES])
             assert np.all(np.abs(cos) <= 1 + 1e-6)
             np.testing.assert_allclose(cos * cfg.two_tower.logit_scale, task.logits(x)[0], rtol=1e-5,
@@ -191,8 +192,8 @@ def test_every_model_answers_as_its_run_would_and_shows_why(client, run_dirs):
     assert json.loads(json.dumps(predict(client.app.state.models, SNOWMAN))) == answer
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
 def test_torch_runs_saliency_equals_their_own_autograd(client, run_dirs):
+    need_module("torch", "torch")
     answer = _post(client, {"strokes": SNOWMAN})[1]
     x = validate_images(render(simplify(SNOWMAN))[None], "image")
     for run_dir, m in zip(run_dirs, answer["models"]):

@@ -135,7 +135,7 @@ def test_open_bounded_refuses_devices_pipes_and_folders(tmp_path):
 
 
 def test_resource_limits_name_the_field():
-    assert Config().n_parameters("classifier") == 785 * 512 + 513 * 256 + 257 * 5  # 534,533
+    assert Config().n_parameters()["classifier"] == 785 * 512 + 513 * 256 + 257 * 5  # 534,533
     with pytest.raises(ConfigError, match="model.hidden must be a list of 1 to 16 widths"):
         build_config({"model": {"hidden": [8] * 17}})
     with pytest.raises(ConfigError, match=f"at most {MAX_PARAMETERS:,} parameters"):

@@ -56,3 +56,43 @@ def test_relu_mask_product_equals_where_on_finite_inputs() -> None:
     np.testing.assert_array_equal(out, np.where(x > 0, x, 0))
     d = np.ones_like(x)
     np.testing.assert_array_equal(relu.backward(d), np.where(x > 0, d, 0))
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_assigning_backward_equals_zero_grad_then_backward(input_grad: bool) -> None:
+    """accumulate=False sets every gradient to the pass's, whatever the arrays held before."""
+    rng = np.random.default_rng(5)
+    x, dout = rng.normal(size=(6, 10)), rng.normal(size=(6, 5))
+    plain, fast = _mlp(0.2), _mlp(0.2)
+    plain.forward(x)
+    fast.forward(x)
+    for _, _, g in fast.named_parameters():
+        g[...] = rng.normal(size=g.shape)  # stale values from an earlier step
+    plain.zero_grad()
+    dx = plain.backward(dout, input_grad=input_grad)
+    dx_fast = fast.backward(dout, input_grad=input_grad, accumulate=False)
+    if input_grad:
+        np.testing.assert_array_equal(dx_fast, dx)
+    else:
+        assert dx is None and dx_fast is None
+    grads = {name: g for name, _, g in plain.named_parameters()}
+    for name, _, g in fast.named_parameters():
+        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+
+
+def test_assign_on_a_single_linear_and_on_modules_without_their_own_override() -> None:
+    rng = np.random.default_rng(6)
+    lin = Linear(4, 3, rng=rng, dtype=np.float64)
+    x, d = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    lin.forward(x)
+    lin.grads["weight"][...] = 7.0
+    lin.grads["bias"][...] = 7.0
+    lin.assign_grads(d)
+    np.testing.assert_allclose(lin.grads["weight"], x.T @ d)  # hand-computed, not added to the 7s
+    np.testing.assert_allclose(lin.grads["bias"], d.sum(axis=0))
+    lin.grads["weight"][...] = 7.0
+    np.testing.assert_allclose(lin.backward_assign(d), d @ lin.params["weight"].T)
+    np.testing.assert_allclose(lin.grads["weight"], x.T @ d)
+    relu = ReLU()  # the base class's fallback: zero_grad (nothing to zero), then backward
+    relu.forward(x)
+    np.testing.assert_array_equal(relu.backward_assign(np.ones_like(x)), (x > 0).astype(float))

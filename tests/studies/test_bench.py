@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tests.conftest import need_module
@@ -21,7 +22,9 @@ KEYS = {"numpy_epoch_s", "torch_epoch_s", "sklearn_epoch_s", "sklearn_float64_ep
         "gemm_peak_gflops_1thread", "epoch_gflop", "floor_epoch_s", "numpy_floor_fraction",
         "numpy_memory", "epoch_seconds", "threads", "layers", "batch_size", "samples",
         "sklearn_settings", "usable_cpus", "load_average", "gemm_peak_gflops_all_cpus",
-        "matmul_epoch_s", "matmul_gflops", "numpy_matmul_fraction"}
+        "matmul_epoch_s", "matmul_gflops", "numpy_matmul_fraction", "epoch_cpu_seconds",
+        "numpy_epoch_cpu_s", "torch_epoch_cpu_s", "matmul_epoch_cpu_s", "numpy_matmul_fraction_cpu",
+        "ratios_cpu"}
 
 
 def _positive(value: float) -> bool:
@@ -51,7 +54,7 @@ def test_run_bench_report_shape_on_real_timings() -> None:
     report = bench.run_bench(cfg, samples=100, epochs=2, warmup=1, gemm_size=64)
     assert KEYS <= set(report)
     json.dumps(report)  # JSON-ready as it is
-    for name in bench.BACKENDS:
+    for name in bench.TIMED:
         assert _positive(report[f"{name}_epoch_s"])
         assert len(report["epoch_seconds"][name]) == 2
     assert len(report["epoch_seconds"]["matmuls"]) == 2 and _positive(report["matmul_epoch_s"])
@@ -64,7 +67,7 @@ def test_run_bench_report_shape_on_real_timings() -> None:
     assert mem["epoch_peak_bytes"] > 0
     settings = report["sklearn_settings"]
     assert settings["solver"] == "sgd" and settings["hidden_layer_sizes"] == (16, 8)
-    assert settings["batch_size"] == 32 and settings["nesterovs_momentum"] is True
+    assert settings["batch_size"] == 32 and settings["nesterovs_momentum"] is Config().optim.nesterov
     text = bench.format_bench(report)
     assert "numpy/torch" in text and "matmuls only" in text and "0.5 x sklearn" in text
 
@@ -93,7 +96,7 @@ def test_report_arithmetic_on_scripted_timings(monkeypatch) -> None:
     report = bench.run_bench(cfg, samples=100, epochs=3, warmup=1, gemm_size=64)
     # Medians of the three timed epochs (not the minimum, not the mean, not the warm-up).
     assert report["epoch_seconds"]["numpy"] == [1.0, 4.0, 2.0]
-    assert [report[f"{n}_epoch_s"] for n in bench.BACKENDS] == [2.0, 4.0, 6.0, 10.0]
+    assert [report[f"{n}_epoch_s"] for n in bench.TIMED] == [2.0, 4.0, 6.0, 10.0]
     assert report["matmul_epoch_s"] == 1.0
     assert report["ratios"] == pytest.approx(
         {"numpy/torch": 0.5, "numpy/sklearn": 1 / 3, "numpy/sklearn_float64": 0.2})
@@ -105,7 +108,9 @@ def test_report_arithmetic_on_scripted_timings(monkeypatch) -> None:
     assert report["matmul_gflops"] == pytest.approx(0.0051184)  # over 1.0 s of matmuls
     assert report["floor_epoch_s"] == pytest.approx(0.0051184 / 50)  # 1.02368e-4 s
     assert report["numpy_floor_fraction"] == pytest.approx(1.02368e-4 / 2.0)
-    assert report["numpy_matmul_fraction"] == pytest.approx(0.5)
+    assert report["numpy_matmul_fraction"] == pytest.approx(0.5)  # matmuls only 1.0 / numpy 2.0
+    assert "matmul share of the numpy epoch = matmuls only / numpy = 0.50" in bench.format_bench(report)
+    assert len(report["epoch_cpu_seconds"]["numpy"]) == 3  # CPU seconds of the same epochs
 
 
 def test_bench_cli_writes_json(tmp_path, monkeypatch, capsys) -> None:
@@ -144,3 +149,21 @@ def test_forced_threads_reach_every_backend_and_are_restored(monkeypatch) -> Non
     assert report["threads"] == 2 and report["threads_forced"] is True
     assert "DOODLELAB_THREADS" not in __import__("os").environ
     assert "forced" in bench.format_bench(report)
+
+
+def test_the_bench_epoch_is_the_fit_loops_training_epoch() -> None:
+    """Two bench epochs leave the model exactly where two epochs of fit leave it."""
+    from doodlelab.tasks.streams import Streams
+    from doodlelab.training.fit import fit_new
+    from doodlelab.training.registry import make_task
+
+    cfg = build_config({"model": {"hidden": [16, 8]}, "train": {"batch_size": 32, "epochs": 2},
+                        "augment": {"enabled": True, "shift": 2}})
+    x, y = bench.synthetic_data(100)
+    streams = Streams.from_seed(cfg.train.seed)
+    task = make_task(cfg, "numpy", "classifier", streams=streams)
+    seconds = [bench.fit_epoch(task, x, y, cfg, streams, epoch) for epoch in range(2)]
+    assert all(_positive(s) for s in seconds)
+    fitted, _ = fit_new(cfg, "numpy", "classifier", x, y, x[:10], y[:10], progress=False)
+    for name, value in fitted.training_state().items():
+        np.testing.assert_array_equal(task.training_state()[name], value, err_msg=name)

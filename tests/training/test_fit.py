@@ -15,6 +15,7 @@ class ScriptedTask:
     """A task whose validation logits follow a script, to drive the loop's decisions."""
 
     backend = "scripted"
+    loss_terms: dict[str, float] = {}  # one term (TermsTask reports several)
 
     def __init__(self, val_quality, batch_loss=0.5):
         self.script = list(val_quality)
@@ -210,7 +211,8 @@ def test_split_scores_in_chunks_and_process_shares_equal_evaluate_on_every_row(m
     task = NumpyTwoTower(cfg, Streams.from_seed(0), rng.normal(size=(5, 6)), dtype=np.float64)
     x, y = rng.random((23, 784)), rng.integers(0, 5, 23)
     whole = task.evaluate(x, y)  # one call on every row
-    assert set(whole) == {"loss", "accuracy", "active", "class_cosine"}
+    assert set(whole) == {"loss", "accuracy", "active", "class_cosine", "term_hardest_hinge", "term_align"}
+    assert whole["loss"] == pytest.approx(whole["term_hardest_hinge"] + 0.5 * whole["term_align"], rel=1e-12)
     monkeypatch.setattr(train, "SCORE_ROWS", 4)  # 23 rows: chunks of 4, 4, 4, 4, 4, 3
     assert train.split_scores(task, x, y) == pytest.approx(whole, rel=1e-12)
     second = _TwoRanks(1)

@@ -29,6 +29,7 @@ class RecordingTask:
     """A task that keeps a copy of every array the loop trains on or scores."""
 
     backend = "recording"
+    loss_terms: dict[str, float] = {}
 
     def __init__(self) -> None:
         self.trained: list[np.ndarray] = []

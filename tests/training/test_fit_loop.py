@@ -26,12 +26,13 @@ from doodlelab.training.fit import (
 class Script:
     """A task whose answers are written in the test: (loss, correct) per batch, scores per split."""
 
-    backend = "script"
+    kind, backend, cfg, n_classes, widths = "classifier", "script", None, 5, (784, 5)
 
     def __init__(self, batches, scores, terms=None):
         self.batches, self.scores, self.terms = list(batches), list(scores), list(terms or [])
         self.lrs, self.seen, self.loaded = [], [], []
         self.steps = 0  # the "weights": how many batches it has trained on
+        self.loss_terms = {}
 
     def set_lr(self, lr):
         self.lrs.append(lr)
@@ -48,6 +49,18 @@ class Script:
 
     def logits(self, x):
         raise AssertionError("the loop scores a split through evaluate")
+
+    def input_gradient(self, x, k):
+        raise AssertionError("not used by the loop")
+
+    def grads(self):
+        raise AssertionError("not used by the loop")
+
+    def training_state(self):
+        return self.state_dict()
+
+    def load_training_state(self, state):
+        self.load_state_dict(state)
 
     def state_dict(self):
         return {"w": np.array([self.steps])}
@@ -259,6 +272,9 @@ def test_a_shares_batches_are_its_rows_of_the_whole_batches_distortions():
 class ShardedScript(Script):
     """A scripted task that records the shares the loop announces before each batch."""
 
+    def distribute(self, world_size):
+        self.world = world_size
+
     def set_batch_shard(self, n, rows):
         self.shards = [*getattr(self, "shards", []), (n, rows)]
 
@@ -271,7 +287,7 @@ def test_the_epoch_sums_of_two_processes_are_added_before_the_means():
     cfg = _cfg("train.epochs=1")
     batches = epoch_batches(X, Y, cfg, 0, np.random.default_rng(3), np.random.default_rng(4), _Rank(1))
     other = np.array([5.0, 1.0, 5.0, 15.0])
-    running = loop._train_epoch(task, batches, schedule_from(cfg), 1, _Rank(1, other))
+    running = loop.train_epoch(task, batches, schedule_from(cfg), 1, _Rank(1, other))
     assert running == pytest.approx({"batch_loss": 1.5, "batch_accuracy": 0.4, "term_t": 2.0}, rel=1e-12)
     assert task.shards == [(4, slice(2, 4)), (4, slice(2, 4)), (2, slice(1, 2))]
 
@@ -369,9 +385,7 @@ def test_fit_new_builds_the_task_it_is_asked_for_and_trains_it_in_the_group(monk
 
     def make_task(cfg, backend, task, **kw):
         asked.update(backend=backend, task=task, **kw)
-        made = ShardedScript([(1.0, 0)] * 3, [{"loss": 1.0, "accuracy": 0.5}] * 2)
-        made.distribute = lambda world: asked.update(world=world)
-        return made
+        return ShardedScript([(1.0, 0)] * 3, [{"loss": 1.0, "accuracy": 0.5}] * 2)
 
     monkeypatch.setattr(registry, "make_task", make_task)
     vectors = np.ones((7, 3))
@@ -380,7 +394,7 @@ def test_fit_new_builds_the_task_it_is_asked_for_and_trains_it_in_the_group(monk
                                 device="dev", group=_Rank(0), progress=True)
     assert (asked["backend"], asked["task"], asked["n_classes"]) == ("torch", "two_tower", 7)
     assert asked["device"] == "dev"
-    assert asked["class_vectors"] is vectors and asked["world"] == 2
+    assert asked["class_vectors"] is vectors and task.world == 2
     assert asked["streams"].init.random() == Streams.from_seed(11).init.random()  # the seed's streams
     # rank 0 trains the first half of each batch, in the order of the seed's shuffle stream
     assert task.shards == [(4, slice(0, 2)), (4, slice(0, 2)), (2, slice(0, 1))]
@@ -459,3 +473,14 @@ def test_an_empty_share_joins_the_sum_with_weight_zero():
     empty = Empty()
     assert loop.split_scores(task, x, y, empty) == pytest.approx({"loss": 1.0, "accuracy": 0.5})
     assert empty.sent.tolist() == [0.0, 0.0]
+
+
+def test_without_scoring_the_training_split_its_columns_are_nan_and_the_bar_shows_the_batch_loss(capsys):
+    task = Script([(0.5, 1), (1.0, 2), (2.0, 1)], [{"loss": 1.1, "accuracy": 0.625}])  # validation only
+    result = fit(task, X, Y, XV, YV, _cfg("train.epochs=1"), shuffle_rng=np.random.default_rng(3),
+                 augment_rng=np.random.default_rng(4), progress=True, score_train=False)
+    row = result.history[0]
+    assert math.isnan(row["train_loss"]) and math.isnan(row["train_accuracy"])
+    assert (row["val_loss"], row["val_accuracy"], row["batch_loss"]) == (1.1, 0.625, 1.0)
+    err = capsys.readouterr().err
+    assert "loss=1.000" in err and "val_acc=0.625" in err  # batch_loss (0.5*4 + 1*4 + 2*2) / 10

@@ -135,3 +135,42 @@ def test_labels_of_one_class_have_no_roc_auc_but_an_average_precision():
     assert m["pr_auc_macro"] == pytest.approx(1.0)  # all positives: precision 1 at every rank
     assert m["accuracy"] == pytest.approx(0.5)
     assert m["recall_macro"] == pytest.approx((1 / 2 + 0 + 0) / 3)
+
+
+def test_the_accuracy_interval_is_wilsons_by_hand():
+    from doodlelab.training.metrics import accuracy_interval
+
+    z, n, p = 1.959963985, 100, 0.9  # 90 of 100 right; z = the normal's 97.5% quantile
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low, high = accuracy_interval(90, 100)
+    assert (low, high) == (pytest.approx(centre - half, abs=1e-9), pytest.approx(centre + half, abs=1e-9))
+    assert low == pytest.approx(0.8256, abs=1e-4) and high == pytest.approx(0.9448, abs=1e-4)
+
+
+def test_metrics_carry_the_count_and_the_interval_of_the_accuracy(metrics):
+    from doodlelab.training.metrics import accuracy_interval
+
+    assert metrics["accuracy"] == metrics["n_correct"] / metrics["n_samples"]
+    assert metrics["accuracy_ci95"] == [round(v, 10) for v in accuracy_interval(metrics["n_correct"],
+                                                                                metrics["n_samples"])]
+
+
+def test_mcnemar_counts_only_the_disagreements_and_gives_the_exact_binomial_p_value():
+    from doodlelab.training.metrics import mcnemar_exact
+
+    # 1 image only a gets right, 9 only b, 5 both, 3 neither
+    a = np.array([1] + [0] * 9 + [1] * 5 + [0] * 3, bool)
+    b = np.array([0] + [1] * 9 + [1] * 5 + [0] * 3, bool)
+    got = mcnemar_exact(a, b)
+    assert (got["only_a"], got["only_b"], got["both_right"], got["both_wrong"], got["n"]) == (1, 9, 5, 3, 18)
+    assert got["p_value"] == pytest.approx(2 * (1 + 10) / 2**10)  # 2 P(X <= 1), X ~ Bin(10, 1/2)
+
+
+def test_mcnemar_of_classifiers_that_never_disagree_is_one_and_refuses_other_images():
+    from doodlelab.training.metrics import mcnemar_exact
+
+    same = np.array([True, False, True])
+    assert mcnemar_exact(same, same)["p_value"] == 1.0
+    with pytest.raises(ValueError, match="same images"):
+        mcnemar_exact(same, same[:2])

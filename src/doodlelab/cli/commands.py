@@ -20,10 +20,11 @@ from doodlelab import __version__
 from doodlelab.cli.heap import return_large_blocks
 from doodlelab.cli.parser import Parser
 from doodlelab.data import render
+from doodlelab.data.course import SEARCH_ORDER
 from doodlelab.data.official import fetch
 from doodlelab.demo import serve
 from doodlelab.errors import UserError
-from doodlelab.pipeline import steps as pipeline
+from doodlelab.pipeline import subcommands as pipeline
 from doodlelab.runs import evaluate_command, train_command
 from doodlelab.studies import bench, compare, gradcheck, sweep, zeroshot
 
@@ -50,8 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="doodlelab",
         description="Deep learning from first principles on Quick, Draw! doodles: a numpy MLP "
         "trained, measured and checked against its PyTorch twin.",
-        epilog="Data: --data DIR, else $DOODLELAB_DATA, else ./data/quickdraw_subset_np. "
-        "Bad input exits with status 2 and one line on stderr.",
+        epilog=f"Data: {SEARCH_ORDER}. Bad input exits with status 2 and one line on stderr.",
     )
     parser.add_argument("--version", action="version", version=f"doodlelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)

@@ -23,13 +23,25 @@ import numpy as np
 from doodlelab.data.images import ImageRows, chunks, to_float
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import sha256_stream
+from doodlelab.geometry import N_PIXELS, SHAPE
 
 CLASSES: tuple[str, ...] = ("rabbit", "yoga", "hand", "snowman", "motorbike")
-IMAGE_SIDE = 28
-N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 ENV_VAR = "DOODLELAB_DATA"
 DEFAULT_DIR = Path("data") / "quickdraw_subset_np"
 CLASSES_FILE = "classes.json"
+SPLITS = ("train", "test")
+# Where a command looks for the course folder, in order (resolve_data_dir; the --data help)
+SEARCH_ORDER = f"--data DIR, else ${ENV_VAR}, else ./{DEFAULT_DIR}, else a fetched folder in the user cache"
+
+
+def image_file(split: str) -> str:
+    """Return the file name of a split's images: ``train_images.npy`` or ``test_images.npy``."""
+    return f"{split}_images.npy"
+
+
+def label_file(split: str) -> str:
+    """Return the file name of a split's labels: ``train_labels.npy`` or ``test_labels.npy``."""
+    return f"{split}_labels.npy"
 
 
 class DataError(UserError):
@@ -52,7 +64,7 @@ class Split:
 def cached_course_dir() -> Path:
     """Return where a fetched course folder lives: ``$XDG_CACHE_HOME/doodlelab/quickdraw_subset_np``."""
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "doodlelab" / "quickdraw_subset_np"
+    return Path(root) / "doodlelab" / DEFAULT_DIR.name
 
 
 def resolve_data_dir(data: str | Path | None) -> Path:
@@ -101,7 +113,7 @@ def _load_array(path: Path, mmap: bool = False) -> tuple[np.ndarray, str]:
     if not path.is_file():
         raise DataError(
             f"{path} is missing: the data folder needs {path.name} in the course layout "
-            "(train_images.npy, train_labels.npy, test_images.npy, test_labels.npy)"
+            f"({', '.join(f(s) for s in SPLITS for f in (image_file, label_file))})"
         )
     try:
         with open_bounded(path, MAX_MAPPED_NPY_BYTES if mmap else MAX_NPY_BYTES, "data file") as fh:
@@ -116,13 +128,14 @@ def _load_array(path: Path, mmap: bool = False) -> tuple[np.ndarray, str]:
 
 def _flat_images(arr: np.ndarray, name: str) -> np.ndarray:
     """Return ``arr`` viewed as (N, 784), or raise DataError on a wrong shape or no images."""
-    if arr.ndim == 3 and arr.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):
+    if arr.ndim == 3 and arr.shape[1:] == SHAPE:
         flat = arr.reshape(arr.shape[0], N_PIXELS)
     elif arr.ndim == 2 and arr.shape[1] == N_PIXELS:
         flat = arr
     else:
         raise DataError(
-            f"{name} has shape {arr.shape}; expected (N, 28, 28) or (N, 784) grayscale images"
+            f"{name} has shape {arr.shape}; expected (N, {SHAPE[0]}, {SHAPE[1]}) or (N, {N_PIXELS}) "
+            "grayscale images"
         )
     if flat.shape[0] == 0:
         raise DataError(f"{name} holds no images (N = 0)")
@@ -226,8 +239,8 @@ def load_split(data_dir: Path, split: str, lazy: bool | None = None) -> Split:
     """
     lazy = split == "train" if lazy is None else lazy
     classes = load_classes(data_dir)
-    img_path = Path(data_dir) / f"{split}_images.npy"
-    lab_path = Path(data_dir) / f"{split}_labels.npy"
+    img_path = Path(data_dir) / image_file(split)
+    lab_path = Path(data_dir) / label_file(split)
     images, image_sum = _load_array(img_path, mmap=lazy)
     x = validate_image_file(images, str(img_path)) if lazy else validate_images(images, str(img_path))
     labels, label_sum = _load_array(lab_path)
@@ -236,6 +249,5 @@ def load_split(data_dir: Path, split: str, lazy: bool | None = None) -> Split:
 
 
 def add_data_arg(p: argparse.ArgumentParser, help: str | None = None) -> None:
-    """Add ``--data DIR``, the course folder, to a command's parser."""
-    p.add_argument("--data", metavar="DIR",
-                   help=help or f"course folder (default: ${ENV_VAR}, then ./{DEFAULT_DIR})")
+    """Add ``--data DIR``, the course folder, to a command's parser (``help`` replaces the default)."""
+    p.add_argument("--data", metavar="DIR", help=help or f"course folder (looked for as: {SEARCH_ORDER})")

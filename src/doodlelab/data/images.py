@@ -20,7 +20,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-N_PIXELS = 784
+from doodlelab.geometry import N_PIXELS
+
 CHUNK_ROWS = 65_536  # rows per step when a whole file is scanned (validation)
 
 

@@ -56,8 +56,11 @@ class Prepared:
 
 def class_word_vectors(source: str, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, Any]]:
     """Return the word vectors (K, D) float32 of the class ``names`` from ``source``, and their provenance."""
-    from doodlelab.data.wordvec import load_word_vectors
+    from doodlelab.data.wordvec import control_vectors, load_word_vectors
 
+    control = control_vectors(source, names)
+    if control is not None:
+        return control
     words = load_word_vectors(source, words=names)
     return words.phrase_vectors(names), words.provenance
 
@@ -66,7 +69,7 @@ def prepare(cfg: Config, data_dir: str | Path | None, *, test: bool = True,
             word_vectors: bool = False) -> Prepared:
     """Return the validated data ``cfg`` trains on, read once (UserError on any bad file).
 
-    ``data_dir`` None means ``$DOODLELAB_DATA``, then ``./data/quickdraw_subset_np``.
+    ``data_dir`` None is looked for as :func:`~doodlelab.data.course.resolve_data_dir` does.
     ``test=False`` leaves the test files unread; ``word_vectors=True`` also reads the
     class names' vectors from ``cfg.two_tower.word_vectors`` (a two-tower model will train).
     """

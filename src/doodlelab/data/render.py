@@ -26,16 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from doodlelab.errors import UserError
+from doodlelab.files.terminal import show_progress
+from doodlelab.geometry import SIDE
 
 CANVAS = 256.0  # the simplified drawings' coordinate space, 0..255
 LINE_WIDTH = 16.0  # in canvas units
 PADDING = 16.0  # canvas units of margin around the line's outer edge
-SIDE = 28  # output bitmap side in pixels
 RAW_LIMIT = 1e9  # |raw coordinate| above this is refused: screens and tablets stay far below
 MAX_NDJSON_BYTES = 4 << 30  # one strokes file (the largest official class file is ~1 GB)
 MAX_LINE_BYTES = 1 << 20  # one drawing: the official files' longest lines are a few 10 KB
-
-Stroke = Sequence[Sequence[float]]  # [[x...], [y...]]
 
 
 def _cairo():  # type: ignore[no-untyped-def]
@@ -129,14 +128,6 @@ def render(drawing: object, side: int = SIDE, *, line_width: float = LINE_WIDTH,
     # ARGB32 is stored B, G, R, A per pixel on little-endian machines; white on black
     # makes all three colour bytes equal, so the first is the grey level.
     return pixels[:, 0 : 4 * side : 4].copy()
-
-
-def render_many(drawings: Sequence[object], side: int = SIDE) -> np.ndarray:
-    """Return the (N, side, side) uint8 bitmaps of ``drawings``."""
-    out = np.zeros((len(drawings), side, side), dtype=np.uint8)
-    for i, drawing in enumerate(drawings):
-        out[i] = render(drawing, side)
-    return out
 
 
 def _resample(stroke: np.ndarray, spacing: float = 1.0) -> np.ndarray:
@@ -256,12 +247,10 @@ def render_ndjson(path: str | Path, classes: Sequence[str] | None = None, *, raw
     in the dataset's simplified form; without it coordinates must lie in 0..255.
     ``progress=None`` shows a tqdm bar only when stderr is a terminal.
     """
-    import sys
 
     from tqdm import tqdm
 
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = show_progress(progress)
     index = {name: k for k, name in enumerate(classes)} if classes is not None else None
     images, labels, words = [], [], []
     for drawing in tqdm(read_ndjson(path, raw=raw), desc=f"render {Path(path).name}", unit=" drawings",
@@ -286,7 +275,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("strokes", type=Path, metavar="STROKES.ndjson",
                    help="one JSON drawing a line, as in the official simplified/<class>.ndjson")
     p.add_argument("--images", type=Path, required=True, metavar="FILE.npy",
-                   help="where to write the (N, 28, 28) uint8 images")
+                   help=f"where to write the (N, {SIDE}, {SIDE}) uint8 images")
     p.add_argument("--labels", type=Path, default=None, metavar="FILE.npy",
                    help="also write (N,) int64 labels: the position of each drawing's word in --classes")
     p.add_argument("--classes", default=None, metavar="NAME,NAME",

@@ -1,4 +1,5 @@
-"""The train/validation split: seeded, stratified, saved as ``split.npz`` in a run folder."""
+"""The train/validation split: seeded, stratified, saved as ``split.npz`` (:data:`SPLIT_FILE`) in a
+run folder and in a results folder."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_npz
+
+SPLIT_FILE = "split.npz"
 
 
 def stratified_split(
@@ -31,6 +34,28 @@ def stratified_split(
     mask = np.ones(labels.shape[0], dtype=bool)
     mask[val_idx] = False
     return np.flatnonzero(mask).astype(np.int64), val_idx
+
+
+def stratified_subset(idx: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Return at most ``n`` of ``idx`` (sorted), each class kept in its share of ``idx``.
+
+    ``labels`` are the labels of the whole file (``labels[idx]`` those of ``idx``). With
+    ``len(idx) <= n`` all of ``idx`` is returned. Otherwise class c keeps
+    ``round(n * n_c / len(idx))`` members (rounded so the total is ``n``: largest remainders
+    first), drawn from their own seeded stream, so a subset depends only on ``idx``, the
+    labels, ``n`` and ``seed``.
+    """
+    idx = np.asarray(idx, np.int64)
+    if idx.size <= n:
+        return np.sort(idx)
+    classes, counts = np.unique(labels[idx], return_counts=True)
+    exact = n * counts / idx.size
+    keep = np.floor(exact).astype(int)
+    for c in np.argsort(-(exact - keep), kind="stable")[: n - keep.sum()]:
+        keep[c] += 1
+    rng = np.random.default_rng([seed, 0x5B5E7])  # own stream, independent of the split and training
+    chosen = [rng.permutation(idx[labels[idx] == c])[:k] for c, k in zip(classes, keep)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def save_split(path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:

@@ -25,10 +25,16 @@ whole ("t-shirt" is one GloVe token) or else as its hyphen-separated parts; the 
 plain mean of the tokens' vectors (not normalised: the word tower learns its own scale).
 With glove.6B, 344 of Quick, Draw!'s 345 class names resolve; "bottlecap" is not a GloVe token
 (write "bottle cap"). ``WordVectors.provenance`` is the short dict a run stores in env.json.
+
+Two controls stand where word vectors would (:func:`control_vectors`), so a study can show
+what the words bring: ``"one-hot"`` (class k is the k-th unit vector: the classes are told
+apart and nothing else) and ``"random-<D>d"`` (each name gets a fixed Gaussian vector of D
+numbers drawn from a seed made of the name's SHA-256: same size as GloVe, no meaning).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Collection, Iterable, Sequence
@@ -181,6 +187,26 @@ def load_word_vectors(
     if source is None or (isinstance(source, str) and source.strip().lower() in _PACKAGE_ALIASES):
         return _load_package(keep)
     return _load_text(Path(source).expanduser(), keep)
+
+
+ONE_HOT = "one-hot"
+RANDOM_PREFIX = "random-"  # "random-50d": Gaussian vectors of 50 numbers, one fixed vector per name
+
+
+def control_vectors(source: str, names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Return the control vectors (K, D) float32 of ``names`` and their provenance, or None if
+    ``source`` is not a control (see the module docstring)."""
+    if source == ONE_HOT:
+        return np.eye(len(names), dtype=np.float32), {"source": ONE_HOT, "dim": len(names)}
+    match = re.fullmatch(rf"{RANDOM_PREFIX}(\d+)d", source)
+    if match is None:
+        return None
+    dim = int(match.group(1))
+    if not 1 <= dim <= 4096:
+        raise WordVectorError(f"{source!r}: the dimension of random control vectors must be in [1, 4096]")
+    rows = [np.random.default_rng(int.from_bytes(hashlib.sha256(n.encode()).digest()[:8], "little"))
+            .standard_normal(dim) for n in names]
+    return np.asarray(rows, np.float32), {"source": source, "dim": dim, "seed": "sha256 of each name"}
 
 
 def class_name_vectors(names: Iterable[str], source: str | os.PathLike[str] | None = None) -> np.ndarray:

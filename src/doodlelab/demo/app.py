@@ -3,10 +3,10 @@
 Routes (``/openapi.json`` describes them with their schemas):
 
 - ``GET /``: the page (``static/index.html``, no outside files, works offline);
-- ``GET /api/models``: ``{"models": [{"name", "task", "backend", "tta", "accuracy", "classes"}],
+- ``GET /api/models``: ``{"models": [{"name", "kind", "backend", "tta", "accuracy", "classes", "cosines"}],
   "classes"}``;
 - ``POST /api/predict``: body ``{"strokes": [[[x...], [y...]], ...], "raw": true}``; answers
-  ``{"image": 28x28 ints, "models": [{"name", "task", "backend", "probabilities", "prediction",
+  ``{"image": 28x28 ints, "models": [{"name", "kind", "backend", "probabilities", "prediction",
   "saliency", ["cosines"]}], "classes"}`` (see :mod:`doodlelab.demo.predict`).
 
 The request's limits are pydantic constraints (:class:`PredictRequest`): at most
@@ -33,6 +33,8 @@ from starlette.exceptions import HTTPException
 
 from doodlelab.demo.models import LoadedModel, all_classes, load_models
 from doodlelab.demo.predict import predict
+from doodlelab.geometry import SHAPE
+from doodlelab.kinds import Backend, Kind
 
 MAX_BODY = 1_000_000  # bytes of one POST body
 MAX_STROKES = 500
@@ -72,18 +74,18 @@ class ModelAnswer(BaseModel):
     """One model's answer: probabilities per class, the prediction, and why."""
 
     name: str
-    task: str
-    backend: str
+    kind: Kind
+    backend: Backend
     probabilities: dict[str, float]
     prediction: str
-    saliency: list[list[float]] = Field(description="(28, 28) d score(prediction) / d pixel")
+    saliency: list[list[float]] = Field(description=f"{SHAPE} d score(prediction) / d pixel")
     cosines: dict[str, float] | None = Field(None, description="two-tower runs: cosine to each class word")
 
 
 class PredictAnswer(BaseModel):
     """The image the models saw and every model's answer."""
 
-    image: list[list[int]] = Field(description="(28, 28) uint8, white on black")
+    image: list[list[int]] = Field(description=f"{SHAPE} uint8, white on black")
     models: list[ModelAnswer]
     classes: list[str]
 

@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from doodlelab.demo.models import LoadedModel, all_classes
+from doodlelab.geometry import SHAPE
+from doodlelab.tasks.protocol import EmbeddingTask
 
 PREDICT_LOCK = threading.Lock()
 
 
-def cosines(task: Any, x: np.ndarray) -> np.ndarray:
+def cosines(task: EmbeddingTask, x: np.ndarray) -> np.ndarray:
     """Return the cosine (N, K) between images (N, 784) and every class word, for a two-tower task."""
     u = np.asarray(task.embed(x), dtype=np.float64)  # (N, E), unit rows
     v = np.asarray(task.class_embeddings(), dtype=np.float64)  # (K, E), unit rows
@@ -39,27 +41,29 @@ def cosines(task: Any, x: np.ndarray) -> np.ndarray:
 
 def saliency(model: LoadedModel, x: np.ndarray, k: int) -> np.ndarray:
     """Return d logit_k / d pixel (28, 28) of one image x (1, 784), by the numpy core's backward."""
-    return np.asarray(model.core.input_gradient(x, k), dtype=np.float64).reshape(28, 28)
+    assert model.numpy_task is not None, "load_model gives every model its numpy copy"
+    return np.asarray(model.numpy_task.input_gradient(x, k), dtype=np.float64).reshape(SHAPE)
 
 
 def explain(model: LoadedModel, x: np.ndarray) -> dict[str, Any]:
     """Return one model's answer for one image x (1, 784): probabilities, prediction, saliency, cosines."""
     from doodlelab.training.scoring import probabilities
 
-    p = probabilities(model.model, x, tta=model.tta)[0]  # (K,) float64
+    p = probabilities(model.task, x, tta=model.tta)[0]  # (K,) float64
     k = int(np.argmax(p))
     grad = saliency(model, x, k)  # (28, 28)
-    cos = cosines(model.model, x)[0] if model.task == "two_tower" else np.zeros(0)  # (K,)
+    task = model.task
+    cos = cosines(task, x)[0] if isinstance(task, EmbeddingTask) else np.zeros(0)  # (K,)
     if not (np.isfinite(p).all() and np.isfinite(grad).all() and np.isfinite(cos).all()):
         # finite weights are checked at startup, inputs are in [0, 1]: this would be a bug
         raise RuntimeError(f"{model.name} gave non-finite numbers")
     answer: dict[str, Any] = {
-        "name": model.name, "task": model.task, "backend": model.backend,
+        "name": model.name, "kind": model.kind, "backend": model.backend,
         "probabilities": {c: float(v) for c, v in zip(model.classes, p)},
         "prediction": model.classes[k],
         "saliency": grad.tolist(),
     }
-    if model.task == "two_tower":
+    if isinstance(task, EmbeddingTask):
         answer["cosines"] = {c: float(v) for c, v in zip(model.classes, cos)}
     return answer
 
@@ -69,7 +73,7 @@ def predict(models: list[LoadedModel], strokes: list, *, raw: bool = True) -> di
 
     ``strokes`` is a list of ``[[x...], [y...]]`` strokes in any coordinates (a
     browser's); ``raw=False`` means they are already in the dataset's simplified form
-    (0..255). Returns ``{"image": (28, 28) ints 0..255, "models": [{"name", "task",
+    (0..255). Returns ``{"image": (28, 28) ints 0..255, "models": [{"name", "kind",
     "backend", "probabilities": {class: p}, "prediction", "saliency": (28, 28) floats,
     ["cosines": {class: cos}]}], "classes": [...]}``.
     """

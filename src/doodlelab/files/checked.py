@@ -143,12 +143,6 @@ def read_npz_checked(path: str | Path, expected: Mapping[str, Member] | Member, 
         raise UserError(f"{path} is not a readable .npz archive ({reason}); {fix}") from None
 
 
-def read_npy_checked(path: str | Path, max_bytes: int = MAX_NPY_BYTES) -> np.ndarray:
-    """Return the array of a ``.npy`` file whose header matches its size (no pickles); else UserError."""
-    with open_bounded(path, max_bytes + (1 << 16), "array file") as fh:
-        return read_npy_from(fh, Path(path), max_bytes)
-
-
 def _npy_header(fh: BinaryIO, path: Path, max_bytes: int) -> tuple[tuple[int, ...], bool, np.dtype]:
     """Return (shape, fortran order, dtype) of the ``.npy`` open as ``fh``, checked against its size.
 
@@ -180,7 +174,7 @@ def _npy_header(fh: BinaryIO, path: Path, max_bytes: int) -> tuple[tuple[int, ..
 
 
 def read_npy_from(fh: BinaryIO, path: Path, max_bytes: int = MAX_NPY_BYTES) -> np.ndarray:
-    """Return the array of the ``.npy`` open as ``fh`` (at its start), checked as read_npy_checked does.
+    """Return the array of the ``.npy`` open as ``fh`` (at its start), its header checked (no pickles).
 
     The header is read first: a header claiming more bytes than the file holds (or than
     ``max_bytes``) is refused before anything is allocated; ``path`` names the file in errors.

@@ -226,18 +226,6 @@ OBJECTIVES = ("hinge_rank", "hardest_hinge", "triplet", "cosine_contrastive", "a
               "softmax_ce")
 
 
-# One line per objective for reports: {m} is the margin, {s} the logit scale.
-FORMULAS = {
-    "hinge_rank": "ranking hinge mean_i sum_(k != y) max(0, {m} - cos(i, y) + cos(i, k)) (DeViSE)",
-    "hardest_hinge": "hardest-negative hinge mean_i max(0, {m} - cos(i, y) + max_(k != y) cos(i, k))",
-    "triplet": "triplet mean_i max(0, {m} + |u_i - v_y|^2 - |u_i - v_n|^2), one sampled negative n",
-    "cosine_contrastive": "cosine contrastive mean_i [1 - cos(i, y) + mean_(k != y) max(0, cos(i, k) - {m})]",
-    "align_only": "align only mean_i (1 - cos(i, y)) (collapses)",
-    "softmax_ce": "softmax cross-entropy of {s} x the cosines (a cross-entropy variant, outside "
-                  "Part II's rule)",
-}
-
-
 def make_objective(name: str, *, margin: float, scale: float, rng: np.random.Generator,
                    label_smoothing: float = 0.0) -> EmbeddingObjective:
     """Return the objective called ``name`` (one of :data:`OBJECTIVES`)."""

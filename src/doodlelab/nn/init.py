@@ -60,8 +60,8 @@ def initialize(
 ) -> np.ndarray:
     """Return a new ``shape = (fan_in, fan_out)`` weight array drawn with scheme ``name``."""
     fan_in, fan_out = shape
-    kind, scale = _bounds(name, fan_in, fan_out)
-    if kind == "normal":
+    law, scale = _bounds(name, fan_in, fan_out)
+    if law == "normal":
         w = rng.normal(0.0, scale, size=shape)
     else:
         w = rng.uniform(-scale, scale, size=shape)

@@ -4,7 +4,10 @@ Every module keeps ``params`` and ``grads``: two dicts with the same keys whose
 arrays have the same shapes. ``forward(x)`` caches only what ``backward`` needs;
 ``backward(dout)`` *adds* the parameter gradients into ``grads`` and returns the
 gradient with respect to the module's input. Gradients are zeroed explicitly with
-``zero_grad()``. Names follow torch (``Linear``, ``ReLU``, ``Sequential``,
+``zero_grad()``. ``backward_assign(dout)`` is ``zero_grad()`` then ``backward(dout)`` in
+one: the gradients are *set* to this pass's (what a training step wants, as torch's
+``zero_grad(set_to_none=True)`` then ``backward()``); a ``Linear`` writes them straight
+into ``grads``, without the zero fill and the add. Names follow torch (``Linear``, ``ReLU``, ``Sequential``,
 ``named_parameters``, ``train()/eval()``) so that :mod:`doodlelab.twin` reads line
 for line like this file.
 
@@ -41,6 +44,16 @@ class Module:
     def accumulate_grads(self, dout: np.ndarray) -> None:
         """Accumulate parameter gradients only, for when nothing needs d(loss)/d(input)."""
         self.backward(dout)
+
+    def backward_assign(self, dout: np.ndarray) -> np.ndarray:
+        """Set the parameter gradients to this pass's (``zero_grad``, ``backward``); return d(loss)/d(x)."""
+        self.zero_grad()
+        return self.backward(dout)
+
+    def assign_grads(self, dout: np.ndarray) -> None:
+        """Set the parameter gradients to this pass's (``zero_grad`` + ``accumulate_grads``)."""
+        self.zero_grad()
+        self.accumulate_grads(dout)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -152,6 +165,17 @@ class Linear(Module):
         self.grads["weight"] += self._x.T @ dout  # (in, out)
         if "bias" in self.params:
             self.grads["bias"] += dout.sum(axis=0)
+
+    def backward_assign(self, dout: np.ndarray) -> np.ndarray:
+        self.assign_grads(dout)
+        return dout @ self.params["weight"].T  # (B, in)
+
+    def assign_grads(self, dout: np.ndarray) -> None:
+        # The same products as accumulate_grads, written into grads instead of added to zeros
+        # (the same values; a -0.0 may stay -0.0): no zero fill, no temporary, no add pass.
+        np.matmul(self._x.T, dout, out=self.grads["weight"])  # (in, out)
+        if "bias" in self.params:
+            np.sum(dout, axis=0, out=self.grads["bias"])
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -295,24 +319,38 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True,
+                 accumulate: bool = True) -> np.ndarray | None:
         """Backpropagate ``dout`` through every layer; return d(loss)/d(input).
 
         With ``input_grad=False`` (a batch of images needs no gradient, and torch's
         autograd skips it too) the first layer with parameters only accumulates its
-        gradients, the layers before it are skipped, and None is returned.
+        gradients, the layers before it are skipped, and None is returned. With
+        ``accumulate=False`` every layer's gradients are set to this pass's instead of
+        added (:meth:`Module.backward_assign`), as after ``zero_grad``.
         """
         stop = 0 if input_grad else self._first_with_params()
         for layer in reversed(self.layers[stop + 1 :]):
-            dout = layer.backward(dout)
+            dout = layer.backward(dout) if accumulate else layer.backward_assign(dout)
         if input_grad:
-            return self.layers[0].backward(dout) if self.layers else dout
+            if not self.layers:
+                return dout
+            return self.layers[0].backward(dout) if accumulate else self.layers[0].backward_assign(dout)
         if stop < len(self.layers):
-            self.layers[stop].accumulate_grads(dout)
+            if accumulate:
+                self.layers[stop].accumulate_grads(dout)
+            else:
+                self.layers[stop].assign_grads(dout)
         return None
 
     def accumulate_grads(self, dout: np.ndarray) -> None:
         self.backward(dout, input_grad=False)
+
+    def backward_assign(self, dout: np.ndarray) -> np.ndarray:
+        return self.backward(dout, accumulate=False)  # type: ignore[return-value]
+
+    def assign_grads(self, dout: np.ndarray) -> None:
+        self.backward(dout, input_grad=False, accumulate=False)
 
     def _first_with_params(self) -> int:
         """Return the index of the first layer holding parameters (len(layers) if none)."""

@@ -83,11 +83,11 @@ class LRSchedule:
     first ``warmup`` epochs; the decay then runs over the remaining epochs.
     """
 
-    KINDS = ("constant", "step", "cosine")
+    SHAPES = ("constant", "step", "cosine")  # the shapes of the schedule (config optim.schedule)
 
     def __init__(
         self,
-        kind: str,
+        shape: str,
         base_lr: float,
         total_epochs: int,
         *,
@@ -96,9 +96,9 @@ class LRSchedule:
         min_lr: float = 0.0,
         warmup_epochs: int = 0,
     ) -> None:
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(self.KINDS)}")
-        self.kind, self.base_lr, self.total = kind, base_lr, total_epochs
+        if shape not in self.SHAPES:
+            raise ValueError(f"unknown schedule {shape!r}; choose one of {', '.join(self.SHAPES)}")
+        self.shape, self.base_lr, self.total = shape, base_lr, total_epochs
         self.step_size, self.gamma, self.min_lr = step_size, gamma, min_lr
         self.warmup = warmup_epochs
 
@@ -107,9 +107,9 @@ class LRSchedule:
         if epoch < self.warmup:
             return self.base_lr * (epoch + 1) / (self.warmup + 1)
         t = epoch - self.warmup
-        if self.kind == "constant":
+        if self.shape == "constant":
             return self.base_lr
-        if self.kind == "step":
+        if self.shape == "step":
             return self.base_lr * self.gamma ** math.floor(t / self.step_size)
         span = max(self.total - self.warmup, 1)
         return self.min_lr + (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * t / span)) / 2

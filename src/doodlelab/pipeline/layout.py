@@ -6,41 +6,69 @@ them and the tests agree by construction::
     pipeline.json                 settings, steps (stamp, seconds), studies, wall and CPU time, commands
     data/data.json                data folder, checksums, counts per class (train / validation / test)
     data/split.npz, examples.png  the split all four runs share; a few doodles per class (+ .csv)
-    runs/<task>-<backend>/        the four runs (doodlelab train): classifier / two_tower x numpy / torch
+    runs/<kind>-<backend>/        the four runs (doodlelab train): each model kind on each backend
     gradcheck.json                numpy backprop vs torch autograd on the real first batches, both models
-    compare/<task>/               numpy vs torch side by side (doodlelab compare)
-    sweep/<study>/                one study (doodlelab sweep format: sweep.csv, histories.csv, summary.csv,
-                                  study.png + .csv: validation accuracy, mean and spread over seeds)
+    drift.json                    numpy vs torch trained side by side for a few epochs, float32 and float64
+    compare/<kind>/               numpy vs torch side by side (doodlelab compare)
+    sweep/<study>/                one study: its rows, curves, decision.json and summary.csv
+                                  (doodlelab.pipeline.summaries)
     sweep/points/<key>.json       one trained study row (settings, seed): reused by every study that has it
-    figures/                      pictures drawn from the runs: first-layer weights, test embeddings (+ .csv)
+    figures/                      the report's pictures drawn from the runs (doodlelab.pipeline.evidence)
     report/report.typ, .pdf, .html  the Typst template and the report it compiles to
 
-Run folders are read through :mod:`doodlelab.runs.train_command` (``config.json``, ``env.json``,
-``metrics.json`` written last).
+The files inside those folders are named by their owners and asked of them here: a run
+folder's by :mod:`doodlelab.runs.folder`, the split's by :mod:`doodlelab.data.split`, a
+comparison's by :mod:`doodlelab.studies.compare`, a study's by :mod:`doodlelab.studies.sweep`,
+the pictures by :mod:`doodlelab.training.figures`, the report's by
+:mod:`doodlelab.pipeline.report.build`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
-RUNS = (("classifier", "numpy"), ("classifier", "torch"), ("two_tower", "numpy"), ("two_tower", "torch"))
+from doodlelab.data.split import SPLIT_FILE
+from doodlelab.kinds import BACKENDS, KINDS, Backend, Kind
+from doodlelab.studies.compare import comparison_files
+from doodlelab.studies.sweep import HISTORIES_CSV, SUMMARY_CSV, SWEEP_CSV
+from doodlelab.training.figures import EXAMPLES_FILES
+
+RUNS: tuple[tuple[Kind, Backend], ...] = tuple(itertools.product(KINDS, BACKENDS))  # the four runs
 MANIFEST = "pipeline.json"
 GRADCHECK = "gradcheck.json"
-SWEEP_FILES = ("sweep.csv", "histories.csv", "summary.csv")  # summary.csv is written last
-COMPARE_FILES = ("comparison.json", "comparison.csv", "loss.png", "loss.csv", "accuracy.png", "accuracy.csv")
-DATA_FILES = ("data.json", "split.npz", "examples.png", "examples.csv")
+DRIFT = "drift.json"  # numpy vs torch over a few epochs, float32 and float64 (studies.drift)
+DATA_JSON = "data.json"
+SWEEP_FILES = (SWEEP_CSV, HISTORIES_CSV, SUMMARY_CSV)  # the summary is written last
+COMPARE_FILES = comparison_files()
+DATA_FILES = (DATA_JSON, SPLIT_FILE, *EXAMPLES_FILES)
 
 
-def run_name(task: str, backend: str) -> str:
+def run_name(kind: Kind, backend: Backend) -> str:
     """Return the folder name of one run under ``runs/``: ``classifier-numpy`` etc."""
-    return f"{task}-{backend}"
+    return f"{kind}-{backend}"
 
 
-def run_dir(out: Path, task: str, backend: str) -> Path:
+def run_dir(out: Path, kind: Kind, backend: Backend) -> Path:
     """Return the folder of one of the four runs."""
-    return Path(out) / "runs" / run_name(task, backend)
+    return Path(out) / "runs" / run_name(kind, backend)
+
+
+def data_dir(out: Path) -> Path:
+    """Return the folder of the data's description, the shared split and the example doodles."""
+    return Path(out) / "data"
+
+
+def compare_dir(out: Path, kind: Kind) -> Path:
+    """Return the folder of the numpy-vs-torch comparison of one model kind."""
+    return Path(out) / "compare" / kind
+
+
+def figures_dir(out: Path) -> Path:
+    """Return the folder of the pictures drawn from the runs."""
+    return Path(out) / "figures"
 
 
 def sweep_dir(out: Path, name: str) -> Path:
@@ -68,8 +96,9 @@ def run_finished(folder: Path) -> bool:
     return RunFolder(folder).finished
 
 
-def same_run(folder: Path, task: str, backend: str, cfg: dict[str, Any], checksums: dict[str, str]) -> bool:
-    """Return whether the finished run in ``folder`` was trained with ``task``, ``backend``, ``cfg``
+def same_run(folder: Path, kind: Kind, backend: Backend, cfg: dict[str, Any],
+             checksums: dict[str, str]) -> bool:
+    """Return whether the finished run in ``folder`` was trained as ``kind`` on ``backend`` with ``cfg``
     on data with these ``checksums`` (read from its config and env)."""
     from doodlelab.errors import UserError
     from doodlelab.runs.folder import RunFolder
@@ -79,6 +108,6 @@ def same_run(folder: Path, task: str, backend: str, cfg: dict[str, Any], checksu
         raw, env = run.config, run.env
     except UserError:
         return False
-    return (raw.get("task", "classifier") == task and raw.get("backend") == backend
+    return (run.kind == kind and raw.get("backend") == backend
             and all(raw.get(section) == values for section, values in cfg.items())
             and env.get("data_checksums") == checksums)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_json
+from doodlelab.files.terminal import show_progress
 from doodlelab.pipeline.layout import MANIFEST, read_json
 
 
@@ -139,8 +139,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, ledger: Ledger, progress: bool |
 
     if not jobs:
         return
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = show_progress(progress)
     bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress)
     if workers <= 1:
         for job in jobs:

@@ -10,14 +10,14 @@ re-run; a run or gradient check made with other settings stops the job unless
 ``--overwrite``. Study rows are keyed by a hash of their settings, so rows shared by
 several studies (the configuration itself) are trained once.
 
-Studies train for ``STUDY_EPOCHS`` (not the configuration's epochs) with the seeds
-``STUDY_SEEDS``, on the validation split only; the report says so.
-``quick=True`` shrinks everything (2 epochs, tiny widths, two small studies) for tests.
+The studies are :mod:`doodlelab.pipeline.plan`'s: each setting's seeds train together as one
+job (:mod:`doodlelab.pipeline.rows`), and :mod:`doodlelab.pipeline.summaries` turns a study's
+rows into its folder and its decision. ``quick=True`` shrinks everything (2 epochs, tiny
+widths, two small studies) for tests. The subcommands are in :mod:`doodlelab.pipeline.subcommands`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
@@ -29,14 +29,20 @@ from typing import Any
 
 from doodlelab.errors import UserError
 from doodlelab.files.lock import FolderLock
+from doodlelab.geometry import SHAPE
+from doodlelab.kinds import KINDS, NUMPY, TORCH
 from doodlelab.pipeline import layout, units
 from doodlelab.pipeline.ledger import Job, Ledger, default_jobs, now, run_jobs
-from doodlelab.pipeline.plan import sweeps_for
-from doodlelab.pipeline.rows import STUDY_EPOCHS, STUDY_SEEDS, study_entry, study_points
+from doodlelab.pipeline.plan import Plan, plan_for
+from doodlelab.pipeline.rows import STUDY_TRAIN_IMAGES, StudyRow, setting_jobs, study_entry, study_rows
 from doodlelab.runs.folder import HISTORY, METRICS, WEIGHTS
+from doodlelab.training.registry import spec
 
 GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
-GRADCHECK_MODELS = ("classifier", "two_tower")
+GRADCHECK_MODELS = KINDS
+DRIFT_EPOCHS = 5  # epochs of the numpy-vs-torch drift study (studies.drift), float32 and float64
+INIT_SEEDS = (0, 1, 2, 3, 4)  # seeds of the gradient norms at initialisation
+EMBEDDING_KIND = next(k for k in KINDS if spec(k).word_vectors)  # the kind whose embeddings are drawn
 DEFAULT_OUT = Path("results")
 
 # The settings ``quick=True`` adds (before the caller's own overrides), as ``--set`` strings.
@@ -61,7 +67,14 @@ class Context:
     progress: bool | None
     ledger: Ledger
     report_fields: dict[str, Any]
-    values: dict[str, Any] = field(default_factory=dict)  # train, test, checksums, studies
+    plan: Plan
+    started: float  # time.perf_counter() when the call began
+    data: Any = None  # the Prepared data (doodlelab.data.prepare), read once by data_step
+    rows: list[StudyRow] = field(default_factory=list)  # every study row, set by jobs_step
+
+    @property
+    def checksums(self) -> dict[str, str]:
+        return self.data.checksums
 
     def log(self, line: str) -> None:
         self.ledger.log(line)
@@ -73,27 +86,27 @@ class Context:
 def data_step(ctx: Context) -> None:
     """Read and validate the data once; write data/data.json, the split and example doodles."""
     from doodlelab.data.prepare import prepare
-    from doodlelab.data.split import save_split
+    from doodlelab.data.split import SPLIT_FILE, save_split
     from doodlelab.files.atomic import write_json
     from doodlelab.training.figures import plot_examples
 
     data = prepare(ctx.cfg, ctx.data_dir)  # read and validated once; workers read their own copy
     train, test, checksums = data.train, data.test, data.checksums
-    ctx.values.update(train=train, test=test, checksums=checksums)
+    ctx.data = data
     train_idx, val_idx = data.train_idx, data.val_idx
-    folder = ctx.out / "data"
+    folder = layout.data_dir(ctx.out)
 
     def counts(y: Any) -> dict[str, int]:
         return {name: int((y == c).sum()) for c, name in enumerate(train.classes)}
 
     def work() -> None:
-        write_json(folder / "data.json", {
+        write_json(folder / layout.DATA_JSON, {
             "data_dir": str(ctx.data_dir.resolve()), "checksums": checksums, "classes": list(train.classes),
             "seed": ctx.cfg.train.seed, "val_fraction": ctx.cfg.data.val_fraction,
             "counts": {"train_file": counts(train.y), "train": counts(train.y[train_idx]),
                        "validation": counts(train.y[val_idx]), "test": counts(test.y)},
-            "image_shape": [28, 28]})
-        save_split(folder / "split.npz", train_idx, val_idx)
+            "image_shape": list(SHAPE)})
+        save_split(folder / SPLIT_FILE, train_idx, val_idx)
         plot_examples(train.x[train_idx], train.y[train_idx], train_idx, train.classes, folder)
 
     stamp = {"checksums": checksums, "seed": ctx.cfg.train.seed, "val_fraction": ctx.cfg.data.val_fraction}
@@ -104,21 +117,21 @@ def data_step(ctx: Context) -> None:
 def _run_jobs(ctx: Context) -> list[Job]:
     """Return the jobs of the four runs that are missing or unfinished (refusing other settings)."""
     cfg, out = ctx.cfg.to_dict(), []
-    for task, backend in layout.RUNS:
-        folder = layout.run_dir(ctx.out, task, backend)
-        stamp = {"task": task, "backend": backend, "config": cfg, "checksums": ctx.values["checksums"]}
+    for kind, backend in layout.RUNS:
+        folder = layout.run_dir(ctx.out, kind, backend)
+        stamp = {"task": kind, "backend": backend, "config": cfg, "checksums": ctx.checksums}
         finished = layout.run_finished(folder)
-        same = finished and layout.same_run(folder, task, backend, cfg, ctx.values["checksums"])
-        if ctx.ledger.needs_work(f"runs/{layout.run_name(task, backend)}", stamp, finished, same=same):
-            out.append(Job(f"runs/{layout.run_name(task, backend)}", stamp, units.train_run,
-                           (str(ctx.data_dir), str(folder), cfg, backend, task)))
+        same = finished and layout.same_run(folder, kind, backend, cfg, ctx.checksums)
+        if ctx.ledger.needs_work(f"runs/{layout.run_name(kind, backend)}", stamp, finished, same=same):
+            out.append(Job(f"runs/{layout.run_name(kind, backend)}", stamp, units.train_run,
+                           (str(ctx.data_dir), str(folder), cfg, backend, kind)))
     return out
 
 
 def _gradcheck_jobs(ctx: Context) -> list[Job]:
     """Return the gradient-check job unless gradcheck.json is complete with these settings."""
     path = ctx.out / layout.GRADCHECK
-    stamp = {"config": ctx.cfg.to_dict(), "checksums": ctx.values["checksums"], "steps": GRADCHECK_STEPS,
+    stamp = {"config": ctx.cfg.to_dict(), "checksums": ctx.checksums, "steps": GRADCHECK_STEPS,
              "models": list(GRADCHECK_MODELS)}
     report = layout.read_json(path)
     complete = isinstance(report, dict) and all(m in report for m in GRADCHECK_MODELS)
@@ -128,28 +141,44 @@ def _gradcheck_jobs(ctx: Context) -> list[Job]:
                                                      GRADCHECK_STEPS, list(GRADCHECK_MODELS)))]
 
 
-def _point_jobs(ctx: Context) -> list[Job]:
-    """Return one job per study row not yet trained (rows shared by several studies once)."""
-    out, seen = [], set()
-    for p in ctx.values["points"]:
-        done = layout.read_json(p["path"])
-        trained = isinstance(done, dict) and done.get("stamp") == json.loads(json.dumps(p["stamp"]))
-        if p["key"] in seen or trained:
+def _drift_jobs(ctx: Context) -> list[Job]:
+    """Return the numpy-vs-torch drift job unless drift.json is complete with these settings."""
+    path = ctx.out / layout.DRIFT
+    stamp = {"config": ctx.cfg.to_dict(), "checksums": ctx.checksums, "epochs": DRIFT_EPOCHS,
+             "train_images": STUDY_TRAIN_IMAGES}
+    done = layout.read_json(path)
+    complete = isinstance(done, dict) and all(k in done for k in ("float32", "float64"))
+    if not ctx.ledger.needs_work("drift", stamp, complete):
+        return []
+    return [Job("drift", stamp, units.drift, (str(ctx.data_dir), str(path), ctx.cfg.to_dict(), DRIFT_EPOCHS,
+                                              STUDY_TRAIN_IMAGES))]
+
+
+def _trained(row: StudyRow) -> bool:
+    done = layout.read_json(row.path)
+    return isinstance(done, dict) and done.get("stamp") == json.loads(json.dumps(row.stamp))
+
+
+def _setting_jobs(ctx: Context) -> list[Job]:
+    """Return one job per study setting with seeds not yet trained (rows shared by studies once)."""
+    out = []
+    for job in setting_jobs(ctx.rows):
+        todo = [r for r in job.rows if not _trained(r)]
+        if not todo:
             continue
-        seen.add(p["key"])
-        ctx.ledger.needs_work(f"points/{p['key']}", {"key": p["key"]}, False)
-        out.append(Job(f"points/{p['key']}", {"key": p["key"]}, units.study_row,
-                       (str(ctx.data_dir), str(p["path"]), p["model"], p["settings"], p["config"],
-                        p["seed"], p["stamp"])))
+        stamp = {"keys": [r.key for r in todo]}
+        ctx.ledger.needs_work(job.name, stamp, False)
+        out.append(Job(job.name, stamp, units.study_setting,
+                       (str(ctx.data_dir), job.kind, job.config, [r.seed for r in todo],
+                        [str(r.path) for r in todo], [r.stamp for r in todo], STUDY_TRAIN_IMAGES)))
     return out
 
 
 def jobs_step(ctx: Context) -> None:
     """Train the four runs, the gradient check and every study row, in parallel workers."""
-    studies = sweeps_for(ctx.cfg, ctx.quick)
-    ctx.values["points"] = study_points(ctx.cfg, studies, ctx.values["checksums"], ctx.out)
-    todo = [*_run_jobs(ctx), *_gradcheck_jobs(ctx)]  # decided (and refused) before any work
-    todo += _point_jobs(ctx)
+    ctx.rows = study_rows(ctx.cfg, ctx.plan, ctx.checksums, ctx.out)
+    todo = [*_run_jobs(ctx), *_gradcheck_jobs(ctx), *_drift_jobs(ctx)]  # decided (and refused) first
+    todo += _setting_jobs(ctx)
     ctx.log(f"{len(todo)} jobs to run on {ctx.workers} worker(s)")
     run_jobs(todo, ctx.workers, ctx.ledger, ctx.progress)
 
@@ -159,70 +188,87 @@ def compare_step(ctx: Context) -> None:
     from doodlelab.files.atomic import sha256_file
     from doodlelab.studies.compare import compare_runs
 
-    for task in ("classifier", "two_tower"):
-        a, b = layout.run_dir(ctx.out, task, "numpy"), layout.run_dir(ctx.out, task, "torch")
-        folder = ctx.out / "compare" / task
+    for kind in KINDS:
+        a, b = layout.run_dir(ctx.out, kind, NUMPY), layout.run_dir(ctx.out, kind, TORCH)
+        folder = layout.compare_dir(ctx.out, kind)
         stamp = {str(p.relative_to(ctx.out)): sha256_file(p)
                  for run in (a, b) for p in (run / METRICS, run / HISTORY)}
         complete = all((folder / n).is_file() for n in layout.COMPARE_FILES)
-        ctx.ledger.step(f"compare/{task}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
+        ctx.ledger.step(f"compare/{kind}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
                         derived=True)
 
 
 def studies_step(ctx: Context) -> None:
-    """Gather every study's rows into its sweep folder (sweep.csv, histories.csv, summary.csv, plots)."""
-    from doodlelab.studies.sweep import label_of, write_sweep
-    from doodlelab.training.figures import plot_history_panels, plot_study
+    """Gather every study's rows into its folder under sweep/ and decide it (pipeline.summaries)."""
+    from doodlelab.pipeline.summaries import FILES, write_study
 
-    for study in sweeps_for(ctx.cfg, ctx.quick):
-        name, model = study[0], study[1]
-        mine = [p for p in ctx.values["points"] if p["study"] == name]
-        folder = layout.sweep_dir(ctx.out, name)
+    entries = []
+    for study in ctx.plan.studies:
+        entry = study_entry(ctx.cfg, study)
+        entries.append(entry)
+        mine = [r for r in ctx.rows if r.study == study.name]
+        folder = layout.sweep_dir(ctx.out, study.name)
 
-        def work(mine: list[dict[str, Any]] = mine, folder: Path = folder, model: str = model) -> None:
-            rows, histories = [], []
-            for p in mine:  # a row shared with another study is labelled with this study's settings
-                done, label = layout.read_json(p["path"]), label_of(p["settings"])
-                scores = {k: v for k, v in done["row"].items() if k not in ("label", "seed") and "." not in k}
-                settings = {k: label_of({k: v}).split("=", 1)[1] for k, v in p["settings"].items()}
-                rows.append({"point": p["point"], "label": label, "seed": p["seed"], **settings, **scores})
-                for h in done["history"]:
-                    histories.append({"point": p["point"], "label": label,
-                                      **{k: v for k, v in h.items() if k != "label"}})
-            summary = write_sweep(folder, rows, histories)
-            plot_study(summary, folder)
-            if model == "two_tower":
-                plot_history_panels(histories, folder)
+        def work(mine: list[StudyRow] = mine, folder: Path = folder, entry: dict[str, Any] = entry) -> None:
+            write_study(folder, entry, [(r.setting.name, r.seed, layout.read_json(r.path)) for r in mine])
 
-        complete = all((folder / f).is_file() for f in layout.SWEEP_FILES)
-        ctx.ledger.step(f"sweep/{name}", [p["key"] for p in mine], complete, work, derived=True)
-    ctx.ledger.manifest["sweeps"] = [study_entry(ctx.cfg, study) for study in sweeps_for(ctx.cfg, ctx.quick)]
+        complete = all((folder / f).is_file() for f in FILES)
+        ctx.ledger.step(f"sweep/{study.name}", [entry, [r.key for r in mine]], complete, work, derived=True)
+    ctx.ledger.manifest["studies"] = entries
+
+
+# The activations of the activation study, each with its own initialisation, and the sigmoid
+# with ReLU's He initialisation (the mismatch an earlier report made), for the gradient picture.
+INIT_VARIANTS = (("ReLU, He", {"activation": "relu", "init": "he_normal"}),
+                 ("tanh, Glorot", {"activation": "tanh", "init": "glorot_normal"}),
+                 ("sigmoid, Glorot", {"activation": "sigmoid", "init": "glorot_normal"}),
+                 ("sigmoid, He", {"activation": "sigmoid", "init": "he_normal"}))
+
+
+def _run_figures(ctx: Context, folder: Path) -> None:
+    """Draw, per model kind, the curves of both backends and the test confusions of the numpy run."""
+    from doodlelab.pipeline import evidence
+    from doodlelab.runs.folder import RunFolder
+
+    test = ctx.data.test
+    for kind in KINDS:
+        numpy_run, torch_run = (RunFolder(layout.run_dir(ctx.out, kind, b)) for b in (NUMPY, TORCH))
+        cfg = numpy_run.settings
+        evidence.curves({"NumPy": numpy_run.history, "PyTorch": torch_run.history},
+                        evidence.objective_label(kind, cfg), folder / evidence.curves_file(kind))
+        probs, labels = numpy_run.predictions
+        evidence.confusions(test.x, labels, probs, test.classes, folder / evidence.confusions_file(kind))
+        if numpy_run.history[0].keys() >= {"diag_term_" + cfg.two_tower.loss}:  # an objective of terms
+            evidence.objective_terms(numpy_run.history, evidence.objective_label(kind, cfg), cfg,
+                                     folder / evidence.TERMS)
 
 
 def figures_step(ctx: Context) -> None:
-    """Draw the first layer's weights (classifier) and the test embeddings (two-tower) into figures/."""
+    """Draw the report's figures into figures/: curves, terms, confusions, first layer, embeddings,
+    gradient norms at initialisation (pipeline.evidence)."""
     from doodlelab.files.atomic import sha256_file
-    from doodlelab.runs.folder import RunFolder
-    from doodlelab.training.figures import plot_embeddings, plot_first_layer, plot_history_panels
+    from doodlelab.pipeline import evidence
+    from doodlelab.runs.folder import PREDICTIONS, RunFolder
+    from doodlelab.studies.layer_gradients import init_gradients
+    from doodlelab.training.figures import plot_embeddings, plot_first_layer
 
-    clf = layout.run_dir(ctx.out, "classifier", "numpy")
-    tower = layout.run_dir(ctx.out, "two_tower", "numpy")
-    folder = ctx.out / "figures"
-    stamp = {str(p.relative_to(ctx.out) / f): sha256_file(p / f)
-             for p in (clf, tower, layout.run_dir(ctx.out, "two_tower", "torch"))
-             for f in (WEIGHTS, HISTORY)}
+    folder = layout.figures_dir(ctx.out)
+    runs = [layout.run_dir(ctx.out, kind, backend) for kind, backend in layout.RUNS]
+    stamp = {"runs": {str(p.relative_to(ctx.out) / f): sha256_file(p / f)
+                      for p in runs for f in (WEIGHTS, HISTORY, PREDICTIONS)},
+             "variants": [list(v) for v in INIT_VARIANTS], "seeds": list(INIT_SEEDS)}
 
     def work() -> None:
-        plot_first_layer(RunFolder(clf).weights["0.weight"], folder)
-        task = RunFolder(tower).load_task()
-        image, words = task.embed(ctx.values["test"].x), task.class_embeddings()
-        plot_embeddings(image, ctx.values["test"].y, words, ctx.values["test"].classes, folder)
-        histories = [{"label": backend, **row} for backend in ("numpy", "torch")
-                     for row in RunFolder(layout.run_dir(ctx.out, "two_tower", backend)).history]
-        plot_history_panels(histories, folder, stem="two_tower_")
+        plot_first_layer(RunFolder(runs[0]).weights["0.weight"], folder)
+        task = RunFolder(layout.run_dir(ctx.out, EMBEDDING_KIND, NUMPY)).load_task()
+        test = ctx.data.test
+        plot_embeddings(task.embed(test.x), test.y, task.class_embeddings(), test.classes, folder)
+        _run_figures(ctx, folder)
+        train, first = ctx.data.train, ctx.data.train_idx[: ctx.cfg.train.batch_size]
+        rows = init_gradients(ctx.cfg, train.x[first], train.y[first], INIT_VARIANTS, INIT_SEEDS)
+        evidence.init_gradients(rows, folder / evidence.INIT_GRADIENTS)
 
-    pictures = ("first_layer", "embeddings", "two_tower_terms")
-    complete = all((folder / f"{name}.png").is_file() for name in pictures)
+    complete = all((folder / name).is_file() for name in evidence.report_figures())
     ctx.ledger.step("figures", stamp, complete, work, derived=True)
 
 
@@ -234,15 +280,18 @@ def report_step(ctx: Context) -> None:
     manifest["commands"] = commands(ctx)
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     manifest["cpu_seconds"] = round(sum(u.ru_utime + u.ru_stime for u in usage), 1)
-    manifest["wall_seconds"] = round(time.perf_counter() - ctx.values["tick"], 1)
+    manifest["wall_seconds"] = round(time.perf_counter() - ctx.started, 1)
     manifest["finished"] = now()
     ctx.ledger.save()  # the report reads pipeline.json: it must hold this call's numbers
     tick = time.perf_counter()
-    html, pdf = build_report(ctx.out, ctx.report_fields)
+    built = build_report(ctx.out, ctx.report_fields)
     manifest["this_invocation"]["report"] = "ran"
     manifest["report_seconds"] = round(time.perf_counter() - tick, 2)
+    manifest["claims"] = {"checked": len(built.claims), "failed": [c["id"] for c in built.failed]}
     ctx.ledger.save()
-    ctx.log(f"report: {pdf} and {html}")
+    ctx.log(f"report: {built.pdf} and {built.html}; {len(built.claims)} checked claims, "
+            f"{len(built.failed)} not supported by these results")
+
 
 
 STEPS: tuple[Callable[[Context], None], ...] = (data_step, jobs_step, compare_step, studies_step,
@@ -256,20 +305,19 @@ def commands(ctx: Context) -> list[str]:
     lines = [f"doodlelab run --data {data} --out {out}" + (" --quick" if ctx.quick else "")
              + "".join(f" --set '{s}'" for s in ctx.settings[len(QUICK_SETTINGS) if ctx.quick else 0:]),
              "# which does, step by step:"]
-    for task, backend in layout.RUNS:
-        lines.append(f"doodlelab train {task} --backend {backend} --data {data} "
-                     f"--out {layout.run_dir(ctx.out, task, backend)}{sets}")
+    for kind, backend in layout.RUNS:
+        lines.append(f"doodlelab train {kind} --backend {backend} --data {data} "
+                     f"--out {layout.run_dir(ctx.out, kind, backend)}{sets}")
     lines.append(f"doodlelab gradcheck --model all --data {data} --steps {GRADCHECK_STEPS} "
                  f"--json {out}/{layout.GRADCHECK}{sets}")
-    for task in ("classifier", "two_tower"):
-        lines.append(f"doodlelab compare {layout.run_dir(ctx.out, task, 'numpy')} "
-                     f"{layout.run_dir(ctx.out, task, 'torch')} --out {out}/compare/{task}")
-    for entry in ctx.ledger.manifest.get("sweeps", []):
-        grids = "".join(f" --grid '{k}={json.dumps(v, separators=(',', ':'))}'"
-                        for k, v in entry["grid"].items())
-        lines.append(f"doodlelab sweep --model {entry['model']} --data {data} "
-                     f"--seeds {','.join(map(str, entry['seeds']))} --out {out}/sweep/{entry['name']}{grids}"
-                     f"{sets} --set train.epochs={entry['epochs']}")
+    for kind in KINDS:
+        lines.append(f"doodlelab compare {layout.run_dir(ctx.out, kind, NUMPY)} "
+                     f"{layout.run_dir(ctx.out, kind, TORCH)} --out {layout.compare_dir(ctx.out, kind)}")
+    for entry in ctx.ledger.manifest.get("studies", []):
+        seeds = ",".join(map(str, entry["seeds"]))
+        lines.append(f"# study {entry['name']}: {len(entry['settings'])} settings x seeds {seeds}, each as: "
+                     f"doodlelab sweep --model {entry['kind']} --data {data} --seeds {seeds}{sets} "
+                     f"--set train.epochs={entry['epochs']} --grid <the setting's values>")
     lines.append(f"doodlelab report {out}")
     return lines
 
@@ -309,66 +357,18 @@ def _context(data: Any, out: Path, quick: bool, overwrite: bool, progress: bool 
         raise UserError(f"--jobs must be at least 1 (got {workers})")
     workers = workers or default_jobs()
     from doodlelab.runs.train_command import git_state
-    header = {"quick": quick, "settings": settings, "config": cfg.to_dict(),
+    try:
+        plan = plan_for(cfg, quick)
+    except ValueError as exc:
+        raise UserError(f"the main job's studies do not fit these settings: {exc}") from None
+    from doodlelab import __version__
+
+    header = {"doodlelab": __version__, "quick": quick, "settings": settings, "config": cfg.to_dict(),
               "data_dir": str(data_dir.resolve()), "out": str(out.resolve()), "git": git_state(),
               "python": sys.version.split()[0], "jobs": workers,
-              "study": {"epochs": min(cfg.train.epochs, STUDY_EPOCHS), "seeds": list(STUDY_SEEDS)},
+              "study": {"train_images": STUDY_TRAIN_IMAGES},
               "report": fields}
     ledger = Ledger.open(out, overwrite, header, log or (lambda _line: None))
     out.mkdir(parents=True, exist_ok=True)
-    return Context(cfg, settings, data_dir, out, quick, workers, progress, ledger, fields,
-                   {"tick": time.perf_counter()})
-
-
-# -- command line ------------------------------------------------------------------------------
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``run`` and ``report`` to the ``doodlelab`` subcommands (dispatch both to :func:`command`)."""
-    run = subparsers.add_parser("run", help="every experiment and the report, resumable (results/)")
-    run.add_argument("--data", metavar="DIR",
-                     help="course folder (default: $DOODLELAB_DATA, then ./data/quickdraw_subset_np, "
-                          "then the user cache, fetched there if missing unless --offline)")
-    run.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                     help=f"results folder (default {DEFAULT_OUT}); a re-run resumes what is missing")
-    run.add_argument("--quick", action="store_true", help="2 epochs, tiny models and studies (a smoke test)")
-    run.add_argument("--offline", action="store_true",
-                     help="never fetch the course data when no folder is found ($DOODLELAB_OFFLINE=1)")
-    run.add_argument("--overwrite", action="store_true",
-                     help="redo every step even if its outputs are complete")
-    run.add_argument("--jobs", type=int, default=None, metavar="N",
-                     help="worker processes, one BLAS thread each (default: one per usable CPU)")
-    rep = subparsers.add_parser("report", help="rebuild report.pdf and report.html from a results folder")
-    for p in (run, rep):
-        p.add_argument("--config", type=Path, metavar="FILE.toml", help="settings file; its [report] table "
-                       "gives author, student_number, code_url")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override a setting, e.g. --set train.epochs=50 or --set report.author='A. Name'")
-    rep.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run ``doodlelab run`` or ``doodlelab report``; return 0, or 1 if the gradient check failed."""
-    if args.command == "report":
-        from doodlelab.pipeline.report import build_report
-        from doodlelab.pipeline.report.settings import report_fields
-
-        manifest = layout.read_json(Path(args.results_dir) / layout.MANIFEST) or {}
-        fields = report_fields(args.config, args.overrides, base=manifest.get("report"))
-        with FolderLock(args.results_dir):
-            pdf_html = build_report(args.results_dir, fields)
-        print(f"report -> {pdf_html[1]}, {pdf_html[0]}")
-        return 0
-    from doodlelab.data.official.autofetch import data_dir_or_fetch
-
-    data = data_dir_or_fetch(args.data, no_fetch=args.offline)
-    out = run_all(data, args.out, quick=args.quick, overwrite=args.overwrite, overrides=args.overrides,
-                  workers=args.jobs, config=args.config,
-                  log=lambda line: print(f"doodlelab run: {line}", file=sys.stderr))
-    report = layout.read_json(out / layout.GRADCHECK) or {}
-    print(f"results -> {out}; report -> {out / 'report' / 'report.pdf'}, {out / 'report' / 'report.html'}")
-    if report.get("passed") is False:
-        for problem in report.get("failures", []):
-            print(f"doodlelab: gradcheck failed: {problem}", file=sys.stderr)
-        return 1
-    return 0
+    return Context(cfg, settings, data_dir, out, quick, workers, progress, ledger, fields, plan,
+                   time.perf_counter())

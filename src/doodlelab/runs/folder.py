@@ -1,17 +1,15 @@
 """A run folder: the one module that knows its file names and formats.
 
-A run is a directory holding ``config.json`` (resolved config, task, backend, classes),
+A run is a directory holding ``config.json`` (resolved config, model kind, backend, classes),
 ``env.json`` (versions, seed, commit, data checksums), ``split.npz``, ``history.csv`` (one
 row per epoch), ``weights.npz`` (numpy layout), ``class_vectors.npz`` (two-tower runs),
 ``metrics.json`` (test metrics, written last) and ``figures/``.
 
 Writes are atomic; a missing or bad file is one :class:`~doodlelab.errors.UserError` line
-(no pickles). Everyone else asks a :class:`RunFolder` instead of naming a file.
-
-A run folder is one run or nothing: one writer (a lock beside it), written aside in
+(no pickles). Everyone else asks a :class:`RunFolder` instead of naming a file. A run folder
+is one run or nothing: one writer (a lock beside it), written aside in
 ``.<name>.partial`` with ``run.json`` (run id, status, SHA-256 of every file) and moved into
-place when finished, checked on load, resumable from ``checkpoint.npz``; the protocol is
-spelled out in docs/architecture.md ("A run folder is one run or nothing").
+place when finished, checked on load, resumable from ``checkpoint.npz`` (docs/run-folder.md).
 """
 
 from __future__ import annotations
@@ -26,8 +24,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from doodlelab.config import Config, ConfigError, config_from_dict
-from doodlelab.data.split import load_split_file, save_split
+from doodlelab.config import Config, ConfigError, build_config
+from doodlelab.data.split import SPLIT_FILE, load_split_file, save_split
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import read_csv, sha256_file, write_csv, write_json, write_npz
 from doodlelab.files.checked import (
@@ -41,23 +39,25 @@ from doodlelab.files.checked import (
     read_npz_checked,
 )
 from doodlelab.files.lock import FolderLock, signals_held
+from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Backend, Kind
+from doodlelab.tasks.protocol import Task
 
 CONFIG = "config.json"
 ENV = "env.json"
-SPLIT = "split.npz"
 HISTORY = "history.csv"
 WEIGHTS = "weights.npz"
 CLASS_VECTORS = "class_vectors.npz"
 METRICS = "metrics.json"
+PREDICTIONS = "predictions.npz"  # the test images' class probabilities (N, K) and labels (N,)
 FIGURES = "figures"
 STATUS = "run.json"  # run_id, status, the SHA-256 of every file written
 CHECKPOINT = "checkpoint.npz"  # the partial folder's state at the end of the last whole epoch
-RUN_FILES = (CONFIG, METRICS, WEIGHTS, HISTORY, SPLIT)  # any of them: the folder holds a run
-RUN_KEYS = ("task", "backend", "classes")  # config.json keys beside the Config sections
+RUN_FILES = (CONFIG, METRICS, WEIGHTS, HISTORY, SPLIT_FILE)  # any of them: the folder holds a run
+RUN_KEYS = ("task", "backend", "classes")  # config.json keys beside the Config sections ("task": the kind)
 
 # What config.json must look like before Config checks its sections' fields (types, ranges,
 # resource limits); a bad file is one line naming the field (safe_read.check_json).
-CONFIG_SCHEMA = Obj({"task": Choice(("classifier", "two_tower")), "backend": Choice(("numpy", "torch")),
+CONFIG_SCHEMA = Obj({"task": Choice(KINDS), "backend": Choice(BACKENDS),
                      "classes": ListOf(str, min_len=2, max_len=100_000, unique=True),
                      **{name: Obj() for name in Config.__dataclass_fields__}},
                     required=("task", "backend"))
@@ -146,7 +146,7 @@ class RunFolder:
 
     def sha256(self, *names: str) -> dict[str, str]:
         """Return the SHA-256 of the given files (default: split, weights, metrics), by file name."""
-        return {name: sha256_file(self._dir / name) for name in names or (SPLIT, WEIGHTS, METRICS)}
+        return {name: sha256_file(self._dir / name) for name in names or (SPLIT_FILE, WEIGHTS, METRICS)}
 
     # -- writing one run ---------------------------------------------------------------------
 
@@ -294,10 +294,10 @@ class RunFolder:
                             "--resume") from None
         return arrays, state
 
-    def write_config(self, task: str, backend: str, classes: Sequence[str], cfg: Config) -> None:
-        """Write ``config.json``: ``task``, ``backend``, ``classes`` and every Config section."""
+    def write_config(self, kind: Kind, backend: Backend, classes: Sequence[str], cfg: Config) -> None:
+        """Write ``config.json``: ``kind`` (as ``task``), ``backend``, ``classes``, the Config sections."""
         self._write(CONFIG, write_json,
-                    {"task": task, "backend": backend, "classes": list(classes), **cfg.to_dict()})
+                    {"task": kind, "backend": backend, "classes": list(classes), **cfg.to_dict()})
 
     def write_env(self, env: Mapping[str, Any]) -> None:
         """Write ``env.json`` (versions, machine, seed, checksums, timings)."""
@@ -305,7 +305,7 @@ class RunFolder:
 
     def write_split(self, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
         """Write ``split.npz``: the train (N_train,) and validation (N_val,) indices."""
-        self._write(SPLIT, lambda p, a: save_split(p, *a), (train_idx, val_idx))
+        self._write(SPLIT_FILE, lambda p, a: save_split(p, *a), (train_idx, val_idx))
 
     def write_history(self, rows: list[dict[str, float]], columns: Sequence[str]) -> None:
         """Write ``history.csv``: one row per epoch so far, in ``columns``."""
@@ -314,6 +314,11 @@ class RunFolder:
     def write_weights(self, state: Mapping[str, np.ndarray]) -> None:
         """Write ``weights.npz``: arrays by dotted parameter name, numpy layout."""
         self._write(WEIGHTS, lambda p, s: write_npz(p, **s), state)
+
+    def write_predictions(self, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        """Write ``predictions.npz``: the test images' probabilities (N, K) float32 and labels (N,) int64."""
+        self._write(PREDICTIONS, lambda p, a: write_npz(p, probabilities=a[0], labels=a[1]),
+                    (np.asarray(probabilities, np.float32), np.asarray(labels, np.int64)))
 
     def write_class_vectors(self, names: Sequence[str], vectors: np.ndarray) -> None:
         """Write ``class_vectors.npz``: the class names (K,) and their word vectors (K, D)."""
@@ -342,7 +347,7 @@ class RunFolder:
 
     @property
     def config(self) -> dict[str, Any]:
-        """Return ``config.json`` as written: the Config sections plus task, backend, classes."""
+        """Return ``config.json`` as written: the Config sections plus task (the kind), backend, classes."""
         if not self._dir.is_dir():
             raise UserError(f"{self.path} is not a folder; pass a run folder written by `doodlelab train`")
         return self._json(CONFIG, "{run} is not a run folder (no config.json); train one first",
@@ -353,19 +358,19 @@ class RunFolder:
         """Return the run's configuration, validated (UserError naming config.json if it is bad)."""
         sections = {k: v for k, v in self.config.items() if k not in RUN_KEYS}
         try:
-            return config_from_dict(sections)
+            return build_config(sections)
         except ConfigError as exc:
             raise UserError(f"{self._dir / CONFIG}: {exc}") from None
 
     @property
-    def task(self) -> str:
-        """Return the model the run trained: ``classifier`` or ``two_tower``."""
-        return str(self.config.get("task", "classifier"))
+    def kind(self) -> Kind:
+        """Return the kind of model the run trained (a :data:`~doodlelab.kinds.Kind`)."""
+        return self.config.get("task", CLASSIFIER)
 
     @property
-    def backend(self) -> str:
-        """Return the backend the run trained on: ``numpy`` or ``torch``."""
-        return str(self.config.get("backend", "numpy"))
+    def backend(self) -> Backend:
+        """Return the backend the run trained on (a :data:`~doodlelab.kinds.Backend`)."""
+        return self.config.get("backend", NUMPY)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -400,7 +405,8 @@ class RunFolder:
     @property
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the ``(train_idx, val_idx)`` int64 indices of ``split.npz``."""
-        return load_split_file(self._file(SPLIT, "{path} is missing: the run did not finish; train it again"))
+        path = self._file(SPLIT_FILE, "{path} is missing: the run did not finish; train it again")
+        return load_split_file(path)
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
@@ -419,6 +425,19 @@ class RunFolder:
         return self._npz(WEIGHTS, "{path} is missing: the run did not finish; train it again", expected)
 
     @property
+    def predictions(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the test ``(probabilities (N, K), labels (N,))`` of ``predictions.npz``, or None if the
+        run has none (a run from before the file existed)."""
+        if not (self._dir / PREDICTIONS).is_file():
+            return None
+        z = self._npz(PREDICTIONS, "{path} is missing",
+                      {"probabilities": Member((None, len(self.classes)), "f", "float32"),
+                       "labels": Member((None,), "i")})
+        if z["probabilities"].shape[0] != z["labels"].shape[0]:
+            raise UserError(f"{self._dir / PREDICTIONS}: probabilities and labels differ in length")
+        return z["probabilities"], z["labels"].astype(np.int64)
+
+    @property
     def class_vectors(self) -> tuple[tuple[str, ...], np.ndarray]:
         """Return the class names (K,) and word vectors (K, D) float32 a two-tower run trained with.
 
@@ -435,16 +454,16 @@ class RunFolder:
                             f"has {list(classes)[:5]}; train the run again")
         return names, z["vectors"]
 
-    def load_task(self) -> Any:
-        """Return the run's trained model: a task of its (task, backend) holding its weights."""
-        from doodlelab.training.registry import make_task
+    def load_task(self) -> Task:
+        """Return the run's trained model: a task of its (kind, backend) holding its weights."""
+        from doodlelab.training.registry import make_task, spec
 
         self._verify()
-        cfg, classes, task = self.settings, self.classes, self.task
-        vectors = self.class_vectors[1] if task == "two_tower" else None
-        model = make_task(cfg, self.backend, task, class_vectors=vectors, n_classes=len(classes))
+        cfg, classes, kind = self.settings, self.classes, self.kind
+        vectors = self.class_vectors[1] if spec(kind).word_vectors else None
+        task = make_task(cfg, self.backend, kind, class_vectors=vectors, n_classes=len(classes))
         try:
-            model.load_state_dict(self.weights_like(model.state_dict()))
+            task.load_state_dict(self.weights_like(task.state_dict()))
         except (KeyError, ValueError) as exc:
             raise UserError(f"{self._dir / WEIGHTS} does not match {CONFIG} ({exc})") from None
-        return model
+        return task

@@ -21,18 +21,20 @@ import numpy as np
 
 from doodlelab import __version__
 from doodlelab.config import Config, add_config_args
-from doodlelab.data.course import Split, add_data_arg
+from doodlelab.data.course import Split
 from doodlelab.data.images import rows_of
+from doodlelab.data.official.autofetch import add_fetching_data_args
 from doodlelab.data.prepare import Prepared, prepare
 from doodlelab.errors import UserError
+from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Backend, Kind
 from doodlelab.runs.folder import RunFolder
-from doodlelab.training.fit import Checkpoint, FitResult, Task, fit_new, history_columns
+from doodlelab.tasks.protocol import Task
+from doodlelab.training.fit import Checkpoint, FitResult, fit_new, history_columns
 from doodlelab.training.registry import (
-    BACKENDS,
-    TASKS,
     Placement,
     backend_versions,
     place,
+    spec,
     task_class,
     under_torchrun,
 )
@@ -66,7 +68,7 @@ def git_state() -> dict[str, Any]:
     return state
 
 
-def environment(backend: str, cfg: Config) -> dict[str, Any]:
+def environment(backend: Backend, cfg: Config) -> dict[str, Any]:
     """Return versions of Python and the libraries a run depends on, and the machine.
 
     The BLAS libraries and the training thread count are recorded because the thread
@@ -77,13 +79,14 @@ def environment(backend: str, cfg: Config) -> dict[str, Any]:
     import sklearn
     from threadpoolctl import threadpool_info
 
-    from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+    from doodlelab.geometry import N_PIXELS
+    from doodlelab.tasks.mlp import N_CLASSES
     from doodlelab.tasks.threads import matmul_threads
 
     env: dict[str, Any] = {
         "doodlelab": __version__,
         "python": sys.version.split()[0],
-        "numpy": np.__version__,
+        np.__name__: np.__version__,
         "scikit_learn": sklearn.__version__,
         "matplotlib": matplotlib.__version__,
         "platform": platform.platform(),
@@ -93,7 +96,7 @@ def environment(backend: str, cfg: Config) -> dict[str, Any]:
         "blas": [f"{lib.get('internal_api')} {lib.get('version')}" for lib in threadpool_info()
                  if lib.get("user_api") == "blas"],
         "training_threads": matmul_threads(cfg.train.batch_size,
-                                           (N_INPUTS, *cfg.model.hidden, N_CLASSES)),
+                                           (N_PIXELS, *cfg.model.hidden, N_CLASSES)),
     }
     env.update(backend_versions(backend))
     return env
@@ -104,6 +107,7 @@ def write_test_outputs(task: Task, test: Split, run: RunFolder, cfg: Config) -> 
     from doodlelab.training.figures import plot_confusion, plot_mistakes, plot_roc_pr
 
     metrics, probs = score_on_test(task, test, cfg)
+    run.write_predictions(probs, test.y)
     plot_confusion(metrics["confusion_matrix"], test.classes, run.figures_dir)
     plot_roc_pr(test.y, probs, test.classes, run.figures_dir)
     plot_mistakes(test.x, test.y, probs, test.classes, run.figures_dir)
@@ -111,7 +115,7 @@ def write_test_outputs(task: Task, test: Split, run: RunFolder, cfg: Config) -> 
     return metrics
 
 
-def _run_env(backend: str, cfg: Config, data: Prepared, result: FitResult) -> dict[str, Any]:
+def _run_env(backend: Backend, cfg: Config, data: Prepared, result: FitResult) -> dict[str, Any]:
     """Return what ``env.json`` records: :func:`environment`, the data, the split sizes, timings."""
     env = environment(backend, cfg)
     if data.word_vectors is not None:
@@ -136,17 +140,17 @@ def _run_env(backend: str, cfg: Config, data: Prepared, result: FitResult) -> di
     return env
 
 
-def run_identity(data: Prepared, cfg: Config, backend: str, task: str) -> dict[str, Any]:
-    """Return what makes two runs the same run: task, backend, settings and data checksums."""
-    return {"task": task, "backend": backend, "config": cfg.to_dict(), "data_checksums": data.checksums}
+def run_identity(data: Prepared, cfg: Config, backend: Backend, kind: Kind) -> dict[str, Any]:
+    """Return what makes two runs the same run: model kind, backend, settings and data checksums."""
+    return {"task": kind, "backend": backend, "config": cfg.to_dict(), "data_checksums": data.checksums}
 
 
-def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy", task: str = "classifier",
+def train_run(data: Prepared, out: Path, cfg: Config, *, backend: Backend = NUMPY, kind: Kind = CLASSIFIER,
               overwrite: bool = False, progress: bool | None = None, resume: bool = False,
               device: str = "cpu") -> dict[str, Any] | None:
-    """Train ``task`` (classifier or two_tower) on ``data`` and write a complete run folder at ``out``.
+    """Train a model of ``kind`` on ``data`` and write a complete run folder at ``out``.
 
-    ``data`` must hold the test split and, for a two-tower task, the class vectors
+    ``data`` must hold the test split and, for a kind with word vectors, the class vectors
     (``prepare(..., word_vectors=True)``). Returns the test metrics. Raises UserError
     (before writing anything) on a bad backend, model or device, or an occupied or locked
     ``out``. ``resume`` continues the interrupted run at ``out`` from its last whole epoch.
@@ -156,17 +160,17 @@ def train_run(data: Prepared, out: Path, cfg: Config, *, backend: str = "numpy",
     run starts every process from rank 0's checkpoint. There a failed collective (another
     process died) counts as an interrupt too: it raises :class:`PeerLost`, the run kept.
     """
-    task_class(backend, task)  # an unknown or uninstalled backend fails before anything is written
-    if data.test is None or (task == "two_tower" and data.class_vectors is None):
-        raise ValueError("train_run needs the test split (and, for two_tower, the class vectors)")
+    task_class(backend, kind)  # an unknown or uninstalled backend fails before anything is written
+    if data.test is None or (spec(kind).word_vectors and data.class_vectors is None):
+        raise ValueError(f"train_run needs the test split (and, for {kind}, the class vectors)")
     placement = place(backend, device)  # joining a process group waits for every process's checks
     try:
-        run, checkpoint = _open_run(out, data, cfg, backend, task, overwrite, resume, placement)
+        run, checkpoint = _open_run(out, data, cfg, backend, kind, overwrite, resume, placement)
         if run is None:  # a torchrun process other than rank 0
-            _fit(None, data, cfg, backend, task, False, placement, checkpoint)
+            _fit(None, data, cfg, backend, kind, False, placement, checkpoint)
             return None
         try:
-            return _train_into(run, data, cfg, backend, task, progress, checkpoint, placement)
+            return _train_into(run, data, cfg, backend, kind, progress, checkpoint, placement)
         except BaseException as exc:
             run.abandon(interrupted=isinstance(exc, KeyboardInterrupt) or _lost_peer(exc, placement))
             raise
@@ -200,7 +204,7 @@ def _lost_peer(exc: BaseException, placement: Placement) -> bool:
     return placement.group is not None and isinstance(exc, RuntimeError)
 
 
-def _open_run(out: Path, data: Prepared, cfg: Config, backend: str, task: str, overwrite: bool,
+def _open_run(out: Path, data: Prepared, cfg: Config, backend: Backend, kind: Kind, overwrite: bool,
               resume: bool, placement: Placement) -> tuple[RunFolder | None, Checkpoint | None]:
     """Return (the run folder being written, the checkpoint to resume from) of this process.
 
@@ -212,7 +216,7 @@ def _open_run(out: Path, data: Prepared, cfg: Config, backend: str, task: str, o
     if placement.writes:
         try:
             run = RunFolder(out).begin(overwrite, resume=resume,
-                                       identity=run_identity(data, cfg, backend, task))
+                                       identity=run_identity(data, cfg, backend, kind))
             checkpoint = run.checkpoint if resume else None
         except (UserError, OSError) as exc:  # told to every process, or the others would wait
             if placement.group is None:
@@ -225,10 +229,10 @@ def _open_run(out: Path, data: Prepared, cfg: Config, backend: str, task: str, o
     return run, checkpoint
 
 
-def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: str, task: str,
+def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: Backend, kind: Kind,
          progress: bool | None, placement: Placement,
          checkpoint: Checkpoint | None) -> tuple[Task, FitResult]:
-    """Fit ``task`` on the training split, writing history and per-epoch checkpoints into ``run``."""
+    """Fit a model of ``kind`` on the training split, writing history and epoch checkpoints into ``run``."""
     history: list[dict[str, float]] = list(checkpoint[1]["history"]) if checkpoint else []
 
     def on_epoch(row: dict[str, float]) -> None:
@@ -238,13 +242,13 @@ def _fit(run: RunFolder | None, data: Prepared, cfg: Config, backend: str, task:
 
     save = run.write_checkpoint if run is not None else None
     train, (train_idx, val_idx) = data.train, (data.train_idx, data.val_idx)
-    return fit_new(cfg, backend, task, rows_of(train.x, train_idx), train.y[train_idx],
+    return fit_new(cfg, backend, kind, rows_of(train.x, train_idx), train.y[train_idx],
                    rows_of(train.x, val_idx), train.y[val_idx], class_vectors=data.class_vectors,
                    n_classes=len(data.classes), progress=progress, on_epoch=on_epoch,
                    checkpoint=save, resume=checkpoint, device=placement.device, group=placement.group)
 
 
-def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task: str,
+def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: Backend, kind: Kind,
                 progress: bool | None, checkpoint: Checkpoint | None, placement: Placement) -> dict[str, Any]:
     """Write every file of the run being written in ``run``, ``metrics.json`` last; return the metrics.
 
@@ -253,17 +257,17 @@ def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task:
     from doodlelab.training.figures import plot_curves, plot_diagnostics, plot_loss_terms
 
     if checkpoint is None:
-        run.write_config(task, backend, data.classes, cfg)
+        run.write_config(kind, backend, data.classes, cfg)
         run.write_split(data.train_idx, data.val_idx)
-        if task == "two_tower":
+        if spec(kind).word_vectors:
             run.write_class_vectors(data.classes, data.class_vectors)
-    model, result = _fit(run, data, cfg, backend, task, progress, placement, checkpoint)
-    run.write_weights(model.state_dict())
+    task, result = _fit(run, data, cfg, backend, kind, progress, placement, checkpoint)
+    run.write_weights(task.state_dict())
     plot_curves({backend: result.history}, run.figures_dir)
     plot_loss_terms(result.history, run.figures_dir)
     plot_diagnostics(result.history, run.figures_dir)
     run.write_env({**_run_env(backend, cfg, data, result), **placement.describe()})
-    return write_test_outputs(model, data.test, run, cfg)
+    return write_test_outputs(task, data.test, run, cfg)
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -272,15 +276,13 @@ def _train_into(run: RunFolder, data: Prepared, cfg: Config, backend: str, task:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train`` to the ``doodlelab`` subcommands."""
     p = subparsers.add_parser("train", help="train a model and write a run folder")
-    p.add_argument("model", choices=list(TASKS),
-                   help="classifier (MLP + softmax) or two_tower (image and word-vector MLPs)")
-    p.add_argument("--backend", choices=list(BACKENDS), default="numpy")
-    add_data_arg(p)
+    p.add_argument("model", choices=list(KINDS),
+                   help="{} (MLP + softmax) or {} (image and word-vector MLPs)".format(*KINDS))
+    p.add_argument("--backend", choices=list(BACKENDS), default=NUMPY)
+    add_fetching_data_args(p)
     p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
                    help="run folder to write (default: runs/<model>-<backend>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run already in RUN_DIR")
-    p.add_argument("--offline", action="store_true",
-                   help="never fetch the course data when no folder is found ($DOODLELAB_OFFLINE=1)")
     p.add_argument("--device", choices=["cpu", "cuda", "mps", "auto"], default="cpu",
                    help="where the torch backend computes (default cpu; auto: cuda, else mps, else cpu)")
     p.add_argument("--resume", action="store_true",
@@ -330,10 +332,10 @@ def command(args: argparse.Namespace) -> int:
     if not args.resume:
         RunFolder(out).check_free(args.overwrite)
     folder = data_dir_or_fetch(args.data, no_fetch=args.offline)
-    data = prepare(cfg, folder, word_vectors=args.model == "two_tower")
+    data = prepare(cfg, folder, word_vectors=spec(args.model).word_vectors)
     previous = signal.signal(signal.SIGTERM, _terminate)  # the CLI runs in the main thread
     try:
-        metrics = train_run(data, out, cfg, backend=args.backend, task=args.model,
+        metrics = train_run(data, out, cfg, backend=args.backend, kind=args.model,
                             overwrite=args.overwrite, resume=args.resume, device=args.device)
     except KeyboardInterrupt as exc:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone says it

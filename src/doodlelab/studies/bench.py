@@ -4,8 +4,12 @@
 :class:`doodlelab.config.Config`) three times in one process, on one set of seeded
 synthetic images, and times whole epochs of mini-batch SGD:
 
-- ``numpy``: :class:`doodlelab.tasks.classifier.NumpyClassifier` ``train_batch`` loop;
-- ``torch``: :class:`doodlelab.twin.classifier.TorchClassifier` ``train_batch`` loop;
+- ``numpy``: :class:`doodlelab.tasks.classifier.NumpyClassifier`, one training epoch as
+  :func:`doodlelab.training.fit.fit` runs it (:func:`fit_epoch`: the shuffled batches of
+  :func:`~doodlelab.training.fit.epoch_batches` with their gather and augmentation, the
+  learning rate of the schedule at every step, ``train_batch``), without the clean
+  scoring of the splits that ``fit`` adds after the epoch;
+- ``torch``: :class:`doodlelab.twin.classifier.TorchClassifier`, the same epoch;
 - ``sklearn``: ``MLPClassifier(solver="sgd")`` with the same hidden sizes, batch size,
   learning rate and Nesterov momentum, one ``partial_fit`` call per epoch (that is one
   shuffled pass over the data in mini-batches). It has no dropout and its L2 term
@@ -18,8 +22,8 @@ synthetic images, and times whole epochs of mini-batch SGD:
 The torch twin draws its dropout masks from the numpy stream, as in every run
 (:mod:`doodlelab.twin.modules`), so both pay for the same draws.
 
-The numpy and torch loops share the batch order and do one gather per batch
-(``x[idx]``, ``y[idx]``). After ``warmup`` untimed epochs of each backend the timed
+The numpy and torch epochs draw the same batch order and augmentation (both from
+the run's seeded streams, in numpy). After ``warmup`` untimed epochs of each backend the timed
 epochs are interleaved (numpy, torch, sklearn, numpy, torch, ...), so a machine
 whose load changes during the run slows all three alike; each backend reports the
 median of its epochs. Each backend runs with the thread count that
@@ -39,12 +43,16 @@ A tighter, measured bound: ``matmuls`` times *only* the matrix products of an ep
 thread count, interleaved with the backends. Every backend does at least these
 products through the same BLAS, so no epoch of any of them can take less; when
 ``0.5 x sklearn_epoch_s`` is below ``matmul_epoch_s``, the product time alone already
-rules such a target out.
+rules such a target out. The *matmul share* of the numpy epoch (``numpy_matmul_fraction``)
+is ``matmul_epoch_s / numpy_epoch_s``: the part of a training epoch that the products
+alone would take; the rest is everything else the step does (optimizer, dropout draws,
+elementwise work, the batches' gather and augmentation, Python).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import time
@@ -60,6 +68,8 @@ import numpy as np
 
 from doodlelab.config import Config, add_config_args
 from doodlelab.errors import UserError
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import BACKENDS, CLASSIFIER, NUMPY, TORCH, Backend
 from doodlelab.studies.matmul_floor import (
     GEMM_SIZE,
     epoch_flops,
@@ -67,13 +77,14 @@ from doodlelab.studies.matmul_floor import (
     layer_sizes,
     matmul_backend,
 )
-from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.threads import THREADS_ENV, blas_threads, matmul_threads, usable_cpus
+from doodlelab.training.fit import Task, epoch_batches, schedule_from, train_epoch
 from doodlelab.training.registry import make_task, require_torch
 
-TrainBatch = Callable[[np.ndarray, np.ndarray], Any]
-BACKENDS = ("numpy", "torch", "sklearn", "sklearn_float64")
+SKLEARN, SKLEARN64 = "sklearn", "sklearn_float64"  # scikit-learn's MLPClassifier in float32 and float64
+TIMED = (*BACKENDS, SKLEARN, SKLEARN64)  # what the bench times, in this order
 # Idle BLAS/OpenMP worker threads spin for ~0.1 s after a multi-threaded call; a pause
 # before each timed epoch keeps one backend's spinning workers out of the next one's time.
 PAUSE_S = 0.25
@@ -82,26 +93,30 @@ PAUSE_S = 0.25
 def synthetic_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Return seeded images (n, 784) float32 in [0, 1) and labels (n,) int64 in 0..4."""
     rng = np.random.default_rng([seed, 0xBE7C])
-    return rng.random((n, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, n)
+    return rng.random((n, N_PIXELS), dtype=np.float32), rng.integers(0, N_CLASSES, n)
 
 
-def time_epoch(train_batch: TrainBatch, x: np.ndarray, y: np.ndarray, batch_size: int,
-               rng: np.random.Generator) -> float:
-    """Return the seconds of one shuffled pass of ``train_batch`` over (x, y), one gather per batch."""
-    order = rng.permutation(y.shape[0])
+def fit_epoch(task: Task, x: np.ndarray, y: np.ndarray, cfg: Config, streams: Streams,
+              epoch: int) -> float:
+    """Return the seconds of training epoch ``epoch`` (0-based) of ``task`` as ``fit`` runs it.
+
+    The batches, their augmentation and the learning rate of every step are the fit
+    loop's own (:func:`~doodlelab.training.fit.epoch_batches`,
+    :func:`~doodlelab.training.fit.train_epoch`); the clean scoring after the epoch is not timed.
+    """
+    schedule = schedule_from(cfg)
     tick = time.perf_counter()
-    for start in range(0, y.shape[0], batch_size):
-        idx = order[start : start + batch_size]
-        train_batch(x[idx], y[idx])
+    train_epoch(task, epoch_batches(x, y, cfg, epoch, streams.shuffle, streams.augment), schedule, epoch)
     return time.perf_counter() - tick
 
 
-def task_backend(backend: str, cfg: Config, x: np.ndarray, y: np.ndarray,
+def task_backend(backend: Backend, cfg: Config, x: np.ndarray, y: np.ndarray,
                  seed: int) -> Callable[[], float]:
     """Return a function that trains the classifier of ``backend`` one epoch and returns its seconds."""
-    task = make_task(cfg, backend, streams=Streams.from_seed(seed))
-    rng = np.random.default_rng([seed, 1])
-    return lambda: time_epoch(task.train_batch, x, y, cfg.train.batch_size, rng)
+    streams = Streams.from_seed(seed)
+    task = make_task(cfg, backend, CLASSIFIER, streams=streams)
+    epochs = itertools.count()
+    return lambda: fit_epoch(task, x, y, cfg, streams, next(epochs))
 
 
 def sklearn_settings(cfg: Config, seed: int) -> dict[str, Any]:
@@ -178,10 +193,11 @@ def numpy_memory(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> dict[s
     rss0 = _rss_bytes()
     tracemalloc.start()
     try:
-        task = make_task(cfg, "numpy", streams=Streams.from_seed(seed))
+        streams = Streams.from_seed(seed)
+        task = make_task(cfg, NUMPY, CLASSIFIER, streams=streams)
         state = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        time_epoch(task.train_batch, x, y, cfg.train.batch_size, np.random.default_rng(seed))
+        fit_epoch(task, x, y, cfg, streams, 0)
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -220,9 +236,9 @@ def run_bench(
     seed: int = 0,
     gemm_size: int | None = None,
     threads: int | None = None,
-    backends: tuple[str, ...] = BACKENDS,
+    backends: tuple[str, ...] = TIMED,
 ) -> dict[str, Any]:
-    """Return the bench report (a JSON-ready dict; keys in the module docstring and README).
+    """Return the bench report (a JSON-ready dict; keys in the module docstring and docs/speed.md).
 
     ``threads`` forces that many threads on all three backends instead of the rule.
     """
@@ -234,13 +250,19 @@ def run_bench(
 
 
 def _interleaved_epochs(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int, warmup: int,
-                        epochs: int, backends: tuple[str, ...]) -> dict[str, list[float]]:
-    """Return the seconds of every timed epoch per backend (and ``matmuls``), interleaved A B C A B C."""
+                        epochs: int, backends: tuple[str, ...]
+                        ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Return the wall and the CPU seconds of every timed epoch per backend (and ``matmuls``).
+
+    The epochs are interleaved A B C A B C. The CPU seconds are this process's
+    (``time.process_time``: every thread's), which other processes on the machine do not
+    inflate the way they inflate wall time.
+    """
     makers = {
-        "numpy": partial(task_backend, "numpy"),
-        "torch": partial(task_backend, "torch"),
-        "sklearn": sklearn_backend,
-        "sklearn_float64": partial(sklearn_backend, dtype=np.float64),
+        NUMPY: partial(task_backend, NUMPY),
+        TORCH: partial(task_backend, TORCH),
+        SKLEARN: sklearn_backend,
+        SKLEARN64: partial(sklearn_backend, dtype=np.float64),
     }
     runners = {name: makers[name](cfg, x, y, seed) for name in backends}
     runners["matmuls"] = matmul_backend(cfg, x, y, seed)
@@ -248,20 +270,24 @@ def _interleaved_epochs(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int, wa
         for run in runners.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(epochs):
         for name, run in runners.items():
             time.sleep(PAUSE_S)
+            before = time.process_time()
             times[name].append(run())
-    return times
+            cpu[name].append(time.process_time() - before)
+    return times, cpu
 
 
 def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, gemm_size: int,
                backends: tuple[str, ...]) -> dict[str, Any]:
     load_before = _load_average()
     x, y = synthetic_data(samples, seed)
-    memory = numpy_memory(cfg, x, y, seed) if "numpy" in backends else None
-    times = _interleaved_epochs(cfg, x, y, seed, warmup, epochs, backends)
+    memory = numpy_memory(cfg, x, y, seed) if NUMPY in backends else None
+    times, cpu = _interleaved_epochs(cfg, x, y, seed, warmup, epochs, backends)
     median = {name: statistics.median(ts) for name, ts in times.items()}
+    median_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
 
     cpus = usable_cpus()
     peak_all = gemm_gflops(gemm_size, cpus)
@@ -280,6 +306,7 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         "threads": matmul_threads(cfg.train.batch_size, layer_sizes(cfg)),
         "threads_forced": os.environ.get(THREADS_ENV) is not None,
         "epoch_seconds": times,
+        "epoch_cpu_seconds": cpu,
         "gemm_peak_gflops": peak,
         "gemm_peak_gflops_all_cpus": peak_all,
         "gemm_peak_gflops_1thread": peak_one,
@@ -288,21 +315,28 @@ def _run_bench(cfg: Config, samples: int, epochs: int, warmup: int, seed: int, g
         "floor_epoch_s": floor,
         "numpy_memory": memory,
         "sklearn_settings": (sklearn_settings(cfg, seed)
-                             if {"sklearn", "sklearn_float64"} & set(backends) else None),
+                             if {SKLEARN, SKLEARN64} & set(backends) else None),
     }
-    for name in BACKENDS:
+    for name in TIMED:
         report[f"{name}_epoch_s"] = median.get(name)
+        report[f"{name}_epoch_cpu_s"] = median_cpu.get(name)
     report["matmul_epoch_s"] = median["matmuls"]
+    report["matmul_epoch_cpu_s"] = median_cpu["matmuls"]
     report["matmul_gflops"] = flops / 1e9 / median["matmuls"]
-    ratios = {}
-    if "numpy" in median:
-        report["numpy_floor_fraction"] = floor / median["numpy"]
-        report["numpy_matmul_fraction"] = median["matmuls"] / median["numpy"]
-        for other in BACKENDS[1:]:
-            if other in median:
-                ratios[f"numpy/{other}"] = median["numpy"] / median[other]
-    report["ratios"] = ratios
+    if NUMPY in median:
+        report["numpy_floor_fraction"] = floor / median[NUMPY]
+    report["numpy_matmul_fraction"], report["ratios"] = _shares(median)
+    report["numpy_matmul_fraction_cpu"], report["ratios_cpu"] = _shares(median_cpu)
     return report
+
+
+def _shares(median: dict[str, float]) -> tuple[float | None, dict[str, float]]:
+    """Return (matmul share of the numpy epoch, {"numpy/<other>": ratio}) of median epoch seconds."""
+    if not median.get(NUMPY):
+        return None, {}
+    ratios = {f"{NUMPY}/{other}": median[NUMPY] / median[other] for other in TIMED[1:]
+              if median.get(other)}
+    return median["matmuls"] / median[NUMPY], ratios
 
 
 def format_bench(report: dict[str, Any]) -> str:
@@ -314,7 +348,7 @@ def format_bench(report: dict[str, Any]) -> str:
         f"after {report['warmup_epochs']} warm-up",
         f"  {'backend':<15} {'s/epoch':>8} {'min':>8} {'max':>8} {'GFLOP/s':>8} {'x floor':>8}",
     ]
-    for name in BACKENDS:
+    for name in TIMED:
         sec = report.get(f"{name}_epoch_s")
         if sec is None:
             continue
@@ -338,6 +372,13 @@ def format_bench(report: dict[str, Any]) -> str:
         verdict = ("below: no epoch doing these products is that fast" if 0.5 * sklearn < matmuls
                    else "above: the products alone leave room for it")
         lines.append(f"  0.5 x sklearn = {0.5 * sklearn:.3f} s vs matmuls only {matmuls:.3f} s: {verdict}")
+    if report.get("numpy_matmul_fraction") is not None:
+        cpu = report["ratios_cpu"].get("numpy/torch")
+        share_cpu = report.get("numpy_matmul_fraction_cpu")
+        lines.append(f"  matmul share of the numpy epoch = matmuls only / numpy = "
+                     f"{report['numpy_matmul_fraction']:.2f}"
+                     + (f" (in CPU seconds {share_cpu:.2f}" if share_cpu is not None else " (")
+                     + (f"; numpy/torch in CPU seconds {cpu:.2f})" if cpu is not None else ")"))
     if "numpy_floor_fraction" in report:
         lines.append(f"  numpy reaches {100 * report['numpy_floor_fraction']:.0f}% of the floor; "
                      f"training threads: {report['threads']}"

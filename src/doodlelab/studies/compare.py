@@ -18,6 +18,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_csv, write_json
 from doodlelab.runs.folder import RunFolder
@@ -26,6 +28,13 @@ from doodlelab.training.metrics import SCALAR_KEYS as SCALAR_METRICS
 SUMMARY_JSON, SUMMARY_CSV = "comparison.json", "comparison.csv"  # the comparison folder's own files
 CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "pr_auc")
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def comparison_files() -> tuple[str, ...]:
+    """Return the names of every file a finished comparison folder holds (the summary first)."""
+    from doodlelab.training.figures import curve_files
+
+    return (SUMMARY_JSON, SUMMARY_CSV, *curve_files())
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
@@ -39,7 +48,21 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"{run.path}: the history lacks the columns {', '.join(CURVES)}")
     history = [{k: float(v) for k, v in row.items() if k in ("epoch", *CURVES)} for row in rows]
     return {"run_dir": str(run_dir), "task": config.get("task"),
-            "backend": config.get("backend"), "metrics": metrics, "history": history}
+            "backend": config.get("backend"), "metrics": metrics, "history": history,
+            "predictions": run.predictions}
+
+
+def mcnemar(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """Return McNemar's exact test of the two runs on their test images (None without predictions of
+    the same images): which images only one of them gets right, and the p-value."""
+    from doodlelab.training.metrics import mcnemar_exact
+
+    if a["predictions"] is None or b["predictions"] is None:
+        return None
+    (pa, ya), (pb, yb) = a["predictions"], b["predictions"]
+    if ya.shape != yb.shape or not np.array_equal(ya, yb):
+        return None
+    return mcnemar_exact(pa.argmax(axis=1) == ya, pb.argmax(axis=1) == yb)
 
 
 def run_labels(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
@@ -97,6 +120,7 @@ def compare_runs(run_a: Path, run_b: Path, out: Path) -> dict[str, Any]:
                  for side, label, run in (("a", la, a), ("b", lb, b))},
         "metrics": rows,
         "curves": curve_differences(a, b),
+        "mcnemar": mcnemar(a, b),
     }
     out = Path(out)
     write_csv(out / SUMMARY_CSV,

@@ -45,16 +45,18 @@ from doodlelab.config import Config, add_config_args
 from doodlelab.data.course import add_data_arg
 from doodlelab.data.prepare import Prepared
 from doodlelab.errors import UserError
-from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Kind
+from doodlelab.tasks.mlp import N_CLASSES
+from doodlelab.tasks.protocol import Task
 from doodlelab.tasks.streams import Streams
 from doodlelab.training.fit import Batch, schedule_from, training_batches
-from doodlelab.training.registry import TASKS, make_task, require_torch
+from doodlelab.training.registry import make_task, require_torch, spec
 
 # Limits on the floored relative error (:func:`relative_error`) of every gradient and parameter.
 THRESHOLDS: dict[str, float] = {"float64": 1e-10, "float32": 5e-4}
 REL_FLOOR = 1e-2  # entries below 1 % of a tensor's largest are judged against that 1 %
 DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
-MODELS = ("classifier", "two_tower")
 
 
 def first_batches(data: Prepared, cfg: Config, n: int) -> list[Batch]:
@@ -69,7 +71,7 @@ def synthetic_batches(cfg: Config, n: int) -> list[Batch]:
     """Return ``n`` seeded batches of uniform-noise images (B, 784) and random labels (B,)."""
     rng = np.random.default_rng([cfg.train.seed, 0x9C])
     size = cfg.train.batch_size
-    return [Batch(0, rng.random((size, N_INPUTS), dtype=np.float32), rng.integers(0, N_CLASSES, size))
+    return [Batch(0, rng.random((size, N_PIXELS), dtype=np.float32), rng.integers(0, N_CLASSES, size))
             for _ in range(n)]
 
 
@@ -112,24 +114,25 @@ def compare_arrays(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     }
 
 
-def _pair(cfg: Config, dtype: type, n_classes: int, task: str,
-          class_vectors: np.ndarray | None) -> tuple[Any, Any]:
+def _pair(cfg: Config, dtype: type, n_classes: int, kind: Kind,
+          class_vectors: np.ndarray | None) -> tuple[Task, Task]:
     """Return a numpy task and its torch twin built from the same seed."""
-    return tuple(make_task(cfg, backend, task, class_vectors=class_vectors, n_classes=n_classes,
-                           dtype=dtype) for backend in ("numpy", "torch"))  # type: ignore[return-value]
+    core, twin = (make_task(cfg, backend, kind, class_vectors=class_vectors, n_classes=n_classes,
+                            dtype=dtype) for backend in BACKENDS)
+    return core, twin
 
 
 def check_task(cfg: Config, batches: list[Batch], dtype_name: str, n_classes: int = N_CLASSES,
-               task: str = "classifier", class_vectors: np.ndarray | None = None) -> dict[str, Any]:
+               kind: Kind = CLASSIFIER, class_vectors: np.ndarray | None = None) -> dict[str, Any]:
     """Train a numpy model and its torch twin side by side on ``batches`` in one dtype.
 
-    ``task`` is ``classifier`` or ``two_tower`` (which needs ``class_vectors`` (K, D)).
+    ``kind`` is the model kind (one with word vectors needs ``class_vectors`` (K, D)).
     Returns ``{"gradients": [per-parameter row of the first step], "optimizer":
     {steps, max_abs_param_diff, max_rel_param_diff, worst_param,
     max_abs_objective_diff}}``.
     """
     dtype = DTYPES[dtype_name]
-    core, twin = _pair(cfg, dtype, n_classes, task, class_vectors)
+    core, twin = _pair(cfg, dtype, n_classes, kind, class_vectors)
     schedule = schedule_from(cfg)
     rows: list[dict[str, Any]] = []
     objective_diff = 0.0
@@ -160,13 +163,13 @@ def check_task(cfg: Config, batches: list[Batch], dtype_name: str, n_classes: in
     }
 
 
-def _model_info(cfg: Config, task: str, n_classes: int, vectors: np.ndarray | None) -> dict[str, Any]:
+def _model_info(cfg: Config, kind: Kind, n_classes: int, vectors: np.ndarray | None) -> dict[str, Any]:
     """Return the architecture block of one model's report."""
     m = cfg.model
-    out = n_classes if task == "classifier" else cfg.two_tower.embed_dim
-    info: dict[str, Any] = {"layers": [N_INPUTS, *m.hidden, out], "activation": m.activation,
+    widths = make_task(cfg, NUMPY, kind, class_vectors=vectors, n_classes=n_classes).widths
+    info: dict[str, Any] = {"layers": list(widths), "activation": m.activation,
                             "dropout": m.dropout, "input_dropout": m.input_dropout}
-    if task == "two_tower" and vectors is not None:
+    if vectors is not None:
         t = cfg.two_tower
         info["word_tower"] = [int(vectors.shape[1]), *t.text_hidden, t.embed_dim]
         info["objective"] = {"loss": t.loss, "margin": t.margin, "align_weight": t.align_weight}
@@ -174,13 +177,13 @@ def _model_info(cfg: Config, task: str, n_classes: int, vectors: np.ndarray | No
 
 
 def run_gradcheck(cfg: Config, data: Prepared | None = None, steps: int = 5,
-                  models: tuple[str, ...] = ("classifier",),
+                  kinds: tuple[Kind, ...] = (CLASSIFIER,),
                   class_vectors: np.ndarray | None = None) -> dict[str, Any]:
-    """Return the full gradcheck report (see the module docstring) for ``models``.
+    """Return the full gradcheck report (see the module docstring) for the model ``kinds``.
 
     ``data`` given: the first ``steps`` training batches of ``cfg`` on it (and its class
-    vectors); ``None``: seeded synthetic batches of the course's five classes. A
-    ``two_tower`` model needs class vectors (K, D): ``class_vectors`` or ``data``'s.
+    vectors); ``None``: seeded synthetic batches of the course's five classes. A kind with
+    word vectors needs class vectors (K, D): ``class_vectors`` or ``data``'s.
     """
     n_classes = N_CLASSES
     if data is None:
@@ -194,18 +197,18 @@ def run_gradcheck(cfg: Config, data: Prepared | None = None, steps: int = 5,
         class_vectors = data.class_vectors if class_vectors is None else class_vectors
     batch_info["size"] = int(batches[0].y.shape[0])
     report: dict[str, Any] = {"thresholds": dict(THRESHOLDS), "failures": []}
-    for task in models:
-        vectors = class_vectors if task == "two_tower" else None
-        model: dict[str, Any] = {"batch": batch_info, "model": _model_info(cfg, task, n_classes, vectors),
+    for kind in kinds:
+        vectors = class_vectors if spec(kind).word_vectors else None
+        model: dict[str, Any] = {"batch": batch_info, "model": _model_info(cfg, kind, n_classes, vectors),
                                  "optimizer": {"steps": len(batches)}}
         for name in DTYPES:
-            result = check_task(cfg, batches, name, n_classes, task, vectors)
+            result = check_task(cfg, batches, name, n_classes, kind, vectors)
             model[name] = result["gradients"]
             model["optimizer"][name] = {k: v for k, v in result["optimizer"].items() if k != "steps"}
         problems = failures(model)
         model["passed"] = not problems
-        report["failures"] += [f"{task}: {p}" for p in problems]
-        report[task] = model
+        report["failures"] += [f"{kind}: {p}" for p in problems]
+        report[kind] = model
     report["passed"] = not report["failures"]
     return report
 
@@ -277,8 +280,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
     p.add_argument("--steps", type=int, default=5, metavar="N",
                    help="optimizer steps whose parameters are compared too (default 5)")
-    p.add_argument("--model", choices=[*TASKS, "all"], default="classifier",
-                   help="which model to check (default classifier)")
+    p.add_argument("--model", choices=[*KINDS, "all"], default=CLASSIFIER,
+                   help=f"which model to check (default {CLASSIFIER})")
     add_config_args(p)
 
 
@@ -292,14 +295,15 @@ def command(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     if not 1 <= args.steps <= 100:
         raise UserError(f"--steps must be in [1, 100] (got {args.steps})")
-    models = MODELS if args.model == "all" else (args.model,)
+    kinds = KINDS if args.model == "all" else (args.model,)
+    word_vectors = any(spec(kind).word_vectors for kind in kinds)
     data, vectors = None, None
     if args.data is not None:
-        data = prepare(cfg, args.data, test=False, word_vectors="two_tower" in models)
-    elif "two_tower" in models:
+        data = prepare(cfg, args.data, test=False, word_vectors=word_vectors)
+    elif word_vectors:
         vectors = class_word_vectors(cfg.two_tower.word_vectors, CLASSES)[0]
     require_torch("gradcheck")
-    report = run_gradcheck(cfg, data, steps=args.steps, models=models, class_vectors=vectors)
+    report = run_gradcheck(cfg, data, steps=args.steps, kinds=kinds, class_vectors=vectors)
     print(format_report(report))
     if args.json:
         write_json(args.json, report)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from doodlelab.config import Config
-from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.geometry import N_PIXELS
+from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.tasks.threads import blas_threads, matmul_threads, usable_cpus
 
 GEMM_SIZE = 2048  # side of the square float32 product that measures the GEMM peak
@@ -23,7 +24,7 @@ GEMM_SIZE = 2048  # side of the square float32 product that measures the GEMM pe
 
 def layer_sizes(cfg: Config) -> list[int]:
     """Return the widths ``[784, *hidden, 5]`` of the classifier ``cfg`` describes."""
-    return [N_INPUTS, *cfg.model.hidden, N_CLASSES]
+    return [N_PIXELS, *cfg.model.hidden, N_CLASSES]
 
 
 def epoch_flops(cfg: Config, n: int) -> float:

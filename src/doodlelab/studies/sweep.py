@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,14 @@ from doodlelab.data.course import add_data_arg
 from doodlelab.data.prepare import Prepared, class_word_vectors
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_csv
+from doodlelab.files.terminal import show_progress
+from doodlelab.kinds import BACKENDS, CLASSIFIER, KINDS, NUMPY, Backend, Kind
 from doodlelab.training.fit import FitResult, fit_new
-from doodlelab.training.registry import BACKENDS, TASKS, task_class
+from doodlelab.training.registry import spec, task_class
 from doodlelab.training.scoring import probabilities
+from doodlelab.training.seeds import fit_seeds
+
+SWEEP_CSV, HISTORIES_CSV, SUMMARY_CSV = "sweep.csv", "histories.csv", "summary.csv"  # a sweep folder's files
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -71,33 +76,74 @@ def label_of(settings: dict[str, Any]) -> str:
     return " ".join(f"{k}={_fmt(v)}" for k, v in settings.items()) or "base"
 
 
-def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: str = "numpy",
-                model: str = "classifier", class_vectors: Any = None) -> tuple[dict[str, Any], list[dict]]:
+def sweep_point(data: Prepared, cfg: Config, settings: dict[str, Any], seed: int, *, backend: Backend = NUMPY,
+                kind: Kind = CLASSIFIER, class_vectors: Any = None, train_images: int | None = None,
+                score_train: bool = True) -> tuple[dict[str, Any], list[dict]]:
     """Train one grid point with ``seed`` on ``data``'s training file; return its sweep.csv row (no
-    ``point`` column: the caller numbers the points) and its history rows."""
-    raw = cfg.to_dict()
-    raw["train"]["seed"] = seed
-    cfg = build_config(raw)
+    ``point`` column: the caller numbers the points) and its history rows.
+
+    ``train_images`` caps the training images: a stratified subset of the seed's training split.
+    """
+    return sweep_point_seeds(data, cfg, settings, [seed], backend=backend, kind=kind,
+                             class_vectors=class_vectors, train_images=train_images,
+                             score_train=score_train)[0]
+
+
+class Gathered(Sequence):
+    """``array[rows[i]]`` for each index array of ``rows``, gathered only when item ``i`` is asked for."""
+
+    def __init__(self, array: Any, rows: list[np.ndarray]) -> None:
+        self.array, self.rows = array, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        return self.array[self.rows[i]]
+
+
+def sweep_point_seeds(data: Prepared, cfg: Config, settings: dict[str, Any], seeds: list[int], *,
+                      backend: Backend = NUMPY, kind: Kind = CLASSIFIER, class_vectors: Any = None,
+                      train_images: int | None = None,
+                      score_train: bool = True) -> list[tuple[dict[str, Any], list[dict]]]:
+    """Train one grid point once per seed (:func:`~doodlelab.training.seeds.fit_seeds`); return
+    ``[(row, history rows)]`` in ``seeds``' order, each what :func:`sweep_point` returns for that seed.
+
+    Each seed trains on its own split (``data.split_for(seed)``, capped to ``train_images``
+    by a stratified subset drawn with the seed). ``score_train=False`` leaves the clean
+    scoring of the training split out of every epoch (its history columns and
+    ``final_train_accuracy`` are NaN; see :func:`doodlelab.training.fit.fit`).
+    """
+    from doodlelab.data.split import stratified_subset
+
     train = data.train
-    train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
-    task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
-                           train.x[val_idx], train.y[val_idx], progress=False,
-                           class_vectors=class_vectors, n_classes=len(data.classes))
-    shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
-    row = _row(0, settings, seed, result, float((shifted == train.y[val_idx]).mean()))
-    del row["point"]
-    return row, [{"label": row["label"], "seed": seed, **h} for h in result.history]
+    splits = [data.split_for(seed, cfg.data.val_fraction) for seed in seeds]
+    if train_images is not None:
+        splits = [(stratified_subset(t, train.y, train_images, seed), v)
+                  for seed, (t, v) in zip(seeds, splits)]
+    train_rows, val_rows = [t for t, _ in splits], [v for _, v in splits]
+    parts = (Gathered(train.x, train_rows), Gathered(train.y, train_rows),
+             Gathered(train.x, val_rows), Gathered(train.y, val_rows))
+    fitted = fit_seeds(cfg, backend, kind, seeds, *parts, class_vectors=class_vectors,
+                       n_classes=len(data.classes), progress=False, score_train=score_train)
+    out = []
+    for seed, (task, result), x_val, y_val in zip(seeds, fitted, parts[2], parts[3]):
+        shifted = probabilities(task, x_val, tta=True).argmax(axis=1)
+        row = _row(0, settings, seed, result, float((shifted == y_val).mean()))
+        del row["point"]
+        out.append((row, [{"label": row["label"], "seed": seed, **h} for h in result.history]))
+    return out
 
 
 def write_sweep(out: Path, rows: list[dict[str, Any]], histories: list[dict[str, Any]]) -> list[dict]:
-    """Write sweep.csv, histories.csv and (last) summary.csv of ``rows``; return the summary rows."""
+    """Write the sweep, histories and (last) summary CSVs of ``rows``; return the summary rows."""
     def union(items: list[dict[str, Any]]) -> list[str]:  # points may log different loss terms
         return list(dict.fromkeys(k for item in items for k in item))
 
-    write_csv(Path(out) / "sweep.csv", rows, union(rows))
-    write_csv(Path(out) / "histories.csv", histories, union(histories))
+    write_csv(Path(out) / SWEEP_CSV, rows, union(rows))
+    write_csv(Path(out) / HISTORIES_CSV, histories, union(histories))
     summary = summarize(rows)
-    write_csv(Path(out) / "summary.csv", summary)
+    write_csv(Path(out) / SUMMARY_CSV, summary)
     return summary
 
 
@@ -146,27 +192,26 @@ def run_sweep(
     base: Config,
     grid: dict[str, list[Any]],
     seeds: list[int],
-    backend: str = "numpy",
+    backend: Backend = NUMPY,
     progress: bool | None = None,
-    model: str = "classifier",
+    kind: Kind = CLASSIFIER,
 ) -> list[dict[str, Any]]:
     """Train every combination for every seed on ``data``'s training file; write the CSVs and
     return the summary rows.
 
-    ``model`` is ``classifier`` or ``two_tower`` (whose class word vectors are read once
-    per ``two_tower.word_vectors`` source in the grid; ``data``'s when it holds them).
+    ``kind`` is the model kind (a kind with word vectors has them read once per
+    ``two_tower.word_vectors`` source in the grid; ``data``'s when it holds them).
     """
-    task_class(backend, model)
+    task_class(backend, kind)
     if not seeds:
         raise UserError("--seeds needs at least one seed")
     points = combinations(base, grid)  # every config is checked before any training
     out = Path(out)
-    if (out / "sweep.csv").exists():
-        raise UserError(f"{out} already holds a sweep (sweep.csv); choose another --out")
-    if progress is None:
-        progress = sys.stderr.isatty()
+    if (out / SWEEP_CSV).exists():
+        raise UserError(f"{out} already holds a sweep ({SWEEP_CSV}); choose another --out")
+    progress = show_progress(progress)
     # every word-vector source is read (and checked) before any training
-    vectors = _class_vectors(data, base, points) if model == "two_tower" else {}
+    vectors = _class_vectors(data, base, points) if spec(kind).word_vectors else {}
     train = data.train
     rows: list[dict[str, Any]] = []
     histories: list[dict[str, Any]] = []
@@ -176,18 +221,18 @@ def run_sweep(
         raw["train"]["seed"] = seed
         cfg = build_config(raw)
         train_idx, val_idx = data.split_for(seed, cfg.data.val_fraction)
-        task, result = fit_new(cfg, backend, model, train.x[train_idx], train.y[train_idx],
+        task, result = fit_new(cfg, backend, kind, train.x[train_idx], train.y[train_idx],
                                train.x[val_idx], train.y[val_idx], progress=False,
                                class_vectors=vectors.get(cfg.two_tower.word_vectors),
                                n_classes=len(data.classes))
         shifted = probabilities(task, train.x[val_idx], tta=True).argmax(axis=1)
         rows.append(_row(i, settings, seed, result, float((shifted == train.y[val_idx]).mean())))
         histories += [{"point": i, "label": rows[-1]["label"], "seed": seed, **h} for h in result.history]
-        write_csv(out / "sweep.csv", rows)  # after every run: an interrupted sweep keeps its rows
+        write_csv(out / SWEEP_CSV, rows)  # after every run: an interrupted sweep keeps its rows
     # Runs of different objectives log different term_* columns: keep every one (blank where absent).
-    write_csv(out / "histories.csv", histories, list(dict.fromkeys(k for h in histories for k in h)))
+    write_csv(out / HISTORIES_CSV, histories, list(dict.fromkeys(k for h in histories for k in h)))
     summary = summarize(rows)
-    write_csv(out / "summary.csv", summary)
+    write_csv(out / SUMMARY_CSV, summary)
     return summary
 
 
@@ -233,9 +278,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="values to try for one setting (TOML array); repeat for a grid")
     p.add_argument("--seeds", default="0", metavar="S1,S2",
                    help="comma-separated training seeds per point (default 0)")
-    p.add_argument("--backend", choices=list(BACKENDS), default="numpy")
-    p.add_argument("--model", choices=list(TASKS), default="classifier",
-                   help="which model to sweep (default classifier)")
+    p.add_argument("--backend", choices=list(BACKENDS), default=NUMPY)
+    p.add_argument("--model", choices=list(KINDS), default=CLASSIFIER,
+                   help=f"which model to sweep (default {CLASSIFIER})")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the CSVs")
     add_config_args(p)
 
@@ -255,7 +300,7 @@ def command(args: argparse.Namespace) -> int:
     combinations(base, grid)  # a bad grid fails before the data is read
     data = prepare(base, args.data, test=False)  # a sweep never reads the test files
     summary = run_sweep(data=data, out=args.out, base=base, grid=grid, seeds=seeds,
-                        backend=args.backend, model=args.model)
+                        backend=args.backend, kind=args.model)
     for row in summary:
         print(f"{row['val_accuracy_mean']:.4f} +- {row['val_accuracy_std']:.4f}  "
               f"(best epoch {row['best_epoch_mean']:g}, {row['seconds_mean']:g} s)  {row['label']}")

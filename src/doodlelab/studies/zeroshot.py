@@ -31,8 +31,9 @@ from doodlelab.data.course import Split, add_data_arg
 from doodlelab.data.prepare import Prepared
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_json
+from doodlelab.kinds import BACKENDS, NUMPY, TWO_TOWER, Backend
 from doodlelab.training.fit import fit_new
-from doodlelab.training.registry import BACKENDS, task_class
+from doodlelab.training.registry import task_class
 
 
 def _check_holdout(classes: tuple[str, ...], holdout: list[str]) -> list[int]:
@@ -89,7 +90,7 @@ def _scores(scores: np.ndarray, y: np.ndarray, classes: tuple[str, ...], seen: l
     return out
 
 
-def zero_shot(*, data: Prepared, holdout: list[str], cfg: Config, backend: str = "numpy",
+def zero_shot(*, data: Prepared, holdout: list[str], cfg: Config, backend: Backend = NUMPY,
               out: Path | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Train the two-tower model without ``holdout`` and score its classes zero-shot; return the report.
 
@@ -103,7 +104,7 @@ def zero_shot(*, data: Prepared, holdout: list[str], cfg: Config, backend: str =
     if data.test is None or data.class_vectors is None:
         raise ValueError("zero_shot needs the test split and the class vectors")
     seen_train, train_sel, val_sel = _seen_split(data, seen)
-    task, result = fit_new(cfg, backend, "two_tower", seen_train.x[train_sel], seen_train.y[train_sel],
+    task, result = fit_new(cfg, backend, TWO_TOWER, seen_train.x[train_sel], seen_train.y[train_sel],
                            seen_train.x[val_sel], seen_train.y[val_sel], progress=progress,
                            class_vectors=data.class_vectors[seen])
     scores = task.logits(data.test.x, data.class_vectors)  # (N, K): scaled cosines against every name
@@ -145,7 +146,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("zeroshot", help="two-tower model trained without some classes, scored on them")
     p.add_argument("--holdout", required=True, metavar="NAME,NAME",
                    help="classes left out of training, recognised only through their word vectors")
-    p.add_argument("--backend", choices=list(BACKENDS), default="numpy")
+    p.add_argument("--backend", choices=list(BACKENDS), default=NUMPY)
     add_data_arg(p)
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
     add_config_args(p)
@@ -158,7 +159,7 @@ def command(args: argparse.Namespace) -> int:
     from doodlelab.data.prepare import prepare
 
     cfg = load_config(args.config, args.overrides)
-    task_class(args.backend, "two_tower")
+    task_class(args.backend, TWO_TOWER)
     holdout = [h.strip() for h in args.holdout.split(",") if h.strip()]
     _check_holdout(load_classes(resolve_data_dir(args.data)), holdout)  # before the data is read
     data = prepare(cfg, args.data, word_vectors=True)

@@ -1,9 +1,8 @@
 """What every numpy task shares: the optimizer from the config, the learning rate, the thread rule.
 
-A *task* is what the fit loop in :mod:`doodlelab.training.fit` drives (:class:`doodlelab.training.fit.Task`).
-It owns the model, loss and optimizer of one backend and answers: train on this batch,
-give logits for these images, hand me your weights (and gradients), take these weights.
-:class:`doodlelab.twin.base.TorchTask` is the same base on the torch side.
+A *task* (:class:`doodlelab.tasks.protocol.Task`) is what the fit loop drives: it owns the
+model, loss and optimizer of one kind and backend. :class:`doodlelab.twin.base.TorchTask`
+is the same base on the torch side.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from doodlelab.config import Config
+from doodlelab.kinds import NUMPY, Backend
 from doodlelab.nn import SGD, Module
 from doodlelab.tasks.threads import matmul_threads
 
@@ -23,7 +23,7 @@ class NumpyTask:
     ``widths`` are the image MLP's layer sizes, which the thread rule reads.
     """
 
-    backend = "numpy"
+    backend: Backend = NUMPY
     cfg: Config
     model: Module
     optimizer: SGD

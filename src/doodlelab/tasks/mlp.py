@@ -1,15 +1,16 @@
-"""The image MLP both numpy tasks are built from, and the sizes of the course's images and classes."""
+"""The image MLP both numpy tasks are built from, and the course's number of classes."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from doodlelab.config import ModelConfig
+from doodlelab.data.course import CLASSES
+from doodlelab.geometry import N_PIXELS
 from doodlelab.nn import Dropout, Linear, Sequential
 from doodlelab.nn.modules import ACTIVATIONS, Module
 
-N_INPUTS = 784  # 28 x 28 pixels
-N_CLASSES = 5  # the course's five classes; a folder with classes.json has its own count
+N_CLASSES = len(CLASSES)  # the course's five classes; a folder with classes.json has its own count
 
 
 def build_mlp(
@@ -17,7 +18,7 @@ def build_mlp(
     *,
     rng: np.random.Generator,
     dropout_rng: np.random.Generator,
-    n_in: int = N_INPUTS,
+    n_in: int = N_PIXELS,
     n_out: int = N_CLASSES,
     dtype: np.dtype | type = np.float32,
 ) -> Sequential:

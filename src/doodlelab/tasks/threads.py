@@ -37,7 +37,7 @@ def matmul_threads(rows: int, widths: Sequence[int], cpus: int | None = None) ->
 
     The rule: one thread per ``FLOPS_PER_THREAD`` (200 MFLOP) of the largest product
     ``2 * rows * in * out``, at least 1 and at most the usable CPUs. Measured on the
-    2-core machine this was tuned on (benchmarks/README.md): with both cores idle,
+    2-core machine this was tuned on (docs/speed.md): with both cores idle,
     two threads make any of these products ~1.9x faster; with another training run
     on the other core they make a batch-64/128 product 3-20x *slower* (OpenBLAS
     workers spin after each call, and two processes doing so fight over both

@@ -32,6 +32,8 @@ from dataclasses import replace
 import numpy as np
 
 from doodlelab.config import Config
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import TWO_TOWER, Kind
 from doodlelab.nn import L2Normalize, Module, Sequential, l2_penalty
 from doodlelab.nn.embedding_losses import (
     AlignOnly,
@@ -41,7 +43,7 @@ from doodlelab.nn.embedding_losses import (
     make_objective,
 )
 from doodlelab.tasks.base import NumpyTask
-from doodlelab.tasks.mlp import N_INPUTS, build_mlp
+from doodlelab.tasks.mlp import build_mlp
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.threads import blas_threads
 
@@ -65,7 +67,7 @@ def build_towers(cfg: Config, word_dim: int, *, rng: np.random.Generator,
     it sees only the K class vectors).
     """
     t = cfg.two_tower
-    image = build_mlp(cfg.model, rng=rng, dropout_rng=dropout_rng, n_in=N_INPUTS,
+    image = build_mlp(cfg.model, rng=rng, dropout_rng=dropout_rng, n_in=N_PIXELS,
                       n_out=t.embed_dim, dtype=dtype)
     text_cfg = replace(cfg.model, hidden=t.text_hidden, dropout=0.0, input_dropout=0.0)
     text = build_mlp(text_cfg, rng=rng, dropout_rng=dropout_rng, n_in=word_dim,
@@ -86,24 +88,29 @@ def embedding_scores(cfg: Config, u: np.ndarray, v: np.ndarray, y: np.ndarray) -
     ``loss``: the objective plus ``align_weight`` times the align term (the data part of
     the training objective, without the weight penalty); ``accuracy``; ``active``: the
     objective's fraction of non-zero terms; ``class_cosine``: the mean cosine between
-    distinct class embeddings (near 1 = collapsed).
+    distinct class embeddings (near 1 = collapsed); and each term of ``loss``, unweighted, as
+    ``term_<name>`` (the objective's name, and ``align`` when it is weighted in), as the
+    training batches report theirs, so both splits can show the terms that add up to the loss.
     """
     s = np.asarray(u, np.float64) @ np.asarray(v, np.float64).T  # (N, K)
     if cfg.two_tower.loss == "triplet":  # every wrong class, not a drawn one: no sampling noise
-        loss, active = expected_triplet(s, y, cfg.two_tower.margin)
+        value, active = expected_triplet(s, y, cfg.two_tower.margin)
     else:
         objective = objective_for(cfg, np.random.default_rng(0))  # (the others draw nothing)
-        loss, active = objective.forward(s, y), objective.active
+        value, active = objective.forward(s, y), objective.active
+    terms = {f"term_{cfg.two_tower.loss}": float(value)}
+    loss = value
     if cfg.two_tower.align_weight:
-        loss += cfg.two_tower.align_weight * AlignOnly().forward(s, y)
+        terms["term_align"] = float(AlignOnly().forward(s, y))
+        loss += cfg.two_tower.align_weight * terms["term_align"]
     return {"loss": loss, "accuracy": float((s.argmax(axis=1) == y).mean()),
-            "active": active, "class_cosine": class_cosine(v)}
+            "active": active, "class_cosine": class_cosine(v), **terms}
 
 
 class NumpyTwoTower(NumpyTask):
     """Image and word-vector MLPs trained with the from-scratch backprop and SGD."""
 
-    task = "two_tower"
+    kind: Kind = TWO_TOWER
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
                  dtype: np.dtype | type = np.float32) -> None:
@@ -115,7 +122,7 @@ class NumpyTwoTower(NumpyTask):
         self.n_classes, self.word_dim = self.class_vectors.shape
         self.model = build_towers(cfg, self.word_dim, rng=streams.init,
                                   dropout_rng=streams.dropout, dtype=dtype)
-        self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
+        self.widths = (N_PIXELS, *cfg.model.hidden, cfg.two_tower.embed_dim)
         self.objective = objective_for(cfg, streams.negatives)
         self.align = AlignOnly()
         self.loss_terms: dict[str, float] = {}
@@ -138,14 +145,14 @@ class NumpyTwoTower(NumpyTask):
         """
         x = np.asarray(x, dtype=self.dtype)
         self.model.train()
-        self.optimizer.zero_grad()
         u = self.model.image.forward(x)  # (B, E), unit rows
         v = self.model.text.forward(self.class_vectors)  # (K, E), unit rows
         s = u @ v.T  # (B, K) cosines
         total, ds = self.objective_terms(s, y)
-        # S = U V^T, so dU = dS V and dV = dS^T U.
-        self.model.image.backward(ds @ v, input_grad=False)  # images need no gradient
-        self.model.text.backward(ds.T @ u, input_grad=False)  # nor the fixed word vectors
+        # S = U V^T, so dU = dS V and dV = dS^T U. The two towers hold every parameter, and
+        # each tower's gradients are set to this batch's (no zero_grad needed).
+        self.model.image.backward(ds @ v, input_grad=False, accumulate=False)  # images need no gradient
+        self.model.text.backward(ds.T @ u, input_grad=False, accumulate=False)  # nor the word vectors
         l2 = l2_penalty(self.model, self.cfg.optim.l2)
         if self.cfg.optim.l2:
             self.loss_terms["l2"] = l2
@@ -186,6 +193,7 @@ class NumpyTwoTower(NumpyTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode scores on images (N, 784), labels (N,): see :func:`embedding_scores`."""
         return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
+
     def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
         """Return d logit_k / d x (N, 784) in eval mode, by the core's own backward pass.
 

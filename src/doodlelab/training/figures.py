@@ -1,7 +1,9 @@
-"""Figures of a run, each written as a PNG together with the CSV of the numbers behind it.
+"""Figures of a run, each written as a PNG (or, for the report, SVG) together with the CSV of its numbers.
 
 Tests assert on the CSVs, never on pixels. matplotlib is imported inside the
 functions (with the non-interactive Agg backend), so importing this module is cheap.
+An ``.svg`` figure keeps its text as text (searchable in the report's PDF) in the
+DejaVu Sans that matplotlib ships, which :func:`font_dir` hands to the report's compiler.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from doodlelab.files.atomic import write_bytes, write_csv
+from doodlelab.geometry import SHAPE
+
+CURVES = ("loss", "accuracy")  # plot_curves draws one figure of each
+EXAMPLES_FILES = ("examples.png", "examples.csv")  # what plot_examples writes
+FIRST_LAYER, EMBEDDINGS = "first_layer.png", "embeddings.png"  # plot_first_layer's, plot_embeddings' (+ .csv)
+
+
+def curve_files(stem: str = "") -> tuple[str, ...]:
+    """Return the names of the files :func:`plot_curves` writes with ``stem``, in the order written."""
+    return tuple(f"{stem}{metric}{suffix}" for metric in CURVES for suffix in (".png", ".csv"))
 
 
 def _pyplot():
@@ -24,12 +36,49 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG, or as SVG with its text kept as text when the suffix is .svg."""
     import io
 
+    import matplotlib
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    if Path(path).suffix == ".svg":
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "doodlelab"}):
+            fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    else:
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     _pyplot().close(fig)
     return write_bytes(path, buf.getvalue())
+
+
+def font_dir() -> Path:
+    """Return the folder of the fonts matplotlib ships (DejaVu Sans): the SVG figures' text font."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+# The report's figures print at about 8 cm wide: 7-8 pt text at that size.
+REPORT_RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+             "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.2}
+
+
+def plot_study_curves(curves: Sequence[Mapping[str, float]], settings: Sequence[str], path: Path) -> Path:
+    """Plot a study's validation accuracy per epoch (mean over seeds), one line per setting, to ``path``."""
+    import matplotlib
+
+    plt = _pyplot()
+    with matplotlib.rc_context(REPORT_RC):
+        fig, ax = plt.subplots(figsize=(3.3, 2.3))
+        for name in settings:
+            mine = sorted((c for c in curves if c["setting"] == name), key=lambda c: c["epoch"])
+            ax.plot([c["epoch"] for c in mine], [c["val_accuracy"] for c in mine], label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy\n(mean over seeds)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, loc="lower right")
+        return _save(fig, path)
 
 
 def plot_curves(
@@ -44,7 +93,7 @@ def plot_curves(
     plt = _pyplot()
     out_dir = Path(out_dir)
     written = []
-    for metric, ylabel in (("loss", "cross-entropy"), ("accuracy", "accuracy")):
+    for metric, ylabel in zip(CURVES, ("cross-entropy", "accuracy")):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         rows = []
         styles = ["-", "--", ":", "-."]
@@ -217,7 +266,7 @@ def plot_mistakes(x: np.ndarray, y_true: np.ndarray, probs: np.ndarray,
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), shown):
-        ax.imshow(x[i].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(x[i].reshape(SHAPE), cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"{class_names[y_true[i]]}\n-> {class_names[pred[i]]} {probs[i, pred[i]]:.2f}",
                      fontsize=7)
     fig.suptitle(f"most confident mistakes ({len(wrong)} of {len(y_true)} test images wrong)",
@@ -247,12 +296,12 @@ def plot_examples(x: np.ndarray, y: np.ndarray, index: np.ndarray, class_names: 
         for j, ax in enumerate(axes[c]):
             _bare(ax)
             if j < members.size:
-                ax.imshow(x[members[j]].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+                ax.imshow(x[members[j]].reshape(SHAPE), cmap="gray_r", vmin=0, vmax=1)
                 rows.append({"class": name, "train_index": int(index[members[j]])})
         axes[c][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle("training images, the first of each class", fontsize=9)
-    return [_save(fig, Path(out_dir) / "examples.png"),
-            write_csv(Path(out_dir) / "examples.csv", rows, ["class", "train_index"])]
+    png, csv = EXAMPLES_FILES
+    return [_save(fig, Path(out_dir) / png), write_csv(Path(out_dir) / csv, rows, ["class", "train_index"])]
 
 
 def plot_first_layer(weight: np.ndarray, out_dir: Path, count: int = 32) -> list[Path]:
@@ -267,15 +316,15 @@ def plot_first_layer(weight: np.ndarray, out_dir: Path, count: int = 32) -> list
     for ax in axes.ravel():
         _bare(ax)
     for ax, unit in zip(axes.ravel(), units):
-        w = weight[:, unit].reshape(28, 28)
+        w = weight[:, unit].reshape(SHAPE)
         bound = float(np.abs(w).max()) or 1.0
         ax.imshow(w, cmap="RdBu", vmin=-bound, vmax=bound)
         ax.set_title(f"unit {unit}", fontsize=6)
     fig.suptitle(f"first hidden layer: input weights of the {len(units)} units with the largest norm "
                  f"(of {weight.shape[1]})", fontsize=8)
     rows = [{"unit": int(u), "norm": float(norms[u])} for u in units]
-    return [_save(fig, Path(out_dir) / "first_layer.png"),
-            write_csv(Path(out_dir) / "first_layer.csv", rows, ["unit", "norm"])]
+    path = Path(out_dir) / FIRST_LAYER
+    return [_save(fig, path), write_csv(path.with_suffix(".csv"), rows, ["unit", "norm"])]
 
 
 def plot_embeddings(image: np.ndarray, y: np.ndarray, words: np.ndarray, class_names: Sequence[str],
@@ -303,8 +352,8 @@ def plot_embeddings(image: np.ndarray, y: np.ndarray, words: np.ndarray, class_n
             for c, (a, b) in zip(y, xy)]
     rows += [{"kind": "word", "class": name, "pc1": float(a), "pc2": float(b)}
              for name, (a, b) in zip(class_names, wxy)]
-    return [_save(fig, Path(out_dir) / "embeddings.png"),
-            write_csv(Path(out_dir) / "embeddings.csv", rows, ["kind", "class", "pc1", "pc2"])]
+    path = Path(out_dir) / EMBEDDINGS
+    return [_save(fig, path), write_csv(path.with_suffix(".csv"), rows, ["kind", "class", "pc1", "pc2"])]
 
 
 def plot_study(summary: Sequence[Mapping[str, float]], out_dir: Path) -> list[Path]:

@@ -1,8 +1,9 @@
 """One fit loop for every model and backend.
 
-The loop only talks to a *task* (see :mod:`doodlelab.tasks.base`): it sets the
+The loop only talks to a *task* (:class:`doodlelab.tasks.protocol.Task`): it sets the
 learning rate, feeds (augmented) mini-batches to ``train_batch``, measures clean
-loss and accuracy on the training and validation images after every epoch, keeps
+loss and accuracy on the training and validation images after every epoch (the
+training images only with ``score_train``, see :func:`fit`), keeps
 the best weights, stops early when validation stops improving, and stops a run
 whose loss has become NaN or infinite with a message saying what to change.
 
@@ -16,7 +17,6 @@ streams and keeps its slice, and the epoch's sums are added over processes.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,8 +29,11 @@ from doodlelab.config import Config
 from doodlelab.data.augment import random_affine
 from doodlelab.data.batches import iterate_minibatches, n_batches
 from doodlelab.errors import UserError
+from doodlelab.files.terminal import show_progress
+from doodlelab.kinds import Backend, Kind
 from doodlelab.nn.optim import LRSchedule
 from doodlelab.tasks.mlp import N_CLASSES
+from doodlelab.tasks.protocol import DistributedTask, Task
 from doodlelab.tasks.streams import STREAMS, Streams
 
 HISTORY_COLUMNS = (
@@ -87,26 +90,6 @@ class OneProcess:
 
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite."""
-
-
-class Task(Protocol):
-    """What the fit loop needs from a model, whatever its backend."""
-
-    backend: str
-
-    def set_lr(self, lr: float) -> None: ...
-    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]: ...
-    def logits(self, x: np.ndarray) -> np.ndarray: ...
-    # {"loss": the task's objective, "accuracy", and any diagnostics (logged as diag_<name>)}
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]: ...
-    def state_dict(self) -> dict[str, np.ndarray]: ...
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
-    def training_state(self) -> dict[str, np.ndarray]: ...
-    def load_training_state(self, state: dict[str, np.ndarray]) -> None: ...
-
-    # Optional: a task whose objective has several terms sets ``loss_terms`` (name ->
-    # value of the last batch) in ``train_batch``; the loop logs each one's epoch mean
-    # as ``term_<name>`` so they can be plotted separately.
 
 
 @dataclass
@@ -199,7 +182,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, cfg: Config, shuffle_rng: np.
         yield from epoch_batches(x, y, cfg, epoch, shuffle_rng, augment_rng)
 
 
-def _train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epoch: int,
+def train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epoch: int,
                  shard: Shard | None = None) -> dict[str, float]:
     """Run one epoch of SGD steps; return the running ``batch_loss``, ``batch_accuracy`` and term means.
 
@@ -212,7 +195,8 @@ def _train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epo
         lr = schedule(batch.position)  # the schedule moves every step
         task.set_lr(lr)
         if shard.world_size > 1:
-            task.set_batch_shard(batch.size, batch.rows)  # type: ignore[attr-defined]
+            assert isinstance(task, DistributedTask), "only a torch task trains in several processes"
+            task.set_batch_shard(batch.size, batch.rows)
         loss, correct = task.train_batch(batch.x, batch.y)
         if not math.isfinite(loss):
             raise TrainingDiverged(
@@ -221,7 +205,7 @@ def _train_epoch(task: Task, batches: Iterator[Batch], schedule: LRSchedule, epo
             )
         n = batch.y.shape[0]
         total_loss += loss * n
-        for name, value in getattr(task, "loss_terms", {}).items():
+        for name, value in task.loss_terms.items():
             term_sums[name] = term_sums.get(name, 0.0) + value * n
         total_correct += correct
         seen += n
@@ -268,6 +252,14 @@ class _EarlyStop:
         return bool(self.t.patience and self.waited >= self.t.patience)
 
 
+# fit(score_train=False) skips the clean (eval-mode) scoring of the whole training split after
+# every epoch, which only the curves of train_loss / train_accuracy use (a study row decides on
+# validation scores): those two columns are NaN in every row, and batch_loss / batch_accuracy
+# (the running means over the epoch's training steps, always there) are the training curve.
+# Nothing else changes: scoring draws no randomness, so weights and validation scores keep their bits.
+NOT_SCORED = {"loss": math.nan, "accuracy": math.nan}
+
+
 def _epoch_row(epoch: int, running: dict[str, float], train_scores: dict[str, float],
                val_scores: dict[str, float], lr: float) -> dict[str, float]:
     """Return one history row (``seconds`` still 0): clean scores, batch means, terms, diagnostics."""
@@ -295,7 +287,7 @@ def fit(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     shard: Shard | None = None,
     start: FitState | None = None,
-    checkpoint: Callable[[FitState], None] | None = None,
+    checkpoint: Callable[[FitState], None] | None = None, score_train: bool = True,
 ) -> FitResult:
     """Train ``task`` for ``cfg.train.epochs`` epochs; return history and best epoch.
 
@@ -303,13 +295,13 @@ def fit(
     of several processes the task must have ``set_batch_shard`` (the torch tasks do).
     ``start`` continues a fit after its ``start.epoch`` epochs (the task and the random
     streams must be in the state they had then); ``checkpoint`` receives the state after
-    every epoch.
+    every epoch. ``score_train=False`` skips the clean scoring of the training split
+    (:data:`NOT_SCORED`).
     """
     schedule = schedule_from(cfg)
     history: list[dict[str, float]] = list(start.history) if start is not None else []
     stop, stopped_early = _EarlyStop(task, cfg, start), False
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = show_progress(progress)
     tick0 = time.perf_counter()
     epoch_seconds = [float(row["seconds"]) for row in history]
     first = start.epoch + 1 if start is not None else 1
@@ -318,15 +310,16 @@ def fit(
         for epoch in bar:
             tick = time.perf_counter()
             batches = epoch_batches(x_train, y_train, cfg, epoch - 1, shuffle_rng, augment_rng, shard)
-            running = _train_epoch(task, batches, schedule, epoch, shard)
-            row = _epoch_row(epoch, running, split_scores(task, x_train, y_train, shard),
-                             split_scores(task, x_val, y_val, shard), schedule(epoch - 1))
+            running = train_epoch(task, batches, schedule, epoch, shard)
+            row = _epoch_row(epoch, running, split_scores(task, x_train, y_train, shard) if score_train
+                             else NOT_SCORED, split_scores(task, x_val, y_val, shard), schedule(epoch - 1))
             epoch_seconds.append(time.perf_counter() - tick)
             row["seconds"] = epoch_seconds[-1]
             history.append(row)
             if on_epoch is not None:
                 on_epoch(row)
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
+            bar.set_postfix(loss=f"{row['train_loss' if score_train else 'batch_loss']:.3f}",
+                            val_acc=f"{row['val_accuracy']:.3f}")
             stopped_early = stop.should_stop(row)
             if checkpoint is not None:
                 checkpoint(FitState(epoch, history, stop.best_value, stop.best_epoch, stop.waited,
@@ -368,31 +361,33 @@ def resume_state(task: Task, streams: Streams, arrays: dict[str, np.ndarray],
                     int(meta["best_epoch"]), int(meta["waited"]), best)
 
 
-def fit_new(cfg: Config, backend: str, task_name: str, x_train: np.ndarray, y_train: np.ndarray,
+def fit_new(cfg: Config, backend: Backend, kind: Kind, x_train: np.ndarray, y_train: np.ndarray,
             x_val: np.ndarray, y_val: np.ndarray, *, class_vectors: np.ndarray | None = None,
             n_classes: int = N_CLASSES, progress: bool | None = None,
             on_epoch: Callable[[dict[str, float]], None] | None = None,
             checkpoint: Callable[[dict[str, np.ndarray], dict[str, Any]], None] | None = None,
             resume: Checkpoint | None = None, device: Any = None,
-            group: Any = None) -> tuple[Task, FitResult]:
-    """Build a fresh ``task_name`` on ``backend`` from ``cfg.train.seed``'s streams and fit it.
+            group: Any = None, score_train: bool = True) -> tuple[Task, FitResult]:
+    """Build a fresh task of model ``kind`` on ``backend`` from ``cfg.train.seed``'s streams and fit it.
 
     Returns the trained task and the :class:`FitResult`. Images (N, 784) (or rows read on
     demand), labels (N,); a two-tower task needs ``class_vectors`` (K, D). ``checkpoint``
     receives :func:`checkpoint_of` after every epoch; ``resume`` (such a pair) continues
     from it. ``device`` (a torch device) places a torch task; ``group`` (a
-    ``twin.distributed.ProcessGroup``) trains it in several processes.
+    ``twin.distributed.ProcessGroup``) trains it in several processes. ``score_train``: see
+    :func:`fit`.
     """
     from doodlelab.training.registry import make_task
 
     streams = Streams.from_seed(cfg.train.seed)
-    task = make_task(cfg, backend, task_name, streams=streams, class_vectors=class_vectors,
+    task = make_task(cfg, backend, kind, streams=streams, class_vectors=class_vectors,
                      n_classes=n_classes, device=device)
     if group is not None:
-        task.distribute(group.world_size)  # type: ignore[attr-defined]
+        assert isinstance(task, DistributedTask), "only a torch task trains in several processes"
+        task.distribute(group.world_size)
     start = resume_state(task, streams, *resume) if resume is not None else None
     save = None if checkpoint is None else (lambda state: checkpoint(*checkpoint_of(task, streams, state)))
     result = fit(task, x_train, y_train, x_val, y_val, cfg, shuffle_rng=streams.shuffle,
                  augment_rng=streams.augment, progress=progress, on_epoch=on_epoch, shard=group,
-                 start=start, checkpoint=save)
+                 start=start, checkpoint=save, score_train=score_train)
     return task, result

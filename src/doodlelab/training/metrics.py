@@ -56,9 +56,12 @@ def classification_metrics(
         }
         for c, name in enumerate(class_names)
     }
+    correct = int((y_pred == y_true).sum())
     return {
         "n_samples": int(y_true.shape[0]),
+        "n_correct": correct,
         "accuracy": _r(accuracy_score(y_true, y_pred)),
+        "accuracy_ci95": [_r(v) for v in accuracy_interval(correct, int(y_true.shape[0]))],
         "precision_macro": _r(p.mean()),
         "recall_macro": _r(r.mean()),
         "f1_macro": _r(f1.mean()),
@@ -73,3 +76,33 @@ def classification_metrics(
 def _r(x: float) -> float | None:
     x = float(x)
     return None if not np.isfinite(x) else round(x, 10)
+
+
+def accuracy_interval(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Return the Wilson score interval of an accuracy of ``correct`` out of ``n`` at ``level``."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    ci = binomtest(correct, n).proportion_ci(confidence_level=level, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> dict[str, float | int]:
+    """Return McNemar's exact test of two classifiers on the same images (Dietterich 1998).
+
+    ``a_correct``, ``b_correct``: (N,) booleans, whether each classifier got each image
+    right. Only the images they disagree on count: ``only_a`` (a right, b wrong) and
+    ``only_b``; under "equally accurate" each such image is a fair coin, so the two-sided
+    p-value is that of a binomial test of ``only_a`` out of ``only_a + only_b`` at 1/2
+    (1 when they never disagree).
+    """
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"McNemar's test needs both classifiers on the same images ({a.shape} vs {b.shape})")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"n": int(a.size), "both_right": int((a & b).sum()), "both_wrong": int((~a & ~b).sum()),
+            "only_a": only_a, "only_b": only_b, "p_value": float(p)}

@@ -1,7 +1,9 @@
-"""The one map from (task, backend) to a task class, and the one place outside twin/ that
-brings in torch (on demand: numpy-only commands never import it).
+"""The one map from (kind, backend) to a task class, what differs between the kinds, and the one
+place outside twin/ that brings in torch (on demand: numpy-only commands never import it).
 
 Every command that builds a model asks here: training, evaluation, the demo, the studies.
+What a command must know of a kind (does it train against the class names' word vectors?)
+is its :class:`KindSpec`, not a comparison of the kind's name.
 """
 
 from __future__ import annotations
@@ -14,11 +16,30 @@ import numpy as np
 
 from doodlelab.config import Config
 from doodlelab.errors import UserError
+from doodlelab.kinds import BACKENDS, KINDS, NUMPY, TORCH, TWO_TOWER, Backend, Kind
 from doodlelab.tasks.mlp import N_CLASSES
+from doodlelab.tasks.protocol import Task
 from doodlelab.tasks.streams import Streams
 
-BACKENDS = ("numpy", "torch")
-TASKS = ("classifier", "two_tower")
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What the commands must know of a model kind besides its task classes."""
+
+    kind: Kind
+    # trains against the class names' word vectors: prepare() reads them, the run folder keeps
+    # them (class_vectors.npz) and the task is built with them
+    word_vectors: bool
+
+
+SPECS: dict[str, KindSpec] = {kind: KindSpec(kind, word_vectors=kind == TWO_TOWER) for kind in KINDS}
+
+
+def spec(kind: str) -> KindSpec:
+    """Return what differs for model ``kind``; UserError naming the kinds if it is none of them."""
+    if kind not in SPECS:
+        raise UserError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
+    return SPECS[kind]
 
 
 def require_torch(what: str) -> None:
@@ -29,50 +50,63 @@ def require_torch(what: str) -> None:
         raise UserError(f"{what} needs PyTorch ({exc}); install it with pip install -e '.[torch]'") from None
 
 
-def backend_versions(backend: str) -> dict[str, Any]:
+def backend_versions(backend: Backend) -> dict[str, Any]:
     """Return what a run's env.json records about ``backend``: torch's version and thread count."""
-    if backend != "torch":
+    if backend != TORCH:
         return {}
     import torch
 
-    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    return {torch.__name__: torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
-def task_class(backend: str, task: str = "classifier") -> type:
-    """Return the task class of ``task`` on ``backend``; UserError if it cannot be had."""
-    if task not in TASKS:
-        raise UserError(f"unknown model {task!r}; choose one of {', '.join(TASKS)}")
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "numpy":
-        from doodlelab.tasks.classifier import NumpyClassifier
-        from doodlelab.tasks.two_tower import NumpyTwoTower
+def _numpy_classes() -> dict[str, type]:
+    from doodlelab.tasks.classifier import NumpyClassifier
+    from doodlelab.tasks.two_tower import NumpyTwoTower
 
-        return NumpyTwoTower if task == "two_tower" else NumpyClassifier
+    return {cls.kind: cls for cls in (NumpyClassifier, NumpyTwoTower)}
+
+
+def _torch_classes() -> dict[str, type]:
     require_torch("the torch backend")
     from doodlelab.twin.classifier import TorchClassifier
     from doodlelab.twin.two_tower import TorchTwoTower
 
-    return TorchTwoTower if task == "two_tower" else TorchClassifier
+    return {cls.kind: cls for cls in (TorchClassifier, TorchTwoTower)}
 
 
-def make_task(cfg: Config, backend: str, task: str = "classifier", *, streams: Streams | None = None,
+def task_class(backend: str, kind: str) -> type:
+    """Return the task class of model ``kind`` on ``backend``; UserError if it cannot be had."""
+    spec(kind)
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return (_numpy_classes() if backend == NUMPY else _torch_classes())[kind]
+
+
+def make_task(cfg: Config, backend: Backend, kind: Kind, *, streams: Streams | None = None,
               class_vectors: np.ndarray | None = None, n_classes: int = N_CLASSES,
-              dtype: Any = np.float32, device: Any = None) -> Any:
-    """Return a fresh task of ``task`` on ``backend`` with weights drawn from ``streams``.
+              dtype: Any = np.float32, device: Any = None) -> Task:
+    """Return a fresh task of model ``kind`` on ``backend`` with weights drawn from ``streams``.
 
     ``streams`` defaults to those of ``cfg.train.seed``. A classifier gets ``n_classes``
-    outputs; a two-tower task needs ``class_vectors`` (K, D), the word vectors of the K classes.
-    ``device`` (a torch device) places a torch task; None is the CPU.
+    outputs; a kind with ``word_vectors`` needs ``class_vectors`` (K, D), the word vectors of
+    the K classes. ``device`` (a torch device) places a torch task; None is the CPU.
     """
-    cls = task_class(backend, task)
+    cls = task_class(backend, kind)
     streams = streams if streams is not None else Streams.from_seed(cfg.train.seed)
     placed = {"device": device} if device is not None else {}  # a torch device, for torch tasks
-    if task == "two_tower":
+    if spec(kind).word_vectors:
         if class_vectors is None:
-            raise ValueError("a two-tower task needs class_vectors")
+            raise ValueError(f"a {kind} task needs class_vectors")
         return cls(cfg, streams, class_vectors, dtype=dtype, **placed)
     return cls(cfg, streams, dtype=dtype, n_classes=n_classes, **placed)
+
+
+def task_like(task: Task, backend: Backend) -> Task:
+    """Return a task of ``task``'s kind and settings on ``backend`` holding a copy of its weights."""
+    vectors = np.asarray(task.class_vectors) if spec(task.kind).word_vectors else None  # type: ignore[attr-defined]
+    twin = make_task(task.cfg, backend, task.kind, class_vectors=vectors, n_classes=task.n_classes)
+    twin.load_state_dict(task.state_dict())
+    return twin
 
 
 @dataclass
@@ -99,10 +133,10 @@ def under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
-def place(backend: str, device: str = "cpu") -> Placement:
+def place(backend: Backend, device: str = "cpu") -> Placement:
     """Return the placement of a run: resolve ``device`` and join torchrun's group if started by it."""
     distributed = under_torchrun()
-    if backend != "torch":
+    if backend != TORCH:
         if device != "cpu":
             raise UserError(f"--device {device} is for the torch backend; the numpy core runs on the CPU")
         if distributed:

@@ -10,7 +10,7 @@ from doodlelab.config import Config
 from doodlelab.data.augment import TTA_SHIFTS, tta_view
 from doodlelab.data.course import Split
 from doodlelab.nn.losses import softmax
-from doodlelab.training.fit import Task
+from doodlelab.tasks.protocol import Task
 
 TTA_CHUNK_ROWS = 2048  # test rows per step: one shifted view of them is 6.4 MB of float32
 

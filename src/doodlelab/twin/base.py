@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
+from doodlelab.kinds import TORCH, Backend
 from doodlelab.tasks.base import MOMENTUM
 from doodlelab.tasks.threads import matmul_threads, usable_cpus
 from doodlelab.twin.modules import (
@@ -56,7 +57,7 @@ class TorchTask:
     rows of the global batch the next batch is.
     """
 
-    backend = "torch"
+    backend: Backend = TORCH
     cfg: Config
     model: torch.nn.Module
     np_dtype: np.dtype

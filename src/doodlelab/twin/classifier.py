@@ -14,8 +14,10 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import CLASSIFIER, Kind
 from doodlelab.tasks.classifier import cross_entropy_scores
-from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.tasks.streams import Streams
 from doodlelab.twin.base import TorchTask, configure_threads, torch_threads
 from doodlelab.twin.losses import SoftmaxCrossEntropy, l2_penalty
@@ -25,6 +27,8 @@ from doodlelab.twin.modules import build_mlp, torch_dtype
 class TorchClassifier(TorchTask):
     """MLP classifier trained with torch autograd and ``torch.optim.SGD``."""
 
+    kind: Kind = CLASSIFIER
+
     def __init__(self, cfg: Config, streams: Streams, dtype: np.dtype | type = np.float32,
                  n_classes: int = N_CLASSES, device: torch.device | str = "cpu") -> None:
         configure_threads()
@@ -33,10 +37,11 @@ class TorchClassifier(TorchTask):
         self.np_dtype = np.dtype(dtype)
         self.dtype = torch_dtype(dtype)
         self.n_classes = n_classes
-        self.widths = (N_INPUTS, *cfg.model.hidden, n_classes)
+        self.widths = (N_PIXELS, *cfg.model.hidden, n_classes)
         self.model = build_mlp(cfg.model, rng=streams.init, dropout_rng=streams.dropout,
                                n_out=n_classes, dtype=self.np_dtype).to(self.device)
         self.loss = SoftmaxCrossEntropy(cfg.train.label_smoothing)
+        self.loss_terms: dict[str, float] = {}  # one term: nothing to report separately
         self._setup_optimizer()
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
@@ -70,6 +75,7 @@ class TorchClassifier(TorchTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode {"loss": mean cross-entropy, "accuracy"} on images (N, 784), labels (N,)."""
         return cross_entropy_scores(self.logits(x), y)
+
     def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
         """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
         self.model.eval()

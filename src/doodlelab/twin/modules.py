@@ -25,8 +25,9 @@ from torch.nn import LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 
 from doodlelab import nn
 from doodlelab.config import ModelConfig
+from doodlelab.geometry import N_PIXELS
 from doodlelab.nn.modules import dropout_scale
-from doodlelab.tasks.mlp import N_CLASSES, N_INPUTS
+from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.tasks.mlp import build_mlp as build_numpy_mlp
 
 TORCH_DTYPES: dict[np.dtype, torch.dtype] = {
@@ -146,7 +147,7 @@ def build_mlp(
     *,
     rng: np.random.Generator,
     dropout_rng: np.random.Generator,
-    n_in: int = N_INPUTS,
+    n_in: int = N_PIXELS,
     n_out: int = N_CLASSES,
     dtype: np.dtype | type = np.float32,
 ) -> Sequential:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from doodlelab.config import Config
-from doodlelab.tasks.mlp import N_INPUTS
+from doodlelab.geometry import N_PIXELS
+from doodlelab.kinds import TWO_TOWER, Kind
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.two_tower import build_towers, embedding_scores
 from doodlelab.twin.base import TorchTask, configure_threads, torch_threads
@@ -35,7 +36,8 @@ class TorchTowers(torch.nn.Module):
 
 class TorchTwoTower(TorchTask):
     """Image and word-vector MLPs trained with torch autograd and ``torch.optim.SGD``."""
-    task = "two_tower"
+
+    kind: Kind = TWO_TOWER
 
     def __init__(self, cfg: Config, streams: Streams, class_vectors: np.ndarray,
                  dtype: np.dtype | type = np.float32, device: torch.device | str = "cpu") -> None:
@@ -48,10 +50,11 @@ class TorchTwoTower(TorchTask):
         if vectors.ndim != 2 or vectors.shape[0] < 2:
             raise ValueError(f"class_vectors must be (K >= 2, D), got {vectors.shape}")
         self.class_vectors = torch.from_numpy(vectors).to(self.device)  # (K, D)
+        self.n_classes = vectors.shape[0]
         towers = build_towers(cfg, vectors.shape[1], rng=streams.init, dropout_rng=streams.dropout,
                               dtype=self.np_dtype)
         self.model = TorchTowers(from_numpy(towers.image), from_numpy(towers.text)).to(self.device)
-        self.widths = (N_INPUTS, *cfg.model.hidden, cfg.two_tower.embed_dim)
+        self.widths = (N_PIXELS, *cfg.model.hidden, cfg.two_tower.embed_dim)
         t = cfg.two_tower
         self.objective = Objective(t.loss, margin=t.margin, scale=t.logit_scale, rng=streams.negatives,
                                    label_smoothing=cfg.train.label_smoothing)
@@ -136,6 +139,7 @@ class TorchTwoTower(TorchTask):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Return eval-mode scores on images (N, 784), labels (N,), computed as the core does."""
         return embedding_scores(self.cfg, self.embed(x), self.class_embeddings(), y)
+
     def input_gradient(self, x: np.ndarray, k: int) -> np.ndarray:
         """Return d logit_k / d x (N, 784) in eval mode, by autograd (the core's backward twin)."""
         v = torch.from_numpy(self.class_embeddings()[k]).to(self.device)  # (E,), no gradient

@@ -12,7 +12,6 @@ import pytest
 from doodlelab.data import course
 from doodlelab.data.official import ranged
 from doodlelab.data.official.download import (
-    COURSE_CLASSES,
     QUICKDRAW_CLASSES,
     URL_ENV_VAR,
     DownloadError,
@@ -40,7 +39,7 @@ def class_rows(n: int, label: int, seed: int = 0) -> np.ndarray:
 
 
 def serve_course(server: FakeQuickDraw, n: int = 50) -> dict[str, np.ndarray]:
-    rows = {name: class_rows(n + 3 * k, k) for k, name in enumerate(COURSE_CLASSES)}
+    rows = {name: class_rows(n + 3 * k, k) for k, name in enumerate(course.CLASSES)}
     server.files.update({name: npy_bytes(x) for name, x in rows.items()})
     return rows
 
@@ -214,8 +213,8 @@ def test_official_class_list():
     assert len(QUICKDRAW_CLASSES) == 345 == len(set(QUICKDRAW_CLASSES))
     assert QUICKDRAW_CLASSES[0] == "aircraft carrier" and QUICKDRAW_CLASSES[-1] == "zigzag"
     assert {"hot air balloon", "The Eiffel Tower", "teddy-bear", "t-shirt"} <= set(QUICKDRAW_CLASSES)
-    assert COURSE_CLASSES == ("rabbit", "yoga", "hand", "snowman", "motorbike") == course.CLASSES
-    assert set(COURSE_CLASSES) <= set(QUICKDRAW_CLASSES)
+    assert course.CLASSES == ("rabbit", "yoga", "hand", "snowman", "motorbike") == course.CLASSES
+    assert set(course.CLASSES) <= set(QUICKDRAW_CLASSES)
 
 
 @pytest.mark.parametrize(
@@ -249,7 +248,7 @@ def test_unknown_names_are_allowed_for_custom_servers_but_must_be_file_safe(serv
 
 
 def build(server, tmp_path, out="course", seed=7, n_train=20, n_test=10, **kw):
-    return build_course_folder(COURSE_CLASSES, tmp_path / out, n_train, n_test, seed=seed,
+    return build_course_folder(course.CLASSES, tmp_path / out, n_train, n_test, seed=seed,
                                cache_dir=tmp_path / "cache", base_url=server.url, progress=False, **kw)
 
 
@@ -267,17 +266,17 @@ def test_built_folder_passes_the_course_loader(server, tmp_path):
     assert np.load(out / "train_labels.npy", allow_pickle=False).dtype == np.int64
     assert (x_train[:, 0, 0] == train.y).all() and (x_test[:, 0, 0] == test.y).all()  # right class
     assert len(set(np.diff(train.y))) > 1  # shuffled, not in label blocks
-    for k, name in enumerate(COURSE_CLASSES):
+    for k, name in enumerate(course.CLASSES):
         served = {r.tobytes() for r in rows[name]}
         tr = {r.tobytes() for r in x_train[train.y == k].reshape(-1, 784)}
         te = {r.tobytes() for r in x_test[test.y == k].reshape(-1, 784)}
         assert len(tr) == 20 and len(te) == 10 and not tr & te and tr | te <= served
     saved = json.loads((out / "classes.json").read_text())
     assert saved == manifest
-    assert saved["classes"] == list(COURSE_CLASSES) and saved["seed"] == 7
+    assert saved["classes"] == list(course.CLASSES) and saved["seed"] == 7
     assert saved["counts"] == {"train": 100, "test": 50} and saved["source_url"] == server.url
     for k, src in enumerate(saved["sources"]):
-        name = COURSE_CLASSES[k]
+        name = course.CLASSES[k]
         assert src["label"] == k and src["name"] == name and src["drawings"] == 50 + 3 * k
         assert 30 <= src["rows_fetched"] < 30 + 30
         assert src["url"] == f"{server.url}/{name}.npy"
@@ -299,7 +298,7 @@ def test_same_seed_same_bytes_other_seed_different(server, tmp_path):
 def test_cached_whole_class_files_are_memory_mapped_and_give_the_same_folder(server, tmp_path, monkeypatch):
     serve_course(server)
     build(server, tmp_path, out="ranged")
-    for name in COURSE_CLASSES:
+    for name in course.CLASSES:
         download_class(name, tmp_path / "cache", server.url, progress=False)
     asked = len(server.requests)
     calls = []
@@ -366,7 +365,7 @@ def test_cli_fetch_builds_a_folder_that_trains(server, tmp_path, capsys):
     serve_course(server, n=40)
     server.files["hot air balloon"] = npy_bytes(class_rows(45, 5))
     out, cache = tmp_path / "course", tmp_path / "cache"
-    assert main(["fetch", *COURSE_CLASSES, "hot air balloon", "--url", server.url, "--out", str(out),
+    assert main(["fetch", *course.CLASSES, "hot air balloon", "--url", server.url, "--out", str(out),
                  "--cache", str(cache), "--train", "30", "--test", "10", "--seed", "3"]) == 0
     assert "6 classes" in capsys.readouterr().out
     assert main(["train", "classifier", "--data", str(out), "--out", str(tmp_path / "run"),

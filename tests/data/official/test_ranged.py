@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from doodlelab.data import course
-from doodlelab.data.official.download import COURSE_CLASSES, DownloadError, download_class
+from doodlelab.data.official.download import DownloadError, download_class
 from doodlelab.data.official.fetch import build_course_folder
 from doodlelab.data.official.ranged import plan_blocks, sample_class
 from tests.quickdraw_server import VirtualClass, row_ids
@@ -24,7 +24,7 @@ FULL_ROWS = 100_000  # an official class file holds 100k-300k drawings
 
 
 def serve_virtual(server, rows=FULL_ROWS):
-    files = {name: VirtualClass(rows + 1000 * k, k) for k, name in enumerate(COURSE_CLASSES)}
+    files = {name: VirtualClass(rows + 1000 * k, k) for k, name in enumerate(course.CLASSES)}
     server.files.update(files)
     return files
 
@@ -32,7 +32,7 @@ def serve_virtual(server, rows=FULL_ROWS):
 def test_fetching_1000_of_100k_rows_per_class_moves_under_twice_the_kept_bytes(server, tmp_path):
     files = serve_virtual(server)
     out = tmp_path / "course"
-    build_course_folder(COURSE_CLASSES, out, 800, 200, seed=3, cache_dir=tmp_path / "cache",
+    build_course_folder(course.CLASSES, out, 800, 200, seed=3, cache_dir=tmp_path / "cache",
                         base_url=server.url, progress=False)
     kept = 5 * 1000 * 784
     assert kept < server.sent <= 2 * kept  # the whole files would be 5 x 78 MB
@@ -43,7 +43,7 @@ def test_fetching_1000_of_100k_rows_per_class_moves_under_twice_the_kept_bytes(s
         images = np.load(out / f"{split}_images.npy")
         labels = np.load(out / f"{split}_labels.npy")
         ids = row_ids(images)
-        for k, name in enumerate(COURSE_CLASSES):
+        for k, name in enumerate(course.CLASSES):
             mine = labels == k
             # every image is exactly the served row it claims to be, of the right class
             assert np.array_equal(images[mine].reshape(-1, 784), files[name].pixels(ids[mine]))
@@ -57,10 +57,10 @@ def test_fetching_1000_of_100k_rows_per_class_moves_under_twice_the_kept_bytes(s
 
 def test_a_server_without_range_gives_the_same_folder(server, tmp_path):
     serve_virtual(server, rows=3000)
-    build_course_folder(COURSE_CLASSES, tmp_path / "ranged", 40, 10, seed=5, cache_dir=tmp_path / "c1",
+    build_course_folder(course.CLASSES, tmp_path / "ranged", 40, 10, seed=5, cache_dir=tmp_path / "c1",
                         base_url=server.url, progress=False)
     server.ranges = False
-    build_course_folder(COURSE_CLASSES, tmp_path / "whole", 40, 10, seed=5, cache_dir=tmp_path / "c2",
+    build_course_folder(course.CLASSES, tmp_path / "whole", 40, 10, seed=5, cache_dir=tmp_path / "c2",
                         base_url=server.url, progress=False)
     assert (tmp_path / "c2" / "rabbit.npy").stat().st_size == len(server.files["rabbit"])
     for fname in ("train_images.npy", "train_labels.npy", "test_images.npy", "test_labels.npy"):
@@ -84,11 +84,11 @@ def test_classes_fetched_at_once_give_the_same_folder_as_one_at_a_time(server, t
                 busy[0] -= 1
 
     monkeypatch.setattr(fetch, "sample_class", counted)
-    build_course_folder(COURSE_CLASSES, tmp_path / "one", 40, 10, seed=5, cache_dir=tmp_path / "c1",
+    build_course_folder(course.CLASSES, tmp_path / "one", 40, 10, seed=5, cache_dir=tmp_path / "c1",
                         base_url=server.url, progress=False, jobs=1)
     assert most[0] == 1
     server.delay = 0.02  # a round trip, so that the fetches of several classes overlap
-    build_course_folder(COURSE_CLASSES, tmp_path / "four", 40, 10, seed=5, cache_dir=tmp_path / "c4",
+    build_course_folder(course.CLASSES, tmp_path / "four", 40, 10, seed=5, cache_dir=tmp_path / "c4",
                         base_url=server.url, progress=False, jobs=4)
     assert most[0] == 4
     for fname in ("train_images.npy", "train_labels.npy", "test_images.npy", "test_labels.npy",
@@ -102,7 +102,7 @@ def test_a_failing_class_stops_the_fetch_and_writes_no_folder(server, tmp_path, 
     serve_virtual(server, rows=3000)
     del server.files["hand"]  # the third class: a 404
     with pytest.raises(DownloadError, match="hand"):
-        build_course_folder(COURSE_CLASSES, tmp_path / "out", 40, 10, cache_dir=tmp_path / "c",
+        build_course_folder(course.CLASSES, tmp_path / "out", 40, 10, cache_dir=tmp_path / "c",
                             base_url=server.url, progress=False, jobs=2)
     assert not (tmp_path / "out").exists()
     assert main(["fetch", "--out", str(tmp_path / "out"), "--url", server.url, "--jobs", "0"]) == 2

@@ -1,21 +1,29 @@
 """The main job on a fresh machine: no data folder found, so fetch the course's five classes.
 
 :func:`data_dir_or_fetch` is what ``doodlelab run`` and ``doodlelab train`` call instead of
-:func:`~doodlelab.data.course.resolve_data_dir`: the same search, and when it finds
-nothing (no ``--data``, no ``$DOODLELAB_DATA``, no ``./data/quickdraw_subset_np``, no
-earlier fetch in the user cache) it builds the course folder in the user cache from
-the official bucket (rabbit, yoga, hand, snowman, motorbike; 4000 train + 1000 test
+:func:`~doodlelab.data.course.resolve_data_dir`: the same search (its ``SEARCH_ORDER``),
+and when it finds nothing it builds the course folder in the user cache from the
+official bucket (rabbit, yoga, hand, snowman, motorbike; 4000 train + 1000 test
 drawings per class, seed 0), then goes on. ``--offline`` or ``DOODLELAB_OFFLINE=1``
 keeps the one-line error instead. ``$DOODLELAB_QUICKDRAW_URL`` points it at another server.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
 
-from doodlelab.data.course import CLASSES, ENV_VAR, DataError, cached_course_dir, resolve_data_dir
+from doodlelab.data.course import (
+    CLASSES,
+    ENV_VAR,
+    SEARCH_ORDER,
+    DataError,
+    add_data_arg,
+    cached_course_dir,
+    resolve_data_dir,
+)
 
 OFFLINE_ENV = "DOODLELAB_OFFLINE"
 COURSE_TRAIN, COURSE_TEST, COURSE_SEED = 4000, 1000, 0  # per class, as in the course's folder
@@ -24,6 +32,14 @@ COURSE_TRAIN, COURSE_TEST, COURSE_SEED = 4000, 1000, 0  # per class, as in the c
 def offline(flag: bool = False) -> bool:
     """Return True when fetching is off: ``--offline`` given or ``$DOODLELAB_OFFLINE`` set (not 0/empty)."""
     return flag or os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def add_fetching_data_args(p: argparse.ArgumentParser) -> None:
+    """Add ``--data DIR`` and ``--offline`` to a command that fetches the course folder when none is found."""
+    add_data_arg(p, f"course folder (looked for as: {SEARCH_ORDER}; "
+                 "fetched there if missing unless --offline)")
+    p.add_argument("--offline", action="store_true",
+                   help=f"never fetch the course data when no folder is found (${OFFLINE_ENV}=1)")
 
 
 def data_dir_or_fetch(data: str | Path | None, *, no_fetch: bool = False,

@@ -6,12 +6,9 @@ import difflib
 from collections import Counter
 from collections.abc import Iterable
 
-from doodlelab.data.course import CLASSES
 from doodlelab.errors import UserError
 
 LIST_HINT = "see `doodlelab fetch --list` for the 345 class names"
-
-COURSE_CLASSES: tuple[str, ...] = CLASSES  # ("rabbit", "yoga", "hand", "snowman", "motorbike")
 
 # The 345 official categories, as in googlecreativelab/quickdraw-dataset's categories.txt
 # (case and hyphens matter: they are the file names on the server).

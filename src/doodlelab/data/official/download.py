@@ -35,14 +35,14 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from doodlelab import __version__
-from doodlelab.data.course import N_PIXELS
 from doodlelab.data.official.class_names import (  # noqa: F401  (re-exported: the names live there)
-    COURSE_CLASSES,
     LIST_HINT,
     QUICKDRAW_CLASSES,
     check_class_names,
 )
 from doodlelab.errors import UserError
+from doodlelab.files.terminal import show_progress
+from doodlelab.geometry import N_PIXELS
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap"
 URL_ENV_VAR = "DOODLELAB_QUICKDRAW_URL"
@@ -378,7 +378,7 @@ def download_class(
         raise DownloadError(f"cannot create the cache folder {cache} ({exc.strerror or exc})") from None
     with cache_entry_lock(cache, name):
         return fetch_whole_file(url, name, cache, timeout, chunk_size,
-                                sys.stderr.isatty() if progress is None else progress)
+                                show_progress(progress))
 
 
 def fetch_whole_file(url: str, name: str, cache: Path, timeout: float = 60.0, chunk_size: int = 1 << 20,

@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,14 +22,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from doodlelab.data.course import CLASSES, IMAGE_SIDE
+from doodlelab.data.course import CLASSES, CLASSES_FILE, DEFAULT_DIR, SPLITS, image_file, label_file
 from doodlelab.data.official.class_names import QUICKDRAW_CLASSES, check_class_names
 from doodlelab.data.official.download import class_url, download_class, resolve_base_url
 from doodlelab.data.official.ranged import ClassSample, sample_class
 from doodlelab.errors import UserError
 from doodlelab.files.atomic import write_bytes, write_json
-
-MANIFEST = "classes.json"
+from doodlelab.files.terminal import show_progress
+from doodlelab.geometry import SHAPE
 
 
 def _check_count(flag: str, value: Any) -> int:
@@ -59,9 +58,9 @@ def _write_folder(out: Path, arrays: dict[str, np.ndarray], manifest: dict[str, 
                 buf = io.BytesIO()
                 np.save(buf, arr, allow_pickle=False)
                 write_bytes(tmp / fname, buf.getbuffer())
-            write_json(tmp / MANIFEST, manifest)
+            write_json(tmp / CLASSES_FILE, manifest)
             out.mkdir(exist_ok=True)
-            for fname in (*arrays, MANIFEST):  # classes.json last: it marks a complete folder
+            for fname in (*arrays, CLASSES_FILE):  # classes.json last: it marks a complete folder
                 os.replace(tmp / fname, out / fname)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -95,25 +94,25 @@ def _sample_all(names: list[str], n_train: int, n_test: int, seed: int, cache_di
     """Return the four course arrays by file name, and where each class's drawings came from."""
     need = n_train + n_test
     rng = np.random.default_rng(seed)
-    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    images: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+    labels: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     sources = []
     fetched = _samples(names, need, seed, cache_dir, base, allow_unknown, timeout, progress, jobs)
     for label, (name, sample) in enumerate(zip(names, fetched)):
         pick = rng.choice(sample.pixels.shape[0], size=need, replace=False)  # distinct: train, test disjoint
-        for split, idx in (("train", pick[:n_train]), ("test", pick[n_train:])):
-            images[split].append(sample.pixels[idx].reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+        for split, idx in zip(SPLITS, (pick[:n_train], pick[n_train:])):
+            images[split].append(sample.pixels[idx].reshape(-1, *SHAPE))
             labels[split].append(np.full(idx.size, label, dtype=np.int64))
         sources.append({"label": label, "name": name, "url": class_url(name, base), "drawings": sample.rows,
                         "rows_fetched": int(sample.pixels.shape[0]),
                         "sha256_rows_fetched": hashlib.sha256(sample.pixels).hexdigest()})
     arrays: dict[str, np.ndarray] = {}
-    for split in ("train", "test"):
+    for split in SPLITS:
         x = np.concatenate(images.pop(split))  # (K * per_class, 28, 28) uint8
         y = np.concatenate(labels.pop(split))  # (K * per_class,) int64
         order = rng.permutation(y.shape[0])
-        arrays[f"{split}_images.npy"] = x[order]
-        arrays[f"{split}_labels.npy"] = y[order]
+        arrays[image_file(split)] = x[order]
+        arrays[label_file(split)] = y[order]
     return arrays, sources
 
 
@@ -153,7 +152,7 @@ def build_course_folder(
     out = Path(out_dir)
     _check_out_dir(out, overwrite)
     base = resolve_base_url(base_url)
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = show_progress(progress)
     arrays, sources = _sample_all(names, n_train, n_test, seed, cache_dir, base, allow_unknown, timeout,
                                   progress, jobs)
     manifest = {
@@ -161,7 +160,7 @@ def build_course_folder(
         "seed": int(seed),
         "per_class": {"train": n_train, "test": n_test},
         "counts": {"train": n_train * len(names), "test": n_test * len(names)},
-        "image_shape": [IMAGE_SIDE, IMAGE_SIDE],
+        "image_shape": list(SHAPE),
         "source_url": base,
         "sources": sources,
     }
@@ -179,8 +178,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="class names in label order (default: rabbit yoga hand snowman motorbike)")
     p.add_argument("--list", action="store_true", help="print the 345 official class names and exit")
     p.add_argument("--all", action="store_true", help="every one of the 345 official classes")
-    p.add_argument("--out", type=Path, default=Path("data/quickdraw_subset_np"), metavar="DIR",
-                   help="folder to write (default data/quickdraw_subset_np)")
+    p.add_argument("--out", type=Path, default=DEFAULT_DIR, metavar="DIR",
+                   help=f"folder to write (default {DEFAULT_DIR})")
     p.add_argument("--train", type=int, default=4000, metavar="N", help="training drawings per class")
     p.add_argument("--test", type=int, default=1000, metavar="N", help="test drawings per class")
     p.add_argument("--seed", type=int, default=0, help="which drawings are picked (default 0)")
@@ -216,5 +215,5 @@ def command(args: argparse.Namespace) -> int:
         classes, args.out, args.train, args.test, args.seed, args.cache, args.url,
         overwrite=args.overwrite, allow_unknown=args.allow_unknown, timeout=args.timeout, jobs=args.jobs)
     counts = manifest.get("counts", {})
-    print(f"{len(manifest['classes'])} classes -> {args.out} ({counts}); see {args.out / MANIFEST}")
+    print(f"{len(manifest['classes'])} classes -> {args.out} ({counts}); see {args.out / CLASSES_FILE}")
     return 0

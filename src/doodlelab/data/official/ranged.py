@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +28,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from doodlelab import __version__
-from doodlelab.data.course import N_PIXELS
 from doodlelab.data.official import download as dl
 from doodlelab.data.official.class_names import check_class_names
 from doodlelab.errors import UserError
+from doodlelab.geometry import N_PIXELS
 
 if TYPE_CHECKING:  # requests is imported where a request is made: every command imports this module
     import requests
 from doodlelab.files.atomic import write_bytes
+from doodlelab.files.terminal import show_progress
 
 MAX_BLOCKS = 48  # requests per class beyond the header; more spread costs more round trips
 
@@ -254,7 +254,7 @@ def sample_class(
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise dl.DownloadError(f"cannot create the cache folder {cache} ({exc.strerror or exc})") from None
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = show_progress(progress)
     whole = cache / f"{name}.npy"
     with dl.cache_entry_lock(cache, name):
         if whole.exists():

@@ -9,11 +9,10 @@ config TOML file, then ``--set report.author=...``. A field given nowhere stays
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from doodlelab.config import ConfigError, parse_override
+from doodlelab.config import ConfigError, parse_override, read_toml
 
 FIELDS = {"author": "DOODLELAB_AUTHOR", "student_number": "DOODLELAB_STUDENT_NUMBER",
           "code_url": "DOODLELAB_CODE_URL"}
@@ -29,11 +28,7 @@ def _checked(key: str, value: object, where: str) -> str | None:
 
 def _from_toml(path: Path) -> dict[str, object]:
     """Return the ``[report]`` table of the TOML file at ``path`` (empty if it has none)."""
-    try:
-        with open(path, "rb") as fh:
-            table = tomllib.load(fh).get("report", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read as TOML ({exc})") from None
+    table = read_toml(path).get("report", {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: report must be a [report] table")
     return table

@@ -1,0 +1,139 @@
+"""Take ``docs/demo.png``: the drawing page, with the default runs answering a real drawing.
+
+    python docs/make_demo_png.py --data DIR --strokes FILE.ndjson [--runs RUN_DIR ...] [--work DIR]
+
+1. Without ``--runs``, train the default classifier and two-tower model with numpy and with
+   torch on the course folder (``doodlelab train KIND --backend B --data DIR``) into
+   ``--work`` (default ``demo-runs/``); a finished run already there is reused.
+2. Serve them with ``doodlelab demo RUN_DIR ... --port 0`` (a subprocess, exactly as a user
+   starts it) and open the page in the system's Chromium with Playwright (``/usr/bin/chromium``;
+   no browser is downloaded).
+3. Draw the first drawing of ``--word`` (default snowman) from the simplified strokes file
+   (the course's ``quickdraw_5class_simplified.ndjson``) with mouse moves, one press per
+   stroke, wait until every run has answered the whole drawing, and save the screenshot
+   (64 colours, to keep the file small).
+
+``--data`` defaults to ``$DOODLELAB_DATA``; ``--strokes`` to
+``$DOODLELAB_SHARED_DATA/strokes/quickdraw_5class_simplified.ndjson``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from doodlelab.data.render import read_ndjson
+from doodlelab.kinds import BACKENDS, KINDS
+from doodlelab.runs.folder import RunFolder
+
+DOCS = Path(__file__).resolve().parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1180, "height": 1100}
+STROKES_FILE = Path("strokes") / "quickdraw_5class_simplified.ndjson"
+
+
+def train_default_runs(data: Path, work: Path) -> list[Path]:
+    """Return the four default runs in ``work`` (each kind on each backend), training those not finished."""
+    runs = []
+    for kind in KINDS:
+        for backend in BACKENDS:
+            out = work / f"{kind}-{backend}"
+            if not RunFolder(out).finished:
+                subprocess.run([sys.executable, "-m", "doodlelab", "train", kind, "--backend", backend,
+                                "--data", str(data), "--out", str(out), "--overwrite"], check=True)
+            runs.append(out)
+    return runs
+
+
+def first_drawing(strokes_file: Path, word: str) -> list:
+    """Return the strokes of the first drawing of ``word`` in a simplified ndjson file."""
+    for drawing in read_ndjson(strokes_file):
+        if drawing.word == word:
+            return drawing.strokes
+    raise SystemExit(f"no drawing of {word!r} in {strokes_file}")
+
+
+@contextmanager
+def demo_server(runs: list[Path]) -> Iterator[str]:
+    """Start ``doodlelab demo RUNS --port 0``; yield the page's URL once it listens; stop it after."""
+    proc = subprocess.Popen([sys.executable, "-m", "doodlelab", "demo", *map(str, runs), "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line, end="")
+            if found := re.search(r"open (http://\S+)", line):
+                yield found.group(1)
+                return
+        raise SystemExit(f"doodlelab demo stopped (exit status {proc.wait()})")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def draw(page, strokes: list) -> None:  # type: ignore[no-untyped-def]
+    """Draw 0..255 strokes on the page's canvas with mouse moves (one press per stroke)."""
+    box = page.get_by_test_id("canvas").bounding_box()
+    margin = 20
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (box["x"] + margin + x / 255 * (box["width"] - 2 * margin),
+                box["y"] + margin + y / 255 * (box["height"] - 2 * margin))
+
+    for xs, ys, *_ in strokes:
+        page.mouse.move(*at(xs[0], ys[0]))
+        page.mouse.down()
+        for x, y in zip(xs[1:], ys[1:]):
+            page.mouse.move(*at(x, y), steps=2)
+        page.mouse.up()
+
+
+def screenshot(url: str, strokes: list, out: Path) -> None:
+    """Open ``url`` in Chromium, draw ``strokes``, wait for every answer and save the page to ``out``."""
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url)
+        draw(page, strokes)
+        page.wait_for_selector(f'#models[data-answered="{len(strokes)}"]', timeout=60_000)
+        raw = out.with_suffix(".full.png")
+        page.screenshot(path=str(raw), full_page=True)
+        browser.close()
+    Image.open(raw).convert("RGB").quantize(colors=64).save(out, optimize=True)
+    raw.unlink()
+
+
+def main() -> None:
+    """Parse the arguments, get the runs, serve them and take the picture."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=os.environ.get("DOODLELAB_DATA"), help="course folder")
+    shared = os.environ.get("DOODLELAB_SHARED_DATA")
+    p.add_argument("--strokes", type=Path, default=Path(shared) / STROKES_FILE if shared else None,
+                   help="simplified strokes (.ndjson) to draw from")
+    p.add_argument("--word", default="snowman", help="draw the first drawing of this class")
+    p.add_argument("--runs", nargs="+", type=Path, help="finished run folders (default: train the four)")
+    p.add_argument("--work", type=Path, default=Path("demo-runs"), help="where the four runs are trained")
+    p.add_argument("--out", type=Path, default=DOCS / "demo.png")
+    args = p.parse_args()
+    if args.strokes is None or (args.runs is None and args.data is None):
+        p.error("give --strokes (or set DOODLELAB_SHARED_DATA) and --data or --runs")
+    runs = args.runs or train_default_runs(args.data, args.work)
+    strokes = first_drawing(args.strokes, args.word)
+    with demo_server(runs) as url:
+        screenshot(url, strokes, args.out)
+    print(f"{args.out}: {len(runs)} runs answering the first {args.word} of {args.strokes.name}")
+
+
+if __name__ == "__main__":
+    main()
