@@ -207,7 +207,8 @@ def test_split_scores_in_chunks_and_process_shares_equal_evaluate_on_every_row(m
 
     rng = np.random.default_rng(3)
     cfg = load_config(None, ["model.hidden=[8]", "two_tower.embed_dim=4", "two_tower.text_hidden=[4]",
-                             "two_tower.loss=hardest_hinge", "two_tower.margin=0.5"])
+                             "two_tower.loss=hardest_hinge", "two_tower.margin=0.5",
+                             "two_tower.align_weight=0.5"])  # the default is 0 (no align term)
     task = NumpyTwoTower(cfg, Streams.from_seed(0), rng.normal(size=(5, 6)), dtype=np.float64)
     x, y = rng.random((23, 784)), rng.integers(0, 5, 23)
     whole = task.evaluate(x, y)  # one call on every row
