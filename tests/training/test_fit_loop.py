@@ -484,3 +484,26 @@ def test_without_scoring_the_training_split_its_columns_are_nan_and_the_bar_show
     assert (row["val_loss"], row["val_accuracy"], row["batch_loss"]) == (1.1, 0.625, 1.0)
     err = capsys.readouterr().err
     assert "loss=1.000" in err and "val_acc=0.625" in err  # batch_loss (0.5*4 + 1*4 + 2*2) / 10
+
+
+def test_only_a_task_that_can_share_a_batch_trains_in_several_processes(monkeypatch):
+    from doodlelab.training import registry
+
+    cfg = _cfg("train.epochs=1")
+    batches = epoch_batches(X, Y, cfg, 0, np.random.default_rng(3), np.random.default_rng(4), _Rank(1))
+    with pytest.raises(AssertionError, match="^only a torch task trains in several processes$"):
+        loop.train_epoch(Script([(1.0, 0)] * 3, []), batches, schedule_from(cfg), 1, _Rank(1))
+    monkeypatch.setattr(registry, "make_task", lambda *a, **kw: Script([(1.0, 0)] * 3, _scores([1.0])))
+    with pytest.raises(AssertionError, match="^only a torch task trains in several processes$"):
+        loop.fit_new(cfg, "numpy", "classifier", X, Y, XV, YV, group=_Rank(0), progress=False)
+
+
+def test_fit_new_passes_on_whether_to_score_the_training_split(monkeypatch):
+    from doodlelab.training import registry
+
+    validation_only = [{"loss": 2.0, "accuracy": 0.5}]
+    monkeypatch.setattr(registry, "make_task", lambda *a, **kw: Script([(1.0, 0)] * 3, validation_only))
+    _, result = loop.fit_new(_cfg("train.epochs=1"), "numpy", "classifier", X, Y, XV, YV, progress=False,
+                             score_train=False)
+    row = result.history[0]
+    assert math.isnan(row["train_loss"]) and row["val_loss"] == 2.0
