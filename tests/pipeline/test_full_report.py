@@ -17,7 +17,9 @@ from doodlelab.pipeline.steps import run_all
 from tests.conftest import need_module
 
 need_module("torch", "torch")
-pytestmark = pytest.mark.slow
+# The whole main job on the real data: about 8 min on the idle 2-core machine, 13 min with another
+# job beside it; pytest-timeout's limit for it is above the suite's SLOW_TIMEOUT.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 FIELDS = {"DOODLELAB_AUTHOR": "Ada Lovelace", "DOODLELAB_STUDENT_NUMBER": "2025-700-123",
           "DOODLELAB_CODE_URL": "https://example.org/doodlelab.git"}
