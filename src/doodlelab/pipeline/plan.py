@@ -106,8 +106,10 @@ def _classifier_studies() -> list[Study]:
     ]
 
 
-def _two_tower_studies() -> list[Study]:
+def _two_tower_studies(cfg: Any) -> list[Study]:
     t = TWO_TOWER
+    margin = cfg.two_tower.margin  # the objective study gives the ranking hinge the configured margin
+    other = 1.0 if margin != 1.0 else 0.5  # and one more
     return [
         Study("image_tower", t, "II.1.a", "hidden widths of the image tower (Part I's choice, checked)", (
             _s("256", model__hidden=[256]), _s("512-256", model__hidden=[512, 256]),
@@ -135,8 +137,8 @@ def _two_tower_studies() -> list[Study]:
             _s("0", two_tower__align_weight=0.0), _s("0.5", two_tower__align_weight=0.5),
         ), "no extra term first"),
         Study("objective", t, "II.1.c", "the objective, each at two of its own margins", (
-            _s("ranking hinge, margin 1", two_tower__loss="hinge_rank", two_tower__margin=1.0),
-            _s("ranking hinge, margin 0.5", two_tower__loss="hinge_rank", two_tower__margin=0.5),
+            _s(f"ranking hinge, margin {margin:g}", two_tower__loss="hinge_rank", two_tower__margin=margin),
+            _s(f"ranking hinge, margin {other:g}", two_tower__loss="hinge_rank", two_tower__margin=other),
             _s("hardest-negative hinge, margin 0.5", two_tower__loss="hardest_hinge", two_tower__margin=0.5),
             _s("hardest-negative hinge, margin 1", two_tower__loss="hardest_hinge", two_tower__margin=1.0),
             _s("triplet, margin 0.5", two_tower__loss="triplet", two_tower__margin=0.5),
@@ -218,7 +220,7 @@ def _plain(v: Any) -> Any:
 def plan_for(cfg: Any, quick: bool = False) -> Plan:
     """Return the studies the main job runs around ``cfg`` (every study shrunk when ``quick``); a study
     whose settings miss the configuration's own gets it added (see :func:`_with_configured`)."""
-    studies = [*_classifier_studies(), *_two_tower_studies()]
+    studies = [*_classifier_studies(), *_two_tower_studies(cfg)]
     if quick:
         studies = [_quick(s) for s in studies]
     names = [s.name for s in studies]
