@@ -117,7 +117,7 @@ class OptimConfig:
     nesterov: bool = False  # Nesterov's look-ahead step
     weight_decay: float = 0.0  # torch-style coupled decay on every parameter
     l2: float = 0.0  # explicit L2 penalty on weight matrices, added to the loss
-    schedule: str = "constant"  # how the learning rate moves; it advances every step, not every epoch
+    schedule: str = "cosine"  # how the learning rate moves; it advances every step, not every epoch
     step_size: int = 10  # epochs between decays (schedule = "step")
     gamma: float = 0.1  # decay factor (schedule = "step")
     min_lr: float = 0.0  # floor of the cosine schedule
@@ -153,7 +153,7 @@ class TrainConfig:
     """The fit loop: epochs, batches, seed, loss options, early stopping."""
 
     epochs: int = 60
-    batch_size: int = 256  # images per SGD step
+    batch_size: int = 128  # images per SGD step
     seed: int = 0  # sets the split, the initial weights, the batch order, dropout and augmentation
     label_smoothing: float = 0.0  # of the cross-entropy targets
     patience: int = 0  # stop after this many epochs without a better val loss; 0 = never
@@ -198,7 +198,7 @@ class TwoTowerConfig:
     # align_only (collapses; a demonstration), softmax_ce (a cross-entropy variant, outside
     # the assignment's Part II rule; for comparison only)
     loss: str = "hinge_rank"  # the objective on the cosines (docs/loss_study.md)
-    margin: float = 0.25  # hinge margin on cosines (cosine_contrastive: push threshold); chosen on validation
+    margin: float = 1.0  # hinge margin on cosines (cosine_contrastive: push threshold); chosen on validation
     logit_scale: float = 10.0  # scores = logit_scale * cosine (softmax_ce: its logits)
     align_weight: float = 0.0  # extra term: weight of mean(1 - cos(image, its class)); chosen on validation
     word_vectors: str = "glove-6b-50d"  # the packaged GloVe, or a path to a glove.*.txt file
