@@ -125,7 +125,7 @@ def _two_tower_studies(cfg: Any) -> list[Study]:
             _s("random, 50-d", two_tower__word_vectors="random-50d"),
             _s("GloVe, 50-d", two_tower__word_vectors="glove-6b-50d"),
         ), "the vectors that know nothing of the words first", decides=False),
-        Study("momentum_towers", t, "II.1.b", "momentum, classical and Nesterov (Part I's choice, checked)", (
+        Study("momentum_towers", t, "II.1.b", "momentum (Part I's choice, checked against none)", (
             _s("none", optim__momentum=0.0, optim__nesterov=False),
             _s("0.9", optim__momentum=0.9, optim__nesterov=False),
         ), "no momentum first", decides=False),
