@@ -13,7 +13,8 @@ several studies (the configuration itself) are trained once.
 The studies are :mod:`doodlelab.pipeline.plan`'s: each setting's seeds train together as one
 job (:mod:`doodlelab.pipeline.rows`), and :mod:`doodlelab.pipeline.summaries` turns a study's
 rows into its folder and its decision. ``quick=True`` shrinks everything (2 epochs, tiny
-widths, every study with two seeds and one epoch) for tests. The subcommands are in :mod:`doodlelab.pipeline.subcommands`.
+widths, every study with two seeds and one epoch) for tests. The subcommands are in
+:mod:`doodlelab.pipeline.subcommands`.
 """
 
 from __future__ import annotations
