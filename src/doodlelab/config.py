@@ -1,8 +1,9 @@
 """Run configuration: frozen dataclasses with defaults, loaded from TOML, overridden by ``--set``.
 
 Every value is checked in ``__post_init__``; a bad value raises :class:`ConfigError`
-whose message names the field (``optim.lr``) and the allowed range. The defaults are
-the configuration chosen on the validation split (see ``docs/hyperparameters.md``).
+whose message names the field (``optim.lr``) and the allowed range. The defaults are the
+starting point of ``doodlelab run``'s studies, set to their picks on the stand-in data
+(see ``docs/hyperparameters.md``).
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class TwoTowerConfig:
     # hinge_rank (DeViSE ranking hinge), hardest_hinge, triplet, cosine_contrastive,
     # align_only (collapses; a demonstration), softmax_ce (a cross-entropy variant, outside
     # the assignment's Part II rule; for comparison only)
-    loss: str = "hinge_rank"  # the objective on the cosines (docs/loss_study.md)
+    loss: str = "hinge_rank"  # the objective on the cosines (docs/objectives.md)
     margin: float = 1.0  # hinge margin on cosines (cosine_contrastive: push threshold); chosen on validation
     logit_scale: float = 10.0  # scores = logit_scale * cosine (softmax_ce: its logits)
     align_weight: float = 0.0  # extra term: weight of mean(1 - cos(image, its class)); chosen on validation

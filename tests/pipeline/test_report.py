@@ -32,10 +32,10 @@ QUESTIONS = [f"I.1 ({c})" for c in "abcdef"] + [f"I.2 ({c})" for c in "abc"] + \
 # The studies of the main job and how many settings each has in a quick run, written out here: a
 # study that disappears or changes its size must change this list too. In a quick run a study whose
 # settings miss the quick configuration's own (hidden [32], batch 32, ...) gets it added.
-QUICK_STUDIES = {"width": 6, "activation": 4, "momentum": 4, "learning_rate": 4, "batch_size": 4,
-                 "epochs": 2, "augmentation": 2, "dropout": 3, "weight_decay": 3, "schedule": 2,
+QUICK_STUDIES = {"width": 5, "activation": 3, "momentum": 3, "learning_rate": 3, "batch_size": 4,
+                 "epochs": 2, "augmentation": 2, "dropout": 2, "weight_decay": 2, "schedule": 2,
                  "image_tower": 3, "word_tower": 3, "shared_space": 3, "word_vectors": 3,
-                 "momentum_towers": 3, "margin": 5, "align": 3, "objective": 10, "learning_rate_towers": 3}
+                 "momentum_towers": 2, "margin": 4, "align": 2, "objective": 10, "learning_rate_towers": 2}
 QUICK_STUDIES["word_vectors"] += 1  # the tiny GloVe file of this test is a setting of its own
 
 
@@ -236,8 +236,8 @@ def _scores(names: list[str], means: dict[str, float]) -> dict[str, list]:
 def test_fabricated_results_flip_each_kind_of_claim(results, tmp_path, capsys):
     out, _, _ = results
     copy = _copy(out, tmp_path)
-    act = ["ReLU, He", "leaky ReLU, He", "tanh, Glorot", "sigmoid, Glorot"]
-    mom = ["none", "0.5", "0.9", "0.9, Nesterov"]
+    act = ["ReLU, He", "tanh, Glorot", "sigmoid, Glorot"]
+    mom = ["none", "0.9", "0.9, Nesterov"]
     aug = ["none", "shifts up to 2 pixels"]
     # a clear winner that is the configuration's, a tie chosen by simplicity, a reversed order
     _rewrite_study(copy, "activation", _scores(act, {"ReLU, He": 0.90, "sigmoid, Glorot": 0.80}))
@@ -270,8 +270,8 @@ def test_fabricated_results_flip_each_kind_of_claim(results, tmp_path, capsys):
 def test_one_seed_tells_nothing_apart_and_says_so(results, tmp_path):
     out, _, _ = results
     copy = _copy(out, tmp_path)
-    mom = ["none", "0.5", "0.9", "0.9, Nesterov"]
-    _rewrite_study(copy, "momentum", {n: [v] for n, v in zip(mom, (0.5, 0.7, 0.9, 0.95))})
+    mom = ["none", "0.9", "0.9, Nesterov"]
+    _rewrite_study(copy, "momentum", {n: [v] for n, v in zip(mom, (0.5, 0.9, 0.95))})
     build_report(copy)
     decision = json.loads((copy / "sweep" / "momentum" / "decision.json").read_text())
     assert decision["seeds"] == 1 and decision["chosen"] == "none"  # all tied: the simplest

@@ -41,10 +41,10 @@ def two_tower_runs(tmp_path_factory, real_data_dir) -> dict[str, dict]:
     return _default_runs(tmp_path_factory.mktemp("real_two_tower"), real_data_dir, "two_tower")
 
 
-def test_default_two_tower_reaches_089_and_torch_within_15_points(two_tower_runs):
+def test_default_two_tower_reaches_087_and_torch_within_15_points(two_tower_runs):
     a = two_tower_runs["numpy"]["metrics"]["accuracy"]
     b = two_tower_runs["torch"]["metrics"]["accuracy"]
-    assert a >= 0.89
+    assert a >= 0.87
     assert abs(a - b) <= 0.015
     assert two_tower_runs["numpy"]["metrics"]["roc_auc_macro"] >= 0.95
 
@@ -54,7 +54,7 @@ def test_default_two_tower_objective_has_no_cross_entropy(two_tower_runs):
     assert json.loads((run / "config.json").read_text())["two_tower"]["loss"] == "hinge_rank"
     header = (run / "history.csv").read_text().splitlines()[0].split(",")
     terms = [c for c in header if c.startswith("term_")]
-    assert len(terms) >= 2 and "term_ce" not in terms and "term_softmax_ce" not in terms
+    assert terms == ["term_hinge_rank"]  # the ranking hinge alone: no alignment term, no cross-entropy
 
 
 def test_default_numpy_classifier_reaches_088(default_runs):

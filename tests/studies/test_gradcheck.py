@@ -173,7 +173,7 @@ def test_gradients_of_order_1e12_pass_on_their_relative_error() -> None:
 
 def test_report_leaves_room_for_more_models() -> None:
     report = gradcheck.run_gradcheck(build_config({"model": {"hidden": [4]}}), steps=1)
-    assert set(report) == {"thresholds", "passed", "failures", "classifier"}
+    assert set(report) == {"thresholds", "step_thresholds", "passed", "failures", "classifier"}
     assert report["classifier"]["model"]["layers"] == [784, 4, 5]
     report["two_tower"] = report["classifier"]  # a second model block prints the same way
     assert gradcheck.format_report(report).count("numpy backprop vs torch autograd") == 2
@@ -223,3 +223,19 @@ def test_two_tower_gradcheck_for_every_objective(loss: str, tmp_path: Path) -> N
         assert max(r["max_abs_diff"] for r in tower[dtype]) <= limit
         assert tower["optimizer"][dtype]["max_abs_param_diff"] <= limit
     assert min(r["cosine"] for r in tower["float64"]) > 1 - 1e-9
+
+
+def _model_with_steps(float32_model_rel: float, float32_tensor_rel: float) -> dict:
+    row = {"param": "image.0.bias", "shape": [8], "max_abs_diff": 1e-15, "max_rel_diff": 1e-12, "cosine": 1.0}
+    steps = {"max_abs_param_diff": 4.7e-6, "worst_param": "image.0.bias", "max_abs_objective_diff": 0.0}
+    return {"float64": [row], "float32": [row], "optimizer": {
+        "steps": 5, "float64": {**steps, "max_rel_param_diff": 6e-14, "max_model_rel_param_diff": 1e-15},
+        "float32": {**steps, "max_rel_param_diff": float32_tensor_rel,
+                    "max_model_rel_param_diff": float32_model_rel}}}
+
+
+def test_float32_steps_are_judged_against_the_models_scale_not_a_near_zero_bias() -> None:
+    # a hinge term switched by rounding: 1.2 % of a bias still near zero, 5e-4 of the model's scale
+    assert gradcheck.failures(_model_with_steps(5.2e-4, 0.012)) == []
+    (only,) = gradcheck.failures(_model_with_steps(6e-3, 6e-3))
+    assert "float32 parameters after 5 steps differ by 0.006" in only and "> 0.005" in only

@@ -46,6 +46,7 @@ class Study:
     settings: tuple[Setting, ...]  # simplest first: the order the decision rule reads
     simplest_first: str  # what "simpler" means here
     decides: bool = True
+    applies: tuple[str, ...] = ()  # the keys the final models take from the pick (default: all its keys)
     seeds: tuple[int, ...] = STUDY_SEEDS
     epochs: int = STUDY_EPOCHS  # for every setting that does not set train.epochs itself
 
@@ -64,7 +65,6 @@ def _classifier_studies() -> list[Study]:
     return [
         Study("width", c, "I.1.a", "depth and width of the hidden layers", (
             _s("256", model__hidden=[256]),
-            _s("256-128", model__hidden=[256, 128]),
             _s("512", model__hidden=[512]),
             _s("512-256", model__hidden=[512, 256]),
             _s("1024-512", model__hidden=[1024, 512]),
@@ -72,19 +72,16 @@ def _classifier_studies() -> list[Study]:
         Study("activation", c, "I.1.a", "activation of the hidden layers, each with the initialisation "
               "made for it", (
                   _s("ReLU, He", model__activation="relu", model__init="he_normal"),
-                  _s("leaky ReLU, He", model__activation="leaky_relu", model__init="he_normal"),
                   _s("tanh, Glorot", model__activation="tanh", model__init="glorot_normal"),
                   _s("sigmoid, Glorot", model__activation="sigmoid", model__init="glorot_normal"),
               ), "the cheaper function first (ReLU is a comparison, the sigmoid an exponential)"),
         Study("momentum", c, "I.1.b", "momentum, classical and Nesterov", (
             _s("none", optim__momentum=0.0, optim__nesterov=False),
-            _s("0.5", optim__momentum=0.5, optim__nesterov=False),
             _s("0.9", optim__momentum=0.9, optim__nesterov=False),
             _s("0.9, Nesterov", optim__momentum=0.9, optim__nesterov=True),
-        ), "no momentum first, then classical by its weight, Nesterov (one more term) last"),
+        ), "no momentum first, then classical, Nesterov (one more term) last"),
         Study("learning_rate", c, "I.1.e", "learning rate", (
             _s("0.02", optim__lr=0.02), _s("0.05", optim__lr=0.05), _s("0.1", optim__lr=0.1),
-            _s("0.2", optim__lr=0.2),
         ), "the smaller step first"),
         Study("batch_size", c, "I.1.e", "mini-batch size", (
             _s("256", train__batch_size=256), _s("128", train__batch_size=128),
@@ -98,11 +95,10 @@ def _classifier_studies() -> list[Study]:
             _s("none", augment__enabled=False), _s("shifts up to 2 pixels", augment__enabled=True),
         ), "no augmentation first"),
         Study("dropout", c, "I.1.f", "dropout after every hidden activation", (
-            _s("0", model__dropout=0.0), _s("0.1", model__dropout=0.1), _s("0.3", model__dropout=0.3),
+            _s("0", model__dropout=0.0), _s("0.2", model__dropout=0.2),
         ), "no dropout first"),
         Study("weight_decay", c, "I.1.f", "weight decay", (
-            _s("0", optim__weight_decay=0.0), _s("0.0001", optim__weight_decay=1e-4),
-            _s("0.001", optim__weight_decay=1e-3),
+            _s("0", optim__weight_decay=0.0), _s("0.0005", optim__weight_decay=5e-4),
         ), "no decay first"),
         Study("schedule", c, "I.1.f", "learning-rate schedule", (
             _s("constant", optim__schedule="constant"), _s("cosine", optim__schedule="cosine"),
@@ -110,12 +106,13 @@ def _classifier_studies() -> list[Study]:
     ]
 
 
-def _two_tower_studies() -> list[Study]:
+def _two_tower_studies(cfg: Any) -> list[Study]:
     t = TWO_TOWER
+    margin = cfg.two_tower.margin  # the objective study gives the ranking hinge the configured margin
+    other = 1.0 if margin != 1.0 else 0.5  # and one more
     return [
         Study("image_tower", t, "II.1.a", "hidden widths of the image tower (Part I's choice, checked)", (
-            _s("256", model__hidden=[256]), _s("512", model__hidden=[512]),
-            _s("512-256", model__hidden=[512, 256]),
+            _s("256", model__hidden=[256]), _s("512-256", model__hidden=[512, 256]),
         ), "fewer parameters first", decides=False),
         Study("word_tower", t, "II.1.a", "hidden widths of the word tower", (
             _s("32", two_tower__text_hidden=[32]), _s("64", two_tower__text_hidden=[64]),
@@ -128,23 +125,20 @@ def _two_tower_studies() -> list[Study]:
             _s("random, 50-d", two_tower__word_vectors="random-50d"),
             _s("GloVe, 50-d", two_tower__word_vectors="glove-6b-50d"),
         ), "the vectors that know nothing of the words first", decides=False),
-        Study("momentum_towers", t, "II.1.b", "momentum, classical and Nesterov (Part I's choice, checked)", (
+        Study("momentum_towers", t, "II.1.b", "momentum (Part I's choice, checked against none)", (
             _s("none", optim__momentum=0.0, optim__nesterov=False),
             _s("0.9", optim__momentum=0.9, optim__nesterov=False),
-            _s("0.9, Nesterov", optim__momentum=0.9, optim__nesterov=True),
-        ), "no momentum first, then classical, Nesterov (one more term) last", decides=False),
+        ), "no momentum first", decides=False),
         Study("margin", t, "II.1.c", "margin of the ranking hinge", (
             _s("0.25", two_tower__margin=0.25), _s("0.5", two_tower__margin=0.5),
-            _s("1", two_tower__margin=1.0),
-            _s("1.5", two_tower__margin=1.5), _s("2", two_tower__margin=2.0),
+            _s("1", two_tower__margin=1.0), _s("2", two_tower__margin=2.0),
         ), "the smaller margin (the weaker demand) first"),
         Study("align", t, "II.1.c", "weight of the alignment term added to the ranking hinge", (
             _s("0", two_tower__align_weight=0.0), _s("0.5", two_tower__align_weight=0.5),
-            _s("2", two_tower__align_weight=2.0),
         ), "no extra term first"),
         Study("objective", t, "II.1.c", "the objective, each at two of its own margins", (
-            _s("ranking hinge, margin 1", two_tower__loss="hinge_rank", two_tower__margin=1.0),
-            _s("ranking hinge, margin 0.5", two_tower__loss="hinge_rank", two_tower__margin=0.5),
+            _s(f"ranking hinge, margin {margin:g}", two_tower__loss="hinge_rank", two_tower__margin=margin),
+            _s(f"ranking hinge, margin {other:g}", two_tower__loss="hinge_rank", two_tower__margin=other),
             _s("hardest-negative hinge, margin 0.5", two_tower__loss="hardest_hinge", two_tower__margin=0.5),
             _s("hardest-negative hinge, margin 1", two_tower__loss="hardest_hinge", two_tower__margin=1.0),
             _s("triplet, margin 0.5", two_tower__loss="triplet", two_tower__margin=0.5),
@@ -156,9 +150,9 @@ def _two_tower_studies() -> list[Study]:
             _s("alignment alone", two_tower__loss="align_only"),
             _s("softmax cross-entropy", False, two_tower__loss="softmax_ce"),
         ), "the ranking hinge of DeViSE (the literature's baseline) first; the cross-entropy is shown "
-           "for comparison and never chosen"),
+           "for comparison and never chosen", applies=("two_tower.loss",)),
         Study("learning_rate_towers", t, "II.1.f", "learning rate (Part I's choice, checked)", (
-            _s("0.02", optim__lr=0.02), _s("0.05", optim__lr=0.05), _s("0.1", optim__lr=0.1),
+            _s("0.05", optim__lr=0.05), _s("0.1", optim__lr=0.1),
         ), "the smaller step first", decides=False),
     ]
 
@@ -226,7 +220,7 @@ def _plain(v: Any) -> Any:
 def plan_for(cfg: Any, quick: bool = False) -> Plan:
     """Return the studies the main job runs around ``cfg`` (every study shrunk when ``quick``); a study
     whose settings miss the configuration's own gets it added (see :func:`_with_configured`)."""
-    studies = [*_classifier_studies(), *_two_tower_studies()]
+    studies = [*_classifier_studies(), *_two_tower_studies(cfg)]
     if quick:
         studies = [_quick(s) for s in studies]
     names = [s.name for s in studies]

@@ -102,7 +102,8 @@ def setting_jobs(rows: Sequence[StudyRow]) -> list[SettingJob]:
 def study_entry(cfg: Any, study: Study) -> dict[str, Any]:
     """Return what the report is told of a study (``pipeline.json``'s ``studies``)."""
     return {"name": study.name, "kind": study.kind, "question": study.question, "asks": study.asks,
-            "simplest_first": study.simplest_first, "decides": study.decides, "seeds": list(study.seeds),
+            "simplest_first": study.simplest_first, "decides": study.decides, "applies": list(study.applies),
+            "seeds": list(study.seeds),
             "epochs": study.epochs, "train_images": STUDY_TRAIN_IMAGES,
             "settings": [{"name": s.name, "candidate": s.candidate, "values": dict(s.values)}
                          for s in study.settings],

@@ -13,7 +13,8 @@ several studies (the configuration itself) are trained once.
 The studies are :mod:`doodlelab.pipeline.plan`'s: each setting's seeds train together as one
 job (:mod:`doodlelab.pipeline.rows`), and :mod:`doodlelab.pipeline.summaries` turns a study's
 rows into its folder and its decision. ``quick=True`` shrinks everything (2 epochs, tiny
-widths, two small studies) for tests. The subcommands are in :mod:`doodlelab.pipeline.subcommands`.
+widths, every study with two seeds and one epoch) for tests. The subcommands are in
+:mod:`doodlelab.pipeline.subcommands`.
 """
 
 from __future__ import annotations
@@ -31,16 +32,13 @@ from doodlelab.errors import UserError
 from doodlelab.files.lock import FolderLock
 from doodlelab.geometry import SHAPE
 from doodlelab.kinds import KINDS, NUMPY, TORCH
-from doodlelab.pipeline import layout, units
-from doodlelab.pipeline.ledger import Job, Ledger, default_jobs, now, run_jobs
+from doodlelab.pipeline import layout
+from doodlelab.pipeline.ledger import Ledger, default_jobs, now
 from doodlelab.pipeline.plan import Plan, plan_for
-from doodlelab.pipeline.rows import STUDY_TRAIN_IMAGES, StudyRow, setting_jobs, study_entry, study_rows
+from doodlelab.pipeline.rows import STUDY_TRAIN_IMAGES, StudyRow
 from doodlelab.runs.folder import HISTORY, METRICS, WEIGHTS
 from doodlelab.training.registry import spec
 
-GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
-GRADCHECK_MODELS = KINDS
-DRIFT_EPOCHS = 5  # epochs of the numpy-vs-torch drift study (studies.drift), float32 and float64
 INIT_SEEDS = (0, 1, 2, 3, 4)  # seeds of the gradient norms at initialisation
 EMBEDDING_KIND = next(k for k in KINDS if spec(k).word_vectors)  # the kind whose embeddings are drawn
 DEFAULT_OUT = Path("results")
@@ -71,6 +69,8 @@ class Context:
     started: float  # time.perf_counter() when the call began
     data: Any = None  # the Prepared data (doodlelab.data.prepare), read once by data_step
     rows: list[StudyRow] = field(default_factory=list)  # every study row, set by jobs_step
+    chosen: dict[str, str] = field(default_factory=dict)  # study name -> its chosen setting's name
+    final: dict[str, Any] = field(default_factory=dict)  # kind -> the final models' Config
 
     @property
     def checksums(self) -> dict[str, str]:
@@ -114,73 +114,11 @@ def data_step(ctx: Context) -> None:
     ctx.ledger.step("data", stamp, complete, work)
 
 
-def _run_jobs(ctx: Context) -> list[Job]:
-    """Return the jobs of the four runs that are missing or unfinished (refusing other settings)."""
-    cfg, out = ctx.cfg.to_dict(), []
-    for kind, backend in layout.RUNS:
-        folder = layout.run_dir(ctx.out, kind, backend)
-        stamp = {"task": kind, "backend": backend, "config": cfg, "checksums": ctx.checksums}
-        finished = layout.run_finished(folder)
-        same = finished and layout.same_run(folder, kind, backend, cfg, ctx.checksums)
-        if ctx.ledger.needs_work(f"runs/{layout.run_name(kind, backend)}", stamp, finished, same=same):
-            out.append(Job(f"runs/{layout.run_name(kind, backend)}", stamp, units.train_run,
-                           (str(ctx.data_dir), str(folder), cfg, backend, kind)))
-    return out
-
-
-def _gradcheck_jobs(ctx: Context) -> list[Job]:
-    """Return the gradient-check job unless gradcheck.json is complete with these settings."""
-    path = ctx.out / layout.GRADCHECK
-    stamp = {"config": ctx.cfg.to_dict(), "checksums": ctx.checksums, "steps": GRADCHECK_STEPS,
-             "models": list(GRADCHECK_MODELS)}
-    report = layout.read_json(path)
-    complete = isinstance(report, dict) and all(m in report for m in GRADCHECK_MODELS)
-    if not ctx.ledger.needs_work("gradcheck", stamp, complete):
-        return []
-    return [Job("gradcheck", stamp, units.gradcheck, (str(ctx.data_dir), str(path), ctx.cfg.to_dict(),
-                                                     GRADCHECK_STEPS, list(GRADCHECK_MODELS)))]
-
-
-def _drift_jobs(ctx: Context) -> list[Job]:
-    """Return the numpy-vs-torch drift job unless drift.json is complete with these settings."""
-    path = ctx.out / layout.DRIFT
-    stamp = {"config": ctx.cfg.to_dict(), "checksums": ctx.checksums, "epochs": DRIFT_EPOCHS,
-             "train_images": STUDY_TRAIN_IMAGES}
-    done = layout.read_json(path)
-    complete = isinstance(done, dict) and all(k in done for k in ("float32", "float64"))
-    if not ctx.ledger.needs_work("drift", stamp, complete):
-        return []
-    return [Job("drift", stamp, units.drift, (str(ctx.data_dir), str(path), ctx.cfg.to_dict(), DRIFT_EPOCHS,
-                                              STUDY_TRAIN_IMAGES))]
-
-
-def _trained(row: StudyRow) -> bool:
-    done = layout.read_json(row.path)
-    return isinstance(done, dict) and done.get("stamp") == json.loads(json.dumps(row.stamp))
-
-
-def _setting_jobs(ctx: Context) -> list[Job]:
-    """Return one job per study setting with seeds not yet trained (rows shared by studies once)."""
-    out = []
-    for job in setting_jobs(ctx.rows):
-        todo = [r for r in job.rows if not _trained(r)]
-        if not todo:
-            continue
-        stamp = {"keys": [r.key for r in todo]}
-        ctx.ledger.needs_work(job.name, stamp, False)
-        out.append(Job(job.name, stamp, units.study_setting,
-                       (str(ctx.data_dir), job.kind, job.config, [r.seed for r in todo],
-                        [str(r.path) for r in todo], [r.stamp for r in todo], STUDY_TRAIN_IMAGES)))
-    return out
-
-
 def jobs_step(ctx: Context) -> None:
-    """Train the four runs, the gradient check and every study row, in parallel workers."""
-    ctx.rows = study_rows(ctx.cfg, ctx.plan, ctx.checksums, ctx.out)
-    todo = [*_run_jobs(ctx), *_gradcheck_jobs(ctx), *_drift_jobs(ctx)]  # decided (and refused) first
-    todo += _setting_jobs(ctx)
-    ctx.log(f"{len(todo)} jobs to run on {ctx.workers} worker(s)")
-    run_jobs(todo, ctx.workers, ctx.ledger, ctx.progress)
+    """Train and decide the studies, then the final models with the studies' picks (pipeline.phases)."""
+    from doodlelab.pipeline.phases import train_and_decide
+
+    train_and_decide(ctx)
 
 
 def compare_step(ctx: Context) -> None:
@@ -196,25 +134,6 @@ def compare_step(ctx: Context) -> None:
         complete = all((folder / n).is_file() for n in layout.COMPARE_FILES)
         ctx.ledger.step(f"compare/{kind}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
                         derived=True)
-
-
-def studies_step(ctx: Context) -> None:
-    """Gather every study's rows into its folder under sweep/ and decide it (pipeline.summaries)."""
-    from doodlelab.pipeline.summaries import FILES, write_study
-
-    entries = []
-    for study in ctx.plan.studies:
-        entry = study_entry(ctx.cfg, study)
-        entries.append(entry)
-        mine = [r for r in ctx.rows if r.study == study.name]
-        folder = layout.sweep_dir(ctx.out, study.name)
-
-        def work(mine: list[StudyRow] = mine, folder: Path = folder, entry: dict[str, Any] = entry) -> None:
-            write_study(folder, entry, [(r.setting.name, r.seed, layout.read_json(r.path)) for r in mine])
-
-        complete = all((folder / f).is_file() for f in FILES)
-        ctx.ledger.step(f"sweep/{study.name}", [entry, [r.key for r in mine]], complete, work, derived=True)
-    ctx.ledger.manifest["studies"] = entries
 
 
 # The activations of the activation study, each with its own initialisation, and the sigmoid
@@ -265,7 +184,8 @@ def figures_step(ctx: Context) -> None:
         plot_embeddings(task.embed(test.x), test.y, task.class_embeddings(), test.classes, folder)
         _run_figures(ctx, folder)
         train, first = ctx.data.train, ctx.data.train_idx[: ctx.cfg.train.batch_size]
-        rows = init_gradients(ctx.cfg, train.x[first], train.y[first], INIT_VARIANTS, INIT_SEEDS)
+        cfg = ctx.final[KINDS[0]]
+        rows = init_gradients(cfg, train.x[first], train.y[first], INIT_VARIANTS, INIT_SEEDS)
         evidence.init_gradients(rows, folder / evidence.INIT_GRADIENTS)
 
     complete = all((folder / name).is_file() for name in evidence.report_figures())
@@ -294,30 +214,38 @@ def report_step(ctx: Context) -> None:
 
 
 
-STEPS: tuple[Callable[[Context], None], ...] = (data_step, jobs_step, compare_step, studies_step,
-                                               figures_step, report_step)
+STEPS: tuple[Callable[[Context], None], ...] = (data_step, jobs_step, compare_step, figures_step,
+                                               report_step)
 
 
 def commands(ctx: Context) -> list[str]:
     """Return the CLI commands equivalent to this pipeline, step by step."""
+    from doodlelab.pipeline.phases import GRADCHECK_STEPS
+
     data, out = str(ctx.data_dir), str(ctx.out)
     sets = "".join(f" --set '{s}'" for s in ctx.settings)
     lines = [f"doodlelab run --data {data} --out {out}" + (" --quick" if ctx.quick else "")
              + "".join(f" --set '{s}'" for s in ctx.settings[len(QUICK_SETTINGS) if ctx.quick else 0:]),
-             "# which does, step by step:"]
+             "# which does, step by step: every study (one setting, seeds paired) ..."]
+    for entry in ctx.ledger.manifest.get("studies", []):
+        seeds = ",".join(map(str, entry["seeds"]))
+        lines.append(f"doodlelab sweep --model {entry['kind']} --data {data} --seeds {seeds}{sets} "
+                     f"--set train.epochs={entry['epochs']} --out {out}/sweep/{entry['name']} "
+                     f"--grid <each of the {len(entry['settings'])} settings>  # {entry['name']}")
+    lines.append("# ... then the final runs, with each deciding study's pick:")
+    final = ctx.ledger.manifest.get("final", {})
     for kind, backend in layout.RUNS:
+        picks = "".join(f" --set '{c['key']}={json.dumps(c['now'], separators=(',', ':'))}'"
+                        for c in final.get(kind, {}).get("changes", []))
         lines.append(f"doodlelab train {kind} --backend {backend} --data {data} "
-                     f"--out {layout.run_dir(ctx.out, kind, backend)}{sets}")
+                     f"--out {layout.run_dir(ctx.out, kind, backend)}{sets}{picks}")
+    picks = "".join(f" --set '{c['key']}={json.dumps(c['now'], separators=(',', ':'))}'"
+                    for c in final.get(KINDS[-1], {}).get("changes", []))
     lines.append(f"doodlelab gradcheck --model all --data {data} --steps {GRADCHECK_STEPS} "
-                 f"--json {out}/{layout.GRADCHECK}{sets}")
+                 f"--json {out}/{layout.GRADCHECK}{sets}{picks}")
     for kind in KINDS:
         lines.append(f"doodlelab compare {layout.run_dir(ctx.out, kind, NUMPY)} "
                      f"{layout.run_dir(ctx.out, kind, TORCH)} --out {layout.compare_dir(ctx.out, kind)}")
-    for entry in ctx.ledger.manifest.get("studies", []):
-        seeds = ",".join(map(str, entry["seeds"]))
-        lines.append(f"# study {entry['name']}: {len(entry['settings'])} settings x seeds {seeds}, each as: "
-                     f"doodlelab sweep --model {entry['kind']} --data {data} --seeds {seeds}{sets} "
-                     f"--set train.epochs={entry['epochs']} --grid <the setting's values>")
     lines.append(f"doodlelab report {out}")
     return lines
 
@@ -337,6 +265,20 @@ def run_all(data: str | Path | None, out: str | Path = DEFAULT_OUT, *, quick: bo
         for step in STEPS:
             step(ctx)
     return ctx.out
+
+
+def _refuse_other_settings(out: Path, cfg: Any, overwrite: bool) -> None:
+    """UserError if ``out`` holds the results of other settings and ``overwrite`` is not given.
+
+    The final runs take the studies' picks, so they are known only once the studies are
+    decided; a folder made with other settings is refused here, before any work starts.
+    """
+    old = layout.read_json(out / layout.MANIFEST)
+    if overwrite or not isinstance(old, dict) or "config" not in old:
+        return
+    if old["config"] != json.loads(json.dumps(cfg.to_dict())):
+        raise UserError(f"{out}: these results were made with other settings; pass --overwrite to redo "
+                        "them or choose another --out")
 
 
 def _context(data: Any, out: Path, quick: bool, overwrite: bool, progress: bool | None,
@@ -368,6 +310,7 @@ def _context(data: Any, out: Path, quick: bool, overwrite: bool, progress: bool 
               "python": sys.version.split()[0], "jobs": workers,
               "study": {"train_images": STUDY_TRAIN_IMAGES},
               "report": fields}
+    _refuse_other_settings(out, cfg, overwrite)
     ledger = Ledger.open(out, overwrite, header, log or (lambda _line: None))
     out.mkdir(parents=True, exist_ok=True)
     return Context(cfg, settings, data_dir, out, quick, workers, progress, ledger, fields, plan,

@@ -28,6 +28,15 @@ Every gradient and parameter tensor is judged by its floored relative error
 reach ~1e12 when a class vector's embedding is a zero row (the normalisation's floor),
 and an absolute limit would fail there on float rounding alone.
 
+The float32 parameters after the optimizer steps are judged against 1% of the model's
+largest parameter instead (``max_model_rel_param_diff``; float64 keeps the per-tensor
+measure). A hinge objective is not smooth: a term that sits at its kink after one step
+can switch on in one implementation and off in the other by float32 rounding, and the
+next step then differs by one term's gradient. On a bias that is still near zero, that
+one step is a large ratio of the bias's own entries though it is a rounding-sized
+difference of the model (measured: 4.7e-6 absolute, the margin 0.25 and batches of 256;
+float64 agrees to 6e-14 on the same steps).
+
 Another model (the two-tower one) adds a key of the same shape next to ``classifier``.
 """
 
@@ -55,6 +64,9 @@ from doodlelab.training.registry import make_task, require_torch, spec
 
 # Limits on the floored relative error (:func:`relative_error`) of every gradient and parameter.
 THRESHOLDS: dict[str, float] = {"float64": 1e-10, "float32": 5e-4}
+# Limits on the parameters after the optimizer steps: float64 per tensor as above; float32 against 1% of
+# the model's largest parameter, with room for one hinge term switched by rounding (see the docstring).
+STEP_THRESHOLDS: dict[str, float] = {"float64": 1e-10, "float32": 5e-3}
 REL_FLOOR = 1e-2  # entries below 1 % of a tensor's largest are judged against that 1 %
 DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
 
@@ -151,9 +163,14 @@ def check_task(cfg: Config, batches: list[Batch], dtype_name: str, n_classes: in
     core_state, twin_state = core.state_dict(), twin.state_dict()
     param_diffs = {name: compare_arrays(core_state[name], twin_state[name]) for name in core_state}
     worst = max(param_diffs, key=lambda name: _nan_high(param_diffs[name]["max_rel_diff"]))
+    # Judged against the whole model's largest parameter: a bias still near zero after a few steps
+    # would turn one rounding-sized step into a large ratio of its own tiny entries (see the docstring).
+    largest = max(float(np.max(np.abs(v))) for v in core_state.values())
+    model_rel = max(d["max_abs_diff"] for d in param_diffs.values()) / max(largest * REL_FLOOR, 1e-30)
     return {
         "gradients": rows,
         "optimizer": {
+            "max_model_rel_param_diff": model_rel,
             "steps": len(batches),
             "max_abs_param_diff": max(d["max_abs_diff"] for d in param_diffs.values()),
             "max_rel_param_diff": param_diffs[worst]["max_rel_diff"],
@@ -196,7 +213,8 @@ def run_gradcheck(cfg: Config, data: Prepared | None = None, steps: int = 5,
                       "seed": cfg.train.seed, "augmented": cfg.augment.enabled}
         class_vectors = data.class_vectors if class_vectors is None else class_vectors
     batch_info["size"] = int(batches[0].y.shape[0])
-    report: dict[str, Any] = {"thresholds": dict(THRESHOLDS), "failures": []}
+    report: dict[str, Any] = {"thresholds": dict(THRESHOLDS), "step_thresholds": dict(STEP_THRESHOLDS),
+                              "failures": []}
     for kind in kinds:
         vectors = class_vectors if spec(kind).word_vectors else None
         model: dict[str, Any] = {"batch": batch_info, "model": _model_info(cfg, kind, n_classes, vectors),
@@ -225,10 +243,11 @@ def failures(model: dict[str, Any]) -> list[str]:
             if not row["max_rel_diff"] <= limit:  # also catches NaN
                 out.append(f"{name} gradient of {row['param']} differs by "
                            f"{row['max_rel_diff']:.3g} (relative) > {limit:g}")
-        traj = model["optimizer"][name]
-        if not traj["max_rel_param_diff"] <= limit:
+        traj, step_limit = model["optimizer"][name], STEP_THRESHOLDS[name]
+        measure = "max_rel_param_diff" if name == "float64" else "max_model_rel_param_diff"
+        if not traj[measure] <= step_limit:
             out.append(f"{name} parameters after {model['optimizer']['steps']} steps differ by "
-                       f"{traj['max_rel_param_diff']:.3g} (relative, {traj['worst_param']}) > {limit:g}")
+                       f"{traj[measure]:.3g} (relative, {traj['worst_param']}) > {step_limit:g}")
     return out
 
 
@@ -263,10 +282,12 @@ def format_report(report: dict[str, Any]) -> str:
             f"{d} {opt[d]['max_abs_param_diff']:.3e} (relative {opt[d]['max_rel_param_diff']:.3e}, "
             f"{opt[d]['worst_param']})" for d in THRESHOLDS))
         for dtype_name, limit in THRESHOLDS.items():
-            worst = max([_nan_high(r["max_rel_diff"]) for r in model[dtype_name]]
-                        + [_nan_high(opt[dtype_name]["max_rel_param_diff"])])
-            verdict = "ok" if worst <= limit else "FAILED"
-            lines.append(f"  {dtype_name}: largest relative difference {worst:.3e} <= {limit:g}? {verdict}")
+            worst = max(_nan_high(r["max_rel_diff"]) for r in model[dtype_name])
+            measure = "max_rel_param_diff" if dtype_name == "float64" else "max_model_rel_param_diff"
+            steps, step_limit = _nan_high(opt[dtype_name][measure]), STEP_THRESHOLDS[dtype_name]
+            verdict = "ok" if worst <= limit and steps <= step_limit else "FAILED"
+            lines.append(f"  {dtype_name}: gradients {worst:.3e} <= {limit:g}, parameters after the steps "
+                         f"{steps:.3e} <= {step_limit:g}? {verdict}")
     return "\n".join(lines)
 
 

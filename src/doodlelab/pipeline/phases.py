@@ -1,0 +1,141 @@
+"""The heavy work of ``doodlelab run`` in three phases, each a list of jobs run on the worker pool.
+
+The final models are trained with the studies' picks (:mod:`doodlelab.pipeline.choices`), so
+a kind's final runs wait for its studies; the phases keep both workers busy meanwhile:
+
+1. the classifier's studies;
+2. the classifier's final runs, and the two-tower model's studies;
+3. the two-tower model's final runs, the gradient check and the numpy-vs-torch drift.
+
+After phases 1 and 2 the studies of that kind are written to their folders and decided
+(:mod:`doodlelab.pipeline.summaries`). Every job is reused when its outputs are complete
+with the same stamp, so an interrupted job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from doodlelab.kinds import KINDS, Kind
+from doodlelab.pipeline import layout, units
+from doodlelab.pipeline.choices import final_config
+from doodlelab.pipeline.ledger import Job, run_jobs
+from doodlelab.pipeline.rows import STUDY_TRAIN_IMAGES, StudyRow, setting_jobs, study_entry, study_rows
+
+GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
+DRIFT_EPOCHS = 5  # epochs of the numpy-vs-torch drift study (studies.drift), float32 and float64
+
+
+def _run_jobs(ctx: Any, which: Kind) -> list[Job]:
+    """Return the jobs of ``which``'s final runs that are missing or unfinished (refusing other settings)."""
+    cfg, out = ctx.final[which].to_dict(), []
+    for kind, backend in (r for r in layout.RUNS if r[0] == which):
+        folder = layout.run_dir(ctx.out, kind, backend)
+        stamp = {"task": kind, "backend": backend, "config": cfg, "checksums": ctx.checksums}
+        finished = layout.run_finished(folder)
+        same = finished and layout.same_run(folder, kind, backend, cfg, ctx.checksums)
+        if ctx.ledger.needs_work(f"runs/{layout.run_name(kind, backend)}", stamp, finished, same=same):
+            out.append(Job(f"runs/{layout.run_name(kind, backend)}", stamp, units.train_run,
+                           (str(ctx.data_dir), str(folder), cfg, backend, kind)))
+    return out
+
+
+def _gradcheck_jobs(ctx: Any) -> list[Job]:
+    """Return the gradient-check job unless gradcheck.json is complete with these settings."""
+    path = ctx.out / layout.GRADCHECK
+    cfg = ctx.final[KINDS[-1]].to_dict()  # the last kind's final settings hold every pick
+    stamp = {"config": cfg, "checksums": ctx.checksums, "steps": GRADCHECK_STEPS, "models": list(KINDS)}
+    report = layout.read_json(path)
+    complete = isinstance(report, dict) and all(m in report for m in KINDS)
+    if not ctx.ledger.needs_work("gradcheck", stamp, complete):
+        return []
+    return [Job("gradcheck", stamp, units.gradcheck, (str(ctx.data_dir), str(path), cfg, GRADCHECK_STEPS,
+                                                     list(KINDS)))]
+
+
+def _drift_jobs(ctx: Any) -> list[Job]:
+    """Return the numpy-vs-torch drift job unless drift.json is complete with these settings."""
+    path = ctx.out / layout.DRIFT
+    cfg = ctx.final[KINDS[0]].to_dict()  # the classifier's final settings
+    stamp = {"config": cfg, "checksums": ctx.checksums, "epochs": DRIFT_EPOCHS,
+             "train_images": STUDY_TRAIN_IMAGES}
+    done = layout.read_json(path)
+    complete = isinstance(done, dict) and all(k in done for k in ("float32", "float64"))
+    if not ctx.ledger.needs_work("drift", stamp, complete):
+        return []
+    return [Job("drift", stamp, units.drift, (str(ctx.data_dir), str(path), cfg, DRIFT_EPOCHS,
+                                              STUDY_TRAIN_IMAGES))]
+
+
+def _trained(row: StudyRow) -> bool:
+    done = layout.read_json(row.path)
+    return isinstance(done, dict) and done.get("stamp") == json.loads(json.dumps(row.stamp))
+
+
+def _setting_jobs(ctx: Any, kind: Kind) -> list[Job]:
+    """Return one job per setting of ``kind``'s studies with seeds not yet trained (shared rows once)."""
+    out = []
+    for job in setting_jobs([r for r in ctx.rows if r.kind == kind]):
+        todo = [r for r in job.rows if not _trained(r)]
+        if not todo:
+            continue
+        stamp = {"keys": [r.key for r in todo]}
+        ctx.ledger.needs_work(job.name, stamp, False)
+        out.append(Job(job.name, stamp, units.study_setting,
+                       (str(ctx.data_dir), job.kind, job.config, [r.seed for r in todo],
+                        [str(r.path) for r in todo], [r.stamp for r in todo], STUDY_TRAIN_IMAGES)))
+    return out
+
+
+
+
+def _studies(ctx: Any, kind: Kind) -> None:
+    """Write the folder of every study of ``kind`` and record its pick in ``ctx.chosen``."""
+    from doodlelab.pipeline.summaries import DECISION, FILES, write_study
+
+    entries = ctx.ledger.manifest.setdefault("studies", [])
+    for study in (s for s in ctx.plan.studies if s.kind == kind):
+        entry = study_entry(ctx.cfg, study)
+        entries.append(entry)
+        mine = [r for r in ctx.rows if r.study == study.name]
+        folder = layout.sweep_dir(ctx.out, study.name)
+
+        def work(mine: list[StudyRow] = mine, folder: Path = folder, entry: dict[str, Any] = entry) -> None:
+            write_study(folder, entry, [(r.setting.name, r.seed, layout.read_json(r.path)) for r in mine])
+
+        complete = all((folder / f).is_file() for f in FILES)
+        ctx.ledger.step(f"sweep/{study.name}", [entry, [r.key for r in mine]], complete, work, derived=True)
+        ctx.chosen[study.name] = layout.read_json(folder / DECISION)["chosen"]
+
+
+def _finalise(ctx: Any, kind: Kind) -> None:
+    """Set the final configuration of ``kind`` from the picks so far, and record what changed."""
+    kinds = KINDS[: KINDS.index(kind) + 1]  # the two-tower model takes the classifier's picks too
+    cfg, changes = final_config(ctx.cfg, ctx.plan, ctx.chosen, kinds)
+    ctx.final[kind] = cfg
+    ctx.ledger.manifest.setdefault("final", {})[kind] = {
+        "config": cfg.to_dict(), "changes": [c.__dict__ for c in changes]}
+    for c in changes:
+        ctx.log(f"{kind}: study {c.study} changes {c.key} from {c.was} to {c.now}")
+
+
+def _run(ctx: Any, todo: list[Job], what: str) -> None:
+    ctx.log(f"{what}: {len(todo)} jobs on {ctx.workers} worker(s)")
+    run_jobs(todo, ctx.workers, ctx.ledger, ctx.progress)
+
+
+def train_and_decide(ctx: Any) -> None:
+    """Run the three phases (see the module docstring)."""
+    first, second = KINDS
+    ctx.rows = study_rows(ctx.cfg, ctx.plan, ctx.checksums, ctx.out)
+    ctx.ledger.manifest["studies"] = []
+    _run(ctx, _setting_jobs(ctx, first), f"{first} studies")
+    _studies(ctx, first)
+    _finalise(ctx, first)
+    _run(ctx, [*_run_jobs(ctx, first), *_setting_jobs(ctx, second)], f"{first} runs, {second} studies")
+    _studies(ctx, second)
+    _finalise(ctx, second)
+    _run(ctx, [*_run_jobs(ctx, second), *_gradcheck_jobs(ctx), *_drift_jobs(ctx)],
+         f"{second} runs, gradient check, drift")
