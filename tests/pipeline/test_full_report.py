@@ -92,12 +92,24 @@ def test_every_deciding_study_has_five_paired_seeds(full):
 
 def test_test_accuracies_carry_intervals_and_the_twins_are_compared_by_mcnemar(full):
     _, pages = full
-    text = _text(_body(pages))
+    body = "\n".join(_body(pages))
+    text = _text([body])
     assert len(re.findall(r"\d\.\d{3} \(95% interval \d\.\d{3}–\d\.\d{3}\)", text)) >= 4
     for start, end in (("I.2 (c)", "Part II"), ("II.2 (b)", "References")):
-        section = text[text.rindex(start):]
-        section = section[: section.index(end)] if end in section else section
+        section = _text([_section(body, start, end)])
         assert "McNemar" in section and re.search(r"p = \d\.\d\d", section), start
+
+
+def _section(body: str, heading: str, end: str) -> str:
+    """Return the text from the line that begins with the question's id to the first ``end`` heading.
+
+    The id alone is not enough: later answers refer back to it ("I.2 (c) applies here as well").
+    """
+    start = re.search(rf"^{re.escape(heading)} ", body, re.M)
+    assert start, f"no answer begins with {heading}"
+    rest = body[start.start():]
+    stop = re.search(rf"^{re.escape(end)}\b", rest, re.M)
+    return rest[: stop.start()] if stop else rest
 
 
 def test_part_two_figures_name_the_objective_not_the_cross_entropy(full):
