@@ -260,6 +260,10 @@ def test_fabricated_results_flip_each_kind_of_claim(results, tmp_path, capsys):
                "augmentation-beats-none"}
     assert {k for k in flipped if after[k] is False} == flipped
     lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if "page 1 of the report lacks" in line] == [
+        "doodlelab report: page 1 of the report lacks author, student_number, code_url: set "
+        "DOODLELAB_AUTHOR, DOODLELAB_STUDENT_NUMBER, DOODLELAB_CODE_URL (or --set report.KEY=...) "
+        "before handing it in"]
     for claim_id in flipped:
         assert sum(f"claim {claim_id} " in line for line in lines) == 1
     text = re.sub(r"\s+", " ", "\n".join(_pdf_pages(copy / "report" / "report.pdf")))

@@ -195,6 +195,7 @@ def figures_step(ctx: Context) -> None:
 def report_step(ctx: Context) -> None:
     """Record the timings and commands, then compile report/report.pdf and report.html."""
     from doodlelab.pipeline.report import build_report
+    from doodlelab.pipeline.report.settings import unset_fields_note
 
     manifest = ctx.ledger.manifest
     manifest["commands"] = commands(ctx)
@@ -211,6 +212,8 @@ def report_step(ctx: Context) -> None:
     ctx.ledger.save()
     ctx.log(f"report: {built.pdf} and {built.html}; {len(built.claims)} checked claims, "
             f"{len(built.failed)} not supported by these results")
+    if (note := unset_fields_note(ctx.report_fields)) is not None:
+        ctx.log(note)
 
 
 

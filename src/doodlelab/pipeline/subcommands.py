@@ -44,13 +44,15 @@ def command(args: argparse.Namespace) -> int:
     """Run ``doodlelab run`` or ``doodlelab report``; return 0, or 1 if the gradient check failed."""
     if args.command == "report":
         from doodlelab.pipeline.report import build_report
-        from doodlelab.pipeline.report.settings import report_fields
+        from doodlelab.pipeline.report.settings import report_fields, unset_fields_note
 
         manifest = layout.read_json(Path(args.results_dir) / layout.MANIFEST) or {}
         fields = report_fields(args.config, args.overrides, base=manifest.get("report"))
         with FolderLock(args.results_dir):
             built = build_report(args.results_dir, fields)
         print(f"report -> {built.pdf}, {built.html}")
+        if (note := unset_fields_note(fields)) is not None:
+            print(f"doodlelab report: {note}", file=sys.stderr)
         return _claims_status(built.failed, args.strict)
     from doodlelab.data.official.autofetch import data_dir_or_fetch
 

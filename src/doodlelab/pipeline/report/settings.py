@@ -54,6 +54,16 @@ def report_fields(config: Path | None = None, overrides: Sequence[str] = (),
     return fields
 
 
+def unset_fields_note(fields: Mapping[str, str | None]) -> str | None:
+    """Return one line naming the page-1 fields that are not set and how to set them (None if all are)."""
+    unset = [key for key in FIELDS if not fields.get(key)]
+    if not unset:
+        return None
+    how = ", ".join(FIELDS[key] for key in unset)
+    return (f"page 1 of the report lacks {', '.join(unset)}: set {how} (or --set report.KEY=...) "
+            f"before handing it in")
+
+
 def run_settings(overrides: Sequence[str]) -> list[str]:
     """Return the ``--set`` items that configure the runs (all but ``report.*``)."""
     return [text for text in overrides if not text.strip().startswith("report.")]
