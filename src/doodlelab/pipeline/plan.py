@@ -79,15 +79,15 @@ def _classifier_studies() -> list[Study]:
             _s("none", optim__momentum=0.0, optim__nesterov=False),
             _s("0.9", optim__momentum=0.9, optim__nesterov=False),
             _s("0.9, Nesterov", optim__momentum=0.9, optim__nesterov=True),
-        ), "no momentum first, then classical, Nesterov (one more term) last"),
+        ), "no momentum first, then classical, then Nesterov, which adds a term"),
         Study("learning_rate", c, "I.1.e", "learning rate", (
             _s("0.02", optim__lr=0.02), _s("0.05", optim__lr=0.05), _s("0.1", optim__lr=0.1),
         ), "the smaller step first"),
         Study("batch_size", c, "I.1.e", "mini-batch size", (
             _s("256", train__batch_size=256), _s("128", train__batch_size=128),
             _s("64", train__batch_size=64),
-        ), "the larger batch first (fewer steps per epoch, less computation)"),
-        Study("epochs", c, "I.1.e", "number of epochs (each its own cosine schedule)", (
+        ), "the larger batch first: fewer steps, less computation"),
+        Study("epochs", c, "I.1.e", "number of epochs, each with its own cosine schedule", (
             _s("15", train__epochs=15), _s("30", train__epochs=30), _s("60", train__epochs=60),
             _s("100", train__epochs=100),
         ), "fewer epochs first"),
