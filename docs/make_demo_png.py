@@ -1,10 +1,10 @@
-"""Take ``docs/demo.png``: the drawing page, with the default runs answering a real drawing.
+"""Take ``docs/demo.png``: the drawing page, with the main job's four final models answering a real drawing.
 
-    python docs/make_demo_png.py --data DIR --strokes FILE.ndjson [--runs RUN_DIR ...] [--work DIR]
+    python docs/make_demo_png.py [--results DIR] [--strokes FILE.ndjson] [--word WORD] [--out FILE]
 
-1. Without ``--runs``, train the default classifier and two-tower model with numpy and with
-   torch on the course folder (``doodlelab train KIND --backend B --data DIR``) into
-   ``--work`` (default ``demo-runs/``); a finished run already there is reused.
+1. Take the four final runs of a finished ``doodlelab run`` (``--results``, default ``results/``):
+   the classifier and the two-tower model, each trained with numpy and with torch on the
+   studies' picks (``results/runs/<kind>-<backend>``, as ``doodlelab.pipeline.layout`` names them).
 2. Serve them with ``doodlelab demo RUN_DIR ... --port 0`` (a subprocess, exactly as a user
    starts it) and open the page in the system's Chromium with Playwright (``/usr/bin/chromium``;
    no browser is downloaded).
@@ -13,8 +13,7 @@
    stroke, wait until every run has answered the whole drawing, and save the screenshot
    (64 colours, to keep the file small).
 
-``--data`` defaults to ``$DOODLELAB_DATA``; ``--strokes`` to
-``$DOODLELAB_SHARED_DATA/strokes/quickdraw_5class_simplified.ndjson``.
+``--strokes`` defaults to ``$DOODLELAB_SHARED_DATA/strokes/quickdraw_5class_simplified.ndjson``.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from doodlelab.data.render import read_ndjson
-from doodlelab.kinds import BACKENDS, KINDS
-from doodlelab.runs.folder import RunFolder
+from doodlelab.pipeline.layout import RUNS, run_dir, run_finished
 
 DOCS = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
@@ -40,16 +38,13 @@ VIEWPORT = {"width": 1180, "height": 1100}
 STROKES_FILE = Path("strokes") / "quickdraw_5class_simplified.ndjson"
 
 
-def train_default_runs(data: Path, work: Path) -> list[Path]:
-    """Return the four default runs in ``work`` (each kind on each backend), training those not finished."""
-    runs = []
-    for kind in KINDS:
-        for backend in BACKENDS:
-            out = work / f"{kind}-{backend}"
-            if not RunFolder(out).finished:
-                subprocess.run([sys.executable, "-m", "doodlelab", "train", kind, "--backend", backend,
-                                "--data", str(data), "--out", str(out), "--overwrite"], check=True)
-            runs.append(out)
+def final_runs(results: Path) -> list[Path]:
+    """Return the four final runs of a main job's results folder; stop with one line if one is unfinished."""
+    runs = [run_dir(results, kind, backend) for kind, backend in RUNS]
+    missing = [str(run) for run in runs if not run_finished(run)]
+    if missing:
+        raise SystemExit(f"no finished run in {', '.join(missing)}: "
+                         f"run `doodlelab run --out {results}` first")
     return runs
 
 
@@ -117,23 +112,22 @@ def screenshot(url: str, strokes: list, out: Path) -> None:
 def main() -> None:
     """Parse the arguments, get the runs, serve them and take the picture."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=os.environ.get("DOODLELAB_DATA"), help="course folder")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="a finished main job's results folder")
     shared = os.environ.get("DOODLELAB_SHARED_DATA")
     p.add_argument("--strokes", type=Path, default=Path(shared) / STROKES_FILE if shared else None,
                    help="simplified strokes (.ndjson) to draw from")
     p.add_argument("--word", default="snowman", help="draw the first drawing of this class")
-    p.add_argument("--runs", nargs="+", type=Path, help="finished run folders (default: train the four)")
-    p.add_argument("--work", type=Path, default=Path("demo-runs"), help="where the four runs are trained")
     p.add_argument("--out", type=Path, default=DOCS / "demo.png")
     args = p.parse_args()
-    if args.strokes is None or (args.runs is None and args.data is None):
-        p.error("give --strokes (or set DOODLELAB_SHARED_DATA) and --data or --runs")
-    runs = args.runs or train_default_runs(args.data, args.work)
+    if args.strokes is None:
+        p.error("give --strokes (or set DOODLELAB_SHARED_DATA)")
+    runs = final_runs(args.results)
     strokes = first_drawing(args.strokes, args.word)
     with demo_server(runs) as url:
         screenshot(url, strokes, args.out)
-    print(f"{args.out}: {len(runs)} runs answering the first {args.word} of {args.strokes.name}")
-
+    print(f"{args.out}: the {len(runs)} final runs of {args.results} answering the first {args.word} "
+          f"of {args.strokes.name}")
 
 if __name__ == "__main__":
     main()
