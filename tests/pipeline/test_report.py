@@ -109,9 +109,10 @@ def test_every_output_exists(results):
         decision = json.loads((out / "sweep" / name / "decision.json").read_text())
         names = [s["name"] for s in decision["study"]["settings"]]
         assert decision["seeds"] == 2 and decision["chosen"] in names
-    for kind in ("classifier", "two_tower"):
-        mcnemar = json.loads((out / "compare" / kind / "comparison.json").read_text())["mcnemar"]
+    for pair in ("classifier", "two_tower", "part1-vs-part2"):
+        mcnemar = json.loads((out / "compare" / pair / "comparison.json").read_text())["mcnemar"]
         assert mcnemar["n"] == 25 and 0 <= mcnemar["p_value"] <= 1
+        assert mcnemar["only_a"] + mcnemar["only_b"] + mcnemar["both_right"] + mcnemar["both_wrong"] == 25
     for picture in ("classifier_curves.svg", "two_tower_curves.svg", "two_tower_terms.svg",
                     "classifier_confusions.svg", "init_gradients.svg", "first_layer.png", "embeddings.png"):
         assert (out / "figures" / picture).stat().st_size > 1000, picture

@@ -10,6 +10,7 @@ them and the tests agree by construction::
     gradcheck.json                numpy backprop vs torch autograd on the real first batches, both models
     drift.json                    numpy vs torch trained side by side for a few epochs, float32 and float64
     compare/<kind>/               numpy vs torch side by side (doodlelab compare)
+    compare/part1-vs-part2/       the numpy classifier against the numpy two-tower model, same test images
     sweep/<study>/                one study: its rows, curves, decision.json and summary.csv
                                   (doodlelab.pipeline.summaries)
     sweep/points/<key>.json       one trained study row (settings, seed): reused by every study that has it
@@ -64,6 +65,11 @@ def data_dir(out: Path) -> Path:
 def compare_dir(out: Path, kind: Kind) -> Path:
     """Return the folder of the numpy-vs-torch comparison of one model kind."""
     return Path(out) / "compare" / kind
+
+
+def parts_compare_dir(out: Path) -> Path:
+    """Return the folder comparing Part I's model with Part II's (both numpy) on the same test images."""
+    return Path(out) / "compare" / "part1-vs-part2"
 
 
 def figures_dir(out: Path) -> Path:

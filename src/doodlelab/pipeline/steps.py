@@ -31,7 +31,7 @@ from typing import Any
 from doodlelab.errors import UserError
 from doodlelab.files.lock import FolderLock
 from doodlelab.geometry import SHAPE
-from doodlelab.kinds import KINDS, NUMPY, TORCH
+from doodlelab.kinds import CLASSIFIER, KINDS, NUMPY, TORCH, TWO_TOWER
 from doodlelab.pipeline import layout
 from doodlelab.pipeline.ledger import Ledger, default_jobs, now
 from doodlelab.pipeline.plan import Plan, plan_for
@@ -122,18 +122,25 @@ def jobs_step(ctx: Context) -> None:
 
 
 def compare_step(ctx: Context) -> None:
-    """numpy vs torch of each model (doodlelab compare); redone whenever either run changed."""
+    """numpy vs torch of each model, and Part I's numpy model vs Part II's (doodlelab compare);
+    each redone whenever either of its runs changed."""
+    pairs = [(f"compare/{kind}", layout.run_dir(ctx.out, kind, NUMPY), layout.run_dir(ctx.out, kind, TORCH),
+              layout.compare_dir(ctx.out, kind)) for kind in KINDS]
+    pairs.append(("compare/part1-vs-part2", layout.run_dir(ctx.out, CLASSIFIER, NUMPY),
+                  layout.run_dir(ctx.out, TWO_TOWER, NUMPY), layout.parts_compare_dir(ctx.out)))
+    for name, a, b, folder in pairs:
+        _compare_pair(ctx, name, a, b, folder)
+
+
+def _compare_pair(ctx: Context, name: str, a: Path, b: Path, folder: Path) -> None:
+    """Compare two finished runs into ``folder`` as the ledger step ``name``, stamped by both runs' files."""
     from doodlelab.files.atomic import sha256_file
     from doodlelab.studies.compare import compare_runs
 
-    for kind in KINDS:
-        a, b = layout.run_dir(ctx.out, kind, NUMPY), layout.run_dir(ctx.out, kind, TORCH)
-        folder = layout.compare_dir(ctx.out, kind)
-        stamp = {str(p.relative_to(ctx.out)): sha256_file(p)
-                 for run in (a, b) for p in (run / METRICS, run / HISTORY)}
-        complete = all((folder / n).is_file() for n in layout.COMPARE_FILES)
-        ctx.ledger.step(f"compare/{kind}", stamp, complete, lambda a=a, b=b, f=folder: compare_runs(a, b, f),
-                        derived=True)
+    stamp = {str(p.relative_to(ctx.out)): sha256_file(p)
+             for run in (a, b) for p in (run / METRICS, run / HISTORY)}
+    complete = all((folder / n).is_file() for n in layout.COMPARE_FILES)
+    ctx.ledger.step(name, stamp, complete, lambda: compare_runs(a, b, folder), derived=True)
 
 
 # The activations of the activation study, each with its own initialisation, and the sigmoid
@@ -249,6 +256,8 @@ def commands(ctx: Context) -> list[str]:
     for kind in KINDS:
         lines.append(f"doodlelab compare {layout.run_dir(ctx.out, kind, NUMPY)} "
                      f"{layout.run_dir(ctx.out, kind, TORCH)} --out {layout.compare_dir(ctx.out, kind)}")
+    lines.append(f"doodlelab compare {layout.run_dir(ctx.out, CLASSIFIER, NUMPY)} "
+                 f"{layout.run_dir(ctx.out, TWO_TOWER, NUMPY)} --out {layout.parts_compare_dir(ctx.out)}")
     lines.append(f"doodlelab report {out}")
     return lines
 

@@ -63,7 +63,8 @@ def required_files(root: Path) -> list[Path]:
 
     runs = [layout.run_dir(root, kind, backend) / name for kind, backend in layout.RUNS
             for name in (METRICS, CONFIG, ENV, HISTORY)]
-    compare = [layout.compare_dir(root, kind) / layout.COMPARE_FILES[0] for kind in KINDS]
+    folders = [*(layout.compare_dir(root, kind) for kind in KINDS), layout.parts_compare_dir(root)]
+    compare = [folder / layout.COMPARE_FILES[0] for folder in folders]
     return [root / layout.MANIFEST, layout.data_dir(root) / layout.DATA_JSON, *runs, root / layout.GRADCHECK,
             *compare]
 
