@@ -114,7 +114,7 @@ def test_every_output_exists(results):
         assert mcnemar["n"] == 25 and 0 <= mcnemar["p_value"] <= 1
         assert mcnemar["only_a"] + mcnemar["only_b"] + mcnemar["both_right"] + mcnemar["both_wrong"] == 25
     for picture in ("classifier_curves.svg", "two_tower_curves.svg", "two_tower_terms.svg",
-                    "classifier_confusions.svg", "init_gradients.svg", "first_layer.png", "embeddings.png"):
+                    "classifier_confusions.svg", "init_gradients.svg", "first_layer.png", "embeddings.svg"):
         assert (out / "figures" / picture).stat().st_size > 1000, picture
     drift = json.loads((out / "drift.json").read_text())
     assert [r["epoch"] for r in drift["float64"]] == [1, 2, 3, 4, 5]

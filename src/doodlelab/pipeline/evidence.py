@@ -115,10 +115,15 @@ DIAGNOSTICS = {"diag_active": "share of active hinge terms",
                "diag_class_cosine": "cosine between two classes"}
 
 
-def objective_terms(history: Sequence[Mapping[str, Any]], label: str, cfg: Config, path: Path) -> Path:
-    """Plot a two-tower run's objective (named ``label``) and its weighted terms on the training batches and
-    on validation, and beside them the validation diagnostics (the share of hinge terms still active, the
-    mean cosine between two class embeddings), whose columns the CSV holds too."""
+def objective_terms(history: Sequence[Mapping[str, Any]], label: str, cfg: Config, path: Path,
+                    n_classes: int | None = None) -> Path:
+    """Plot a two-tower run's validation diagnostics (the share of hinge terms still active, the mean cosine
+    between two class embeddings, with a dotted line at -1/(K-1), the lowest mean cosine ``n_classes`` unit
+    vectors can have) and, for an objective of several terms, beside them the objective (named ``label``)
+    and its weighted terms on the training batches and on validation; the CSV holds every column.
+
+    An objective of one term is its own curve in the run's curves figure, so it is not drawn again here.
+    """
     t = cfg.two_tower
     weights = {t.loss: 1.0, **({"align": float(t.align_weight)} if t.align_weight else {})}
     rows = term_rows(history, weights)
@@ -127,26 +132,49 @@ def objective_terms(history: Sequence[Mapping[str, Any]], label: str, cfg: Confi
     plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     with _rc():
-        fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.3), layout="constrained")
-        for ax, split, title in zip(axes, ("train", "val"), ("training mini-batches", "validation")):
-            ax.plot(epochs, [r[f"{split}_objective"] for r in rows], color="black", lw=2.2, alpha=0.35,
-                    label="the objective")
-            for name, w in weights.items():
-                term = OBJECTIVE_NAMES[name] if w == 1 else f"{w:g} × {OBJECTIVE_NAMES[name]}"
-                ax.plot(epochs, [r[f"{split}_{name}"] for r in rows], "--", label=term)
-            ax.set(title=title, xlabel="epoch")
-            ax.grid(alpha=0.3)
-        axes[0].set_ylabel(label)
-        axes[1].sharey(axes[0])
-        axes[1].legend(frameon=False, loc="upper right")
-        for key, name in DIAGNOSTICS.items():
-            if key in rows[0]:
-                axes[2].plot(epochs, [r[key] for r in rows], label=name)
-        axes[2].set(title="validation diagnostics", xlabel="epoch", ylim=(-0.05, 1.05))
-        axes[2].grid(alpha=0.3)
-        axes[2].legend(frameon=False, loc="upper right")
+        if len(weights) == 1:
+            fig, diag = plt.subplots(figsize=(3.6, 2.3), layout="constrained")
+            diag.set_title(f"validation diagnostics, {label}")
+        else:
+            fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.3), layout="constrained")
+            _plot_terms(axes[:2], epochs, rows, weights, label)
+            diag = axes[2]
+            diag.set_title("validation diagnostics")
+        _plot_diagnostics(diag, epochs, rows, n_classes)
         write_csv(path.with_suffix(".csv"), rows)
         return _save(fig, path)
+
+
+def _plot_terms(axes: Sequence[Any], epochs: list[int], rows: list[dict[str, Any]],
+                weights: Mapping[str, float], label: str) -> None:
+    """Draw the objective and each weighted term on the training batches (left) and on validation (right)."""
+    for ax, split, title in zip(axes, ("train", "val"), ("training mini-batches", "validation")):
+        ax.plot(epochs, [r[f"{split}_objective"] for r in rows], color="black", lw=2.2, alpha=0.35,
+                label="the objective")
+        for name, w in weights.items():
+            term = OBJECTIVE_NAMES[name] if w == 1 else f"{w:g} × {OBJECTIVE_NAMES[name]}"
+            ax.plot(epochs, [r[f"{split}_{name}"] for r in rows], "--", label=term)
+        ax.set(title=title, xlabel="epoch")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(label)
+    axes[1].sharey(axes[0])
+    axes[1].legend(frameon=False, loc="upper right")
+
+
+def _plot_diagnostics(ax: Any, epochs: list[int], rows: list[dict[str, Any]], n_classes: int | None) -> None:
+    """Draw the validation diagnostics on ``ax``, the y range wide enough for every value."""
+    low = -0.05
+    for key, name in DIAGNOSTICS.items():
+        if key in rows[0]:
+            ax.plot(epochs, [r[key] for r in rows], label=name)
+            low = min(low, min(r[key] for r in rows) - 0.05)
+    if n_classes is not None and n_classes > 1 and "diag_class_cosine" in rows[0]:
+        spread = -1 / (n_classes - 1)
+        ax.axhline(spread, color="grey", ls=":", lw=1, label="most spread possible")
+        low = min(low, spread - 0.05)
+    ax.set(xlabel="epoch", ylim=(low, 1.05))
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, loc="upper right")
 
 
 def top_confusions(y: np.ndarray, pred: np.ndarray, count: int) -> list[tuple[int, int, int]]:

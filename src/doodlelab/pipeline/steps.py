@@ -166,7 +166,7 @@ def _run_figures(ctx: Context, folder: Path) -> None:
         evidence.confusions(test.x, labels, probs, test.classes, folder / evidence.confusions_file(kind))
         if numpy_run.history[0].keys() >= {"diag_term_" + cfg.two_tower.loss}:  # an objective of terms
             evidence.objective_terms(numpy_run.history, evidence.objective_label(kind, cfg), cfg,
-                                     folder / evidence.TERMS)
+                                     folder / evidence.TERMS, n_classes=len(test.classes))
 
 
 def figures_step(ctx: Context) -> None:

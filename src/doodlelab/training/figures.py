@@ -18,7 +18,7 @@ from doodlelab.geometry import SHAPE
 
 CURVES = ("loss", "accuracy")  # plot_curves draws one figure of each
 EXAMPLES_FILES = ("examples.png", "examples.csv")  # what plot_examples writes
-FIRST_LAYER, EMBEDDINGS = "first_layer.png", "embeddings.png"  # plot_first_layer's, plot_embeddings' (+ .csv)
+FIRST_LAYER, EMBEDDINGS = "first_layer.png", "embeddings.svg"  # plot_first_layer's, plot_embeddings' (+ .csv)
 
 
 def curve_files(stem: str = "") -> tuple[str, ...]:
@@ -327,10 +327,26 @@ def plot_first_layer(weight: np.ndarray, out_dir: Path, count: int = 32) -> list
     return [_save(fig, path), write_csv(path.with_suffix(".csv"), rows, ["unit", "norm"])]
 
 
+def _label_offset(points: np.ndarray, i: int, distance: float = 9.0) -> tuple[float, float]:
+    """Return an offset in points for the label of ``points[i]`` pointing away from its nearest other point
+    (straight up when it has none or they coincide)."""
+    others = np.delete(points, i, axis=0)
+    if len(others) == 0:
+        return 0.0, distance
+    away = points[i] - others[np.argmin(np.linalg.norm(others - points[i], axis=1))]
+    norm = float(np.linalg.norm(away))
+    if norm == 0:
+        return 0.0, distance
+    return float(distance * away[0] / norm), float(distance * away[1] / norm)
+
+
 def plot_embeddings(image: np.ndarray, y: np.ndarray, words: np.ndarray, class_names: Sequence[str],
                     out_dir: Path) -> list[Path]:
     """Project test image embeddings (N, E) and class-word embeddings (K, E) on the images' first two
-    principal components (sklearn PCA); write embeddings.png and .csv (kind, class, pc1, pc2)."""
+    principal components (sklearn PCA); write embeddings.svg and .csv (kind, class, pc1, pc2).
+
+    Each star's name is set off on the side away from its nearest other star, so two close stars keep
+    both names readable."""
     from sklearn.decomposition import PCA
 
     plt = _pyplot()
@@ -342,10 +358,14 @@ def plot_embeddings(image: np.ndarray, y: np.ndarray, words: np.ndarray, class_n
         mask = y == c
         ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.35, color=colors(c % 10), label=name)
         ax.scatter(wxy[c, 0], wxy[c, 1], s=220, marker="*", color=colors(c % 10), edgecolor="black", zorder=3)
-        ax.annotate(name, wxy[c], xytext=(6, 6), textcoords="offset points", fontsize=9, weight="bold")
+    for c, name in enumerate(class_names):
+        dx, dy = _label_offset(wxy, c)
+        ax.annotate(name, wxy[c], xytext=(dx, dy), textcoords="offset points", fontsize=9, weight="bold",
+                    ha="left" if dx > 4 else "right" if dx < -4 else "center",
+                    va="bottom" if dy > 4 else "top" if dy < -4 else "center", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75})
     ratio = pca.explained_variance_ratio_
-    ax.set(xlabel=f"PC 1 ({ratio[0]:.0%} of variance)", ylabel=f"PC 2 ({ratio[1]:.0%})",
-           title="test image embeddings (dots) and class-word embeddings (stars)")
+    ax.set(xlabel=f"PC 1 ({ratio[0]:.0%} of variance)", ylabel=f"PC 2 ({ratio[1]:.0%})")
     ax.legend(fontsize=7, markerscale=2, loc="best")
     ax.grid(alpha=0.3)
     rows = [{"kind": "image", "class": class_names[int(c)], "pc1": float(a), "pc2": float(b)}
