@@ -21,6 +21,7 @@ from doodlelab.data.course import CLASSES
 from doodlelab.errors import UserError
 from doodlelab.pipeline.layout import RUNS, run_name
 from doodlelab.pipeline.report import build_report
+from doodlelab.pipeline.report.settings import FIELDS as PAGE_ONE_VARIABLES
 from doodlelab.pipeline.steps import run_all
 from doodlelab.pipeline.subcommands import add_parser, command
 
@@ -69,7 +70,10 @@ def results(tmp_path_factory):
     images = str(course / "train_images.npy")
     _WATCHED[images] = 0
     try:
-        out = run_all(course, root / "results", quick=True, overrides=_settings(glove), workers=2)
+        with pytest.MonkeyPatch.context() as env:  # page one from nothing given, whatever this shell exports
+            for variable in PAGE_ONE_VARIABLES.values():
+                env.delenv(variable, raising=False)
+            out = run_all(course, root / "results", quick=True, overrides=_settings(glove), workers=2)
     finally:
         _OPENED["train_images"] = _WATCHED.pop(images)
     return out, course, glove
@@ -234,8 +238,10 @@ def _scores(names: list[str], means: dict[str, float]) -> dict[str, list]:
     return {n: [means.get(n, 0.80) + FIVE[(s + i) % 5] for s in range(5)] for i, n in enumerate(names)}
 
 
-def test_fabricated_results_flip_each_kind_of_claim(results, tmp_path, capsys):
+def test_fabricated_results_flip_each_kind_of_claim(results, tmp_path, capsys, monkeypatch):
     out, _, _ = results
+    for variable in PAGE_ONE_VARIABLES.values():
+        monkeypatch.delenv(variable, raising=False)
     copy = _copy(out, tmp_path)
     act = ["ReLU, He", "tanh, Glorot", "sigmoid, Glorot"]
     mom = ["none", "0.9", "0.9, Nesterov"]
