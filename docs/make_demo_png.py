@@ -28,12 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from doodlelab.data.render import read_ndjson
+from doodlelab.demo.browser import CHROMIUM_ARGS, chromium_path, draw_strokes
 from doodlelab.pipeline.layout import RUNS, run_dir, run_finished
 
 DOCS = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1180, "height": 1100}
 STROKES_FILE = Path("strokes") / "quickdraw_5class_simplified.ndjson"
 
@@ -74,33 +72,16 @@ def demo_server(runs: list[Path]) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def draw(page, strokes: list) -> None:  # type: ignore[no-untyped-def]
-    """Draw 0..255 strokes on the page's canvas with mouse moves (one press per stroke)."""
-    box = page.get_by_test_id("canvas").bounding_box()
-    margin = 20
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return (box["x"] + margin + x / 255 * (box["width"] - 2 * margin),
-                box["y"] + margin + y / 255 * (box["height"] - 2 * margin))
-
-    for xs, ys, *_ in strokes:
-        page.mouse.move(*at(xs[0], ys[0]))
-        page.mouse.down()
-        for x, y in zip(xs[1:], ys[1:]):
-            page.mouse.move(*at(x, y), steps=2)
-        page.mouse.up()
-
-
 def screenshot(url: str, strokes: list, out: Path) -> None:
     """Open ``url`` in Chromium, draw ``strokes``, wait for every answer and save the page to ``out``."""
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url)
-        draw(page, strokes)
+        draw_strokes(page, strokes)
         page.wait_for_selector(f'#models[data-answered="{len(strokes)}"]', timeout=60_000)
         raw = out.with_suffix(".full.png")
         page.screenshot(path=str(raw), full_page=True)

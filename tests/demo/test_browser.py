@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import httpx2
@@ -20,16 +19,15 @@ import pytest
 
 from doodlelab.data.render import read_ndjson, render, simplify
 from doodlelab.demo.app import create_app
+from doodlelab.demo.browser import CHROMIUM_ARGS, chromium_path, draw_strokes
 from tests.conftest import missing, need_module
 from tests.demo.conftest import serving
 
 pytestmark = pytest.mark.slow  # a real browser
 sync_api = need_module("chromium", "playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = chromium_path()
 if not Path(CHROMIUM).is_file():
     missing("chromium", "no chromium on PATH nor at /usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WORDS = ("snowman", "rabbit", "motorbike")  # one real drawing of each
 
 
@@ -56,26 +54,9 @@ def page_url(models):
 def browser():
     """Headless Chromium from the system's package (never a downloaded browser)."""
     with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
-
-
-def _draw(page, strokes: list) -> None:
-    """Draw 0..255 strokes on the canvas with mouse moves (one press per stroke)."""
-    box = page.get_by_test_id("canvas").bounding_box()
-    margin = 20
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return (box["x"] + margin + x / 255 * (box["width"] - 2 * margin),
-                box["y"] + margin + y / 255 * (box["height"] - 2 * margin))
-
-    for xs, ys, *_ in strokes:
-        page.mouse.move(*at(xs[0], ys[0]))
-        page.mouse.down()
-        for x, y in zip(xs[1:], ys[1:]):
-            page.mouse.move(*at(x, y), steps=2)
-        page.mouse.up()
 
 
 def _shown_pixels(page, selector: str) -> np.ndarray:
@@ -124,7 +105,7 @@ def test_drawing_real_doodles_shows_every_models_answer(browser, page_url, drawi
         if k:  # the clear button is enabled once something is drawn
             page.get_by_test_id("clear").click()
         sent.clear()
-        _draw(page, strokes)
+        draw_strokes(page, strokes)
         page.wait_for_selector(f'#models[data-answered="{len(strokes)}"]', timeout=15_000)
         # one request per finished stroke, each holding the strokes drawn so far, raw screen units
         assert [len(b["strokes"]) for b in sent] == list(range(1, len(strokes) + 1))
