@@ -40,17 +40,23 @@ class Interval:
         return self.low is None or self.high is None or self.low <= 0.0 <= self.high
 
 
-def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
-    """Return the mean of ``values`` and its Student-t interval at ``level`` (None bounds for n < 2)."""
+def t_multiplier(n: int, level: float = LEVEL) -> float:
+    """Return how many standard errors the half-width of a Student-t interval at ``level`` of a mean of
+    ``n >= 2`` values is: ``t(0.5 + level / 2, n - 1)``."""
     from scipy.stats import t
 
+    return float(t.ppf(0.5 + level / 2, n - 1))
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
+    """Return the mean of ``values`` and its Student-t interval at ``level`` (None bounds for n < 2)."""
     n = len(values)
     if n == 0:
         raise ValueError("an interval needs at least one value")
     mean = statistics.fmean(values)
     if n < 2:
         return Interval(mean, None, None, n)
-    half = float(t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    half = t_multiplier(n, level) * statistics.stdev(values) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
 
 

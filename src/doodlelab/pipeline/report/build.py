@@ -70,7 +70,9 @@ def required_files(root: Path) -> list[Path]:
 
 
 def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
-    """Return what the template is told: page-1 fields, the studies that exist, every picture's path."""
+    """Return what the template is told: page-1 fields, the studies that exist, every picture's path, and
+    the statistics it cannot compute itself (:mod:`doodlelab.pipeline.report.statistics`)."""
+    from doodlelab.pipeline.report.statistics import cross_pairs, tie_width
     from doodlelab.pipeline.summaries import SUMMARY
 
     manifest = layout.read_json(root / layout.MANIFEST) or {}
@@ -81,7 +83,8 @@ def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
                    and p.relative_to(root).parts[0] != REPORT_DIR)
     files += ["/" + name for name in (layout.DRIFT,) if (root / name).is_file()]
     return {"fields": {k: fields.get(k) for k in ("author", "student_number", "code_url")},
-            "studies": studies, "files": files}
+            "studies": studies, "files": files, "tie_width": tie_width(manifest.get("studies", [])),
+            "cross_pairs": cross_pairs(root)}
 
 
 def _compile(typst: Any, source: Path, root: Path, fmt: str) -> bytes:
