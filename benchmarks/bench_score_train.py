@@ -26,6 +26,7 @@ from pathlib import Path
 
 from doodlelab.config import load_config
 from doodlelab.data.prepare import prepare
+from doodlelab.kinds import KINDS
 from doodlelab.training.fit import fit_new
 
 
@@ -72,7 +73,7 @@ def main() -> None:
     report = {"train_images": int(data.train_idx.size), "val_images": int(data.val_idx.size),
               "threads_env": os.environ.get("DOODLELAB_THREADS"),
               "epochs": args.epochs, "rounds": args.rounds, "load_average_before": os.getloadavg()[0]}
-    for kind in ("classifier", "two_tower"):
+    for kind in KINDS:
         r = report[kind] = measure(cfg, kind, data, args.rounds)
         print(f"{kind}: {r['median']['scored']:.3f} s/epoch scoring the training split, "
               f"{r['median']['not_scored']:.3f} s without: the scoring is {100 * r['scoring_share']:.0f}% "

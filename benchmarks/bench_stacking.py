@@ -36,6 +36,7 @@ import numpy as np
 
 from doodlelab.config import Config
 from doodlelab.data.course import load_split
+from doodlelab.kinds import KINDS
 from doodlelab.nn import Dropout, L2Normalize, Linear, ReLU, Sequential
 from doodlelab.tasks.streams import Streams
 from doodlelab.tasks.threads import blas_threads
@@ -249,7 +250,7 @@ def main() -> None:
     vectors = np.random.default_rng(0).normal(size=(5, 50)).astype(np.float32)  # stand-in GloVe rows
     report = {"images": int(y.shape[0]), "seeds": args.seeds, "epochs": args.epochs,
               "load_average_before": os.getloadavg()[0]}
-    for kind in ("classifier", "two_tower"):
+    for kind in KINDS:
         cfg = Config()
         report[kind] = {"identical": check_identical(cfg, kind, seeds, vectors, x, y),
                         **measure(cfg, kind, seeds, vectors, x, y, args.epochs)}

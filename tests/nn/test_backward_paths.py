@@ -16,6 +16,13 @@ def _mlp(input_dropout: float) -> Sequential:
                      n_in=10, n_out=5, dtype=np.float64)
 
 
+def _assert_same_grads(model, reference) -> None:  # type: ignore[no-untyped-def]
+    """Every parameter gradient of ``model`` equals ``reference``'s of the same name, bit for bit."""
+    grads = {name: g for name, _, g in reference.named_parameters()}
+    for name, _, g in model.named_parameters():
+        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+
+
 @pytest.mark.parametrize("input_dropout", [0.0, 0.2])
 def test_backward_without_input_grad_gives_the_same_parameter_grads(input_dropout: float) -> None:
     rng = np.random.default_rng(2)
@@ -27,9 +34,7 @@ def test_backward_without_input_grad_gives_the_same_parameter_grads(input_dropou
     fast.zero_grad()
     assert full.backward(dout).shape == x.shape
     assert fast.backward(dout, input_grad=False) is None
-    grads = {name: g for name, _, g in full.named_parameters()}
-    for name, _, g in fast.named_parameters():
-        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+    _assert_same_grads(fast, full)
 
 
 def test_accumulate_grads_adds_like_backward_and_parameterless_models_are_fine() -> None:
@@ -75,9 +80,7 @@ def test_assigning_backward_equals_zero_grad_then_backward(input_grad: bool) -> 
         np.testing.assert_array_equal(dx_fast, dx)
     else:
         assert dx is None and dx_fast is None
-    grads = {name: g for name, _, g in plain.named_parameters()}
-    for name, _, g in fast.named_parameters():
-        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+    _assert_same_grads(fast, plain)
 
 
 def test_assign_on_a_single_linear_and_on_modules_without_their_own_override() -> None:
