@@ -102,3 +102,16 @@ def test_tta_views_are_the_image_and_its_four_neighbours(images):
     grid = images.reshape(6, 28, 28)
     np.testing.assert_array_equal(views[1].reshape(6, 28, 28)[:, 1:], grid[:, :-1])
     np.testing.assert_array_equal(views[4].reshape(6, 28, 28)[:, :, :-1], grid[:, :, 1:])
+
+
+def test_shift_images_moves_a_hand_placed_pixel_and_fills_black():
+    img = np.zeros((2, 784), dtype=np.uint8)
+    img[0, 0 * 28 + 0] = 7  # top-left corner
+    img[1, 10 * 28 + 20] = 9  # row 10, column 20
+    out = shift_images(img, np.array([2, -1]), np.array([1, 2])).reshape(2, 28, 28)
+    assert out.dtype == np.uint8 and out.shape == (2, 28, 28)
+    assert out[0, 2, 1] == 7 and np.count_nonzero(out[0]) == 1  # 2 rows down, 1 column right
+    assert out[1, 9, 22] == 9 and np.count_nonzero(out[1]) == 1  # 1 row up, 2 columns right
+    edge = np.full((1, 784), 5, dtype=np.float32)
+    moved = shift_images(edge, np.array([-2]), np.array([0])).reshape(28, 28)
+    assert (moved[:26] == 5).all() and (moved[26:] == 0).all()  # what enters from below is black

@@ -507,3 +507,42 @@ def test_fit_new_passes_on_whether_to_score_the_training_split(monkeypatch):
                              score_train=False)
     row = result.history[0]
     assert math.isnan(row["train_loss"]) and row["val_loss"] == 2.0
+
+
+def test_the_training_curve_is_scored_on_a_fixed_stratified_sample_of_a_large_split(monkeypatch):
+    from doodlelab.data.split import stratified_subset
+    from doodlelab.tasks.classifier import NumpyClassifier
+    from doodlelab.tasks.streams import Streams
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 784)).astype(np.float32)
+    y = np.repeat(np.arange(5), 12)
+    xv, yv = x[:10].copy(), y[:10].copy()
+    cfg = load_config(None, ["model.hidden=[8]", "train.epochs=2", "train.batch_size=16", "train.seed=3"])
+
+    def trained(cap):
+        monkeypatch.setattr(loop, "TRAIN_CURVE_IMAGES", cap)
+        task = NumpyClassifier(cfg, Streams.from_seed(3))
+        seen = []  # the training scores each epoch, measured again on the rows the loop should use
+        sample = stratified_subset(np.arange(60), y, cap, 3) if cap < 60 else np.arange(60)
+        result = fit(task, x, y, xv, yv, cfg, shuffle_rng=np.random.default_rng(1),
+                     augment_rng=np.random.default_rng(2), progress=False,
+                     on_epoch=lambda row: seen.append(loop.split_scores(task, x[sample], y[sample])))
+        return task, result, seen, sample
+
+    whole_task, whole, whole_seen, _ = trained(60)  # the whole split (60 rows) is scored
+    task, capped, seen, sample = trained(20)  # 20 of 60: 4 of each class
+    assert np.bincount(y[sample]).tolist() == [4] * 5
+    for row, again in zip(capped.history, seen):
+        assert (row["train_loss"], row["train_accuracy"]) == (again["loss"], again["accuracy"])
+    for row, again in zip(whole.history, whole_seen):
+        assert (row["train_loss"], row["train_accuracy"]) == (again["loss"], again["accuracy"])
+    # scoring fewer rows moves no stream: the weights and the validation numbers keep their bits
+    for a, b in zip(whole_task.state_dict().values(), task.state_dict().values()):
+        np.testing.assert_array_equal(a, b)
+    assert [(r["val_loss"], r["batch_loss"]) for r in whole.history] == [
+        (r["val_loss"], r["batch_loss"]) for r in capped.history]
+    # the sample is drawn once from the run's seed: the same rows every time
+    xs, ys = loop.curve_sample(x, y, 3)
+    np.testing.assert_array_equal(ys, y[sample])
+    np.testing.assert_array_equal(xs, x[sample])

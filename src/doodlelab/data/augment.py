@@ -10,6 +10,7 @@ images, so an epoch of augmentation costs a few tens of milliseconds.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from doodlelab.config import AugmentConfig
 from doodlelab.geometry import SIDE
@@ -74,18 +75,19 @@ def warp(x: np.ndarray, inv: np.ndarray, shift: np.ndarray) -> np.ndarray:
 def shift_images(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
     """Return images (B, 784) moved by whole pixels: ``dr`` (B,) rows down, ``dc`` (B,) right.
 
-    Pixels that enter from outside are black. One flat ``take`` from the zero-padded
-    batch, no resampling (~3x faster than indexing with three index arrays).
+    Pixels that enter from outside are black. The batch is zero-padded by the largest
+    move, and image ``b`` is the 28x28 window of its padded copy that starts at
+    ``(reach - dr[b], reach - dc[b])``: one gather of whole windows (rows of 28 contiguous
+    pixels), no index array per pixel, no resampling (issue 20: ~2x faster than one flat
+    ``take`` of 784 offsets per image, the same pixels).
     """
     b = x.shape[0]
     reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
     side = SIDE + 2 * reach
     padded = np.zeros((b, side, side), dtype=x.dtype)
     padded[:, reach : reach + SIDE, reach : reach + SIDE] = x.reshape(b, SIDE, SIDE)
-    ramp = np.arange(SIDE)
-    pixels = (ramp[:, None] * side + ramp[None, :]).reshape(-1)  # (784,) out[r, c] at in[r, c]...
-    starts = np.arange(b) * side * side + (reach - dr) * side + (reach - dc)  # ...moved by (-dr, -dc)
-    return padded.reshape(-1).take(starts[:, None] + pixels[None, :])  # (B, 784)
+    windows = sliding_window_view(padded, (SIDE, SIDE), axis=(1, 2))  # (B, 2r+1, 2r+1, 28, 28), a view
+    return windows[np.arange(b), reach - dr, reach - dc].reshape(b, SIDE * SIDE)
 
 
 def _only_integer_shifts(cfg: AugmentConfig) -> bool:

@@ -8,8 +8,10 @@ incomplete one is redone; a complete one made with another stamp is a UserError 
 redone). Every decision is taken before any work starts, so a refused call leaves the
 folder exactly as it was.
 
-:func:`run_jobs` runs independent jobs in worker processes (``spawn``), each with one
-BLAS and torch thread (``DOODLELAB_THREADS=1``), longest first as given.
+:func:`run_stages` runs the heavy jobs in worker processes (``spawn``), each with one
+BLAS and torch thread (``DOODLELAB_THREADS=1``): jobs come in :class:`Stage` s, a stage's jobs
+listed only once the stages it waits for have ended, and a free worker always takes the first
+ready job of the earliest stage (:func:`run_jobs`: one stage, its jobs in the order given).
 """
 
 from __future__ import annotations
@@ -133,35 +135,120 @@ def _timed(fn: Callable[..., Any], args: tuple[Any, ...]) -> float:
     return time.perf_counter() - tick
 
 
-def run_jobs(jobs: Sequence[Job], workers: int, ledger: Ledger, progress: bool | None = None) -> None:
-    """Run ``jobs`` on ``workers`` processes (in this one if 1), recording each in ``ledger`` as it ends."""
+@dataclass(frozen=True)
+class Stage:
+    """Jobs that can only be listed once other stages have ended (their outputs decide the settings).
+
+    ``make`` runs in this process when every stage named in ``after`` has ended and returns the
+    stage's jobs (it may write files first, e.g. decide the studies its jobs depend on); the
+    stage ends when all of them have. Stages listed earlier go first: their ready jobs are
+    handed to a free worker before those of stages listed later, whenever they became ready.
+    """
+
+    name: str
+    make: Callable[[], Sequence[Job]]
+    after: tuple[str, ...] = ()
+
+
+def run_stages(stages: Sequence[Stage], workers: int, ledger: Ledger, progress: bool | None = None) -> None:
+    """Run every job of ``stages`` on ``workers`` processes (in this one if 1), one pool for them all.
+
+    A free worker always takes the first ready job of the earliest stage, so no worker waits at
+    a stage's end while another stage has work. Each job is recorded in ``ledger`` as it ends;
+    the first failure cancels what has not started and is raised.
+    """
     from tqdm.auto import tqdm
 
-    if not jobs:
-        return
-    progress = show_progress(progress)
-    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress)
-    if workers <= 1:
-        for job in jobs:
-            _finish(ledger, job, _timed(job.fn, job.args), bar)
+    names = [s.name for s in stages]
+    unknown = {a for s in stages for a in s.after} - set(names)
+    if len(set(names)) != len(names) or unknown:
+        raise ValueError(f"stages must have distinct names and wait only for listed stages: {names}")
+    bar = tqdm(total=0, desc="runs", unit="run", disable=not show_progress(progress))
+    schedule = _Schedule(stages, bar)
+    try:
+        if workers <= 1:
+            while (job := schedule.next_job()) is not None:
+                _finish(ledger, job, _timed(job.fn, job.args), bar)
+                schedule.ended(job)
+        else:
+            _run_in_pool(schedule, workers, ledger, bar)
+    finally:
         bar.close()
-        return
+    if not schedule.done():  # a stage waits for one that cannot end: a bug in the list of stages
+        raise RuntimeError(f"stages left waiting: {[s.name for s in schedule.waiting]}")
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, ledger: Ledger, progress: bool | None = None) -> None:
+    """Run ``jobs`` on ``workers`` processes (in this one if 1), in the order given, recording each."""
+    run_stages([Stage("jobs", lambda: jobs)], workers, ledger, progress)
+
+
+class _Schedule:
+    """Which stages are open, which jobs are ready, in stage order, and which are still running."""
+
+    def __init__(self, stages: Sequence[Stage], bar: Any) -> None:
+        self.stages, self.bar = list(stages), bar
+        self.waiting = list(stages)  # not yet made
+        self.ready: list[tuple[int, Job]] = []  # (stage index, job), sorted by stage index
+        self.left: dict[str, int] = {}  # jobs not yet ended, per made stage
+        self.stage_of: dict[str, str] = {}  # job name -> its stage's name
+        self._open()
+
+    def _open(self) -> None:
+        """Make every waiting stage whose stages ``after`` have ended, in list order, until none is left."""
+        opened = True
+        while opened:
+            opened = False
+            for stage in list(self.waiting):
+                if all(self.left.get(a) == 0 for a in stage.after):
+                    self.waiting.remove(stage)
+                    jobs = list(stage.make())
+                    self.left[stage.name] = len(jobs)
+                    index = self.stages.index(stage)
+                    self.ready += [(index, job) for job in jobs]
+                    self.stage_of |= {job.name: stage.name for job in jobs}
+                    self.ready.sort(key=lambda item: item[0])  # stable: a stage's jobs keep their order
+                    self.bar.total += len(jobs)
+                    self.bar.refresh()
+                    opened = True
+
+    def next_job(self) -> Job | None:
+        """Return the first ready job (None when nothing is ready)."""
+        return self.ready.pop(0)[1] if self.ready else None
+
+    def ended(self, job: Job) -> None:
+        """Record that ``job`` ended; open the stages that were waiting only for its stage."""
+        self.left[self.stage_of[job.name]] -= 1
+        self._open()
+
+    def done(self) -> bool:
+        return not self.waiting and not self.ready
+
+
+def _run_in_pool(schedule: _Schedule, workers: int, ledger: Ledger, bar: Any) -> None:
+    """Feed ``schedule``'s jobs to ``workers`` spawned processes, a new one whenever one ends."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")  # no forked BLAS thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=one_thread_worker) as pool:
-        futures = {pool.submit(_timed, job.fn, job.args): job for job in jobs}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        running: dict[Future, Job] = {}
+
+        def fill() -> None:
+            while len(running) < workers and (job := schedule.next_job()) is not None:
+                running[pool.submit(_timed, job.fn, job.args)] = job
+
+        fill()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
+                job = running.pop(future)
                 if future.exception() is not None:  # stop at the first failure: nothing else starts
                     pool.shutdown(wait=True, cancel_futures=True)
-                    bar.close()
                     raise future.exception()  # type: ignore[misc]
-                _finish(ledger, futures[future], future.result(), bar)
-    bar.close()
+                _finish(ledger, job, future.result(), bar)
+                schedule.ended(job)
+            fill()
 
 
 def _finish(ledger: Ledger, job: Job, seconds: float, bar: Any) -> None:

@@ -1,27 +1,33 @@
-"""The heavy work of ``doodlelab run`` in three phases, each a list of jobs run on the worker pool.
+"""The heavy work of ``doodlelab run`` as four stages of jobs, all fed to one pool of workers.
 
 The final models are trained with the studies' picks (:mod:`doodlelab.pipeline.choices`), so
-a kind's final runs wait for its studies; the phases keep both workers busy meanwhile:
+a kind's final runs wait for the studies that decide them; nothing else waits:
 
-1. the classifier's studies;
-2. the classifier's final runs, and the two-tower model's studies;
-3. the two-tower model's final runs, the gradient check and the numpy-vs-torch drift.
+1. the classifier's studies (one job per setting, the longest first);
+2. once they have ended: the classifier's studies are written and decided, then its final runs
+   and the numpy-vs-torch drift (of the classifier's final settings);
+3. the two-tower model's studies (they train around the configuration, not the picks);
+4. once stages 1 and 3 have ended: the two-tower studies are decided, then its final runs (with
+   the classifier's picks too) and the gradient check.
 
-After phases 1 and 2 the studies of that kind are written to their folders and decided
-(:mod:`doodlelab.pipeline.summaries`). Every job is reused when its outputs are complete
-with the same stamp, so an interrupted job resumes where it stopped.
+A free worker takes the first ready job of the earliest stage
+(:func:`doodlelab.pipeline.ledger.run_stages`), so the classifier's final runs start as soon as
+they can, beside the two-tower studies, and no worker waits at a stage's end while another
+has work. Every job is reused when its outputs are complete with the same stamp, so an
+interrupted job resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from doodlelab.kinds import KINDS, Kind
 from doodlelab.pipeline import layout, units
 from doodlelab.pipeline.choices import final_config
-from doodlelab.pipeline.ledger import Job, run_jobs
+from doodlelab.pipeline.ledger import Job, Stage, run_stages
 from doodlelab.pipeline.rows import STUDY_TRAIN_IMAGES, StudyRow, setting_jobs, study_entry, study_rows
 
 GRADCHECK_STEPS = 5  # optimizer steps whose parameters are compared after the first gradients
@@ -121,21 +127,32 @@ def _finalise(ctx: Any, kind: Kind) -> None:
         ctx.log(f"{kind}: study {c.study} changes {c.key} from {c.was} to {c.now}")
 
 
-def _run(ctx: Any, todo: list[Job], what: str) -> None:
+def _decided(ctx: Any, kind: Kind, jobs: Callable[[], list[Job]]) -> Callable[[], list[Job]]:
+    """Return a stage's ``make``: decide ``kind``'s studies, set its final settings, list ``jobs()``."""
+    def make() -> list[Job]:
+        _studies(ctx, kind)
+        _finalise(ctx, kind)
+        return _logged(ctx, f"{kind} runs", jobs())
+    return make
+
+
+def _logged(ctx: Any, what: str, todo: list[Job]) -> list[Job]:
     ctx.log(f"{what}: {len(todo)} jobs on {ctx.workers} worker(s)")
-    run_jobs(todo, ctx.workers, ctx.ledger, ctx.progress)
+    return todo
 
 
 def train_and_decide(ctx: Any) -> None:
-    """Run the three phases (see the module docstring)."""
+    """Run the four stages (see the module docstring)."""
     first, second = KINDS
     ctx.rows = study_rows(ctx.cfg, ctx.plan, ctx.checksums, ctx.out)
     ctx.ledger.manifest["studies"] = []
-    _run(ctx, _setting_jobs(ctx, first), f"{first} studies")
-    _studies(ctx, first)
-    _finalise(ctx, first)
-    _run(ctx, [*_run_jobs(ctx, first), *_setting_jobs(ctx, second)], f"{first} runs, {second} studies")
-    _studies(ctx, second)
-    _finalise(ctx, second)
-    _run(ctx, [*_run_jobs(ctx, second), *_gradcheck_jobs(ctx), *_drift_jobs(ctx)],
-         f"{second} runs, gradient check, drift")
+    studies = [f"{kind} studies" for kind in KINDS]
+    run_stages([
+        Stage(studies[0], lambda: _logged(ctx, studies[0], _setting_jobs(ctx, first))),
+        Stage(f"{first} runs", _decided(ctx, first, lambda: [*_run_jobs(ctx, first), *_drift_jobs(ctx)]),
+              after=(studies[0],)),
+        Stage(studies[1], lambda: _logged(ctx, studies[1], _setting_jobs(ctx, second))),
+        Stage(f"{second} runs",
+              _decided(ctx, second, lambda: [*_run_jobs(ctx, second), *_gradcheck_jobs(ctx)]),
+              after=tuple(studies)),
+    ], ctx.workers, ctx.ledger, ctx.progress)

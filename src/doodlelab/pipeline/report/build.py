@@ -71,9 +71,11 @@ def required_files(root: Path) -> list[Path]:
 
 def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     """Return what the template is told: page-1 fields, the studies that exist, every picture's path, and
-    the statistics it cannot compute itself (:mod:`doodlelab.pipeline.report.statistics`)."""
+    the statistics it cannot compute itself (:mod:`doodlelab.pipeline.report.statistics`) and how many
+    training images a run's training curve is measured on (``training.fit.TRAIN_CURVE_IMAGES``)."""
     from doodlelab.pipeline.report.statistics import cross_pairs, tie_width
     from doodlelab.pipeline.summaries import SUMMARY
+    from doodlelab.training.fit import TRAIN_CURVE_IMAGES
 
     manifest = layout.read_json(root / layout.MANIFEST) or {}
     studies = [s["name"] for s in manifest.get("studies", [])
@@ -84,7 +86,7 @@ def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     files += ["/" + name for name in (layout.DRIFT,) if (root / name).is_file()]
     return {"fields": {k: fields.get(k) for k in ("author", "student_number", "code_url")},
             "studies": studies, "files": files, "tie_width": tie_width(manifest.get("studies", [])),
-            "cross_pairs": cross_pairs(root)}
+            "cross_pairs": cross_pairs(root), "train_curve_images": TRAIN_CURVE_IMAGES}
 
 
 def _compile(typst: Any, source: Path, root: Path, fmt: str) -> bytes:
