@@ -115,8 +115,8 @@ def data_step(ctx: Context) -> None:
 
 
 def jobs_step(ctx: Context) -> None:
-    """Train and decide the studies, then the final models with the studies' picks (pipeline.phases)."""
-    from doodlelab.pipeline.phases import train_and_decide
+    """Train and decide the studies, then the final models with the studies' picks (pipeline.stages)."""
+    from doodlelab.pipeline.stages import train_and_decide
 
     train_and_decide(ctx)
 
@@ -230,7 +230,7 @@ STEPS: tuple[Callable[[Context], None], ...] = (data_step, jobs_step, compare_st
 
 def commands(ctx: Context) -> list[str]:
     """Return the CLI commands equivalent to this pipeline, step by step."""
-    from doodlelab.pipeline.phases import GRADCHECK_STEPS
+    from doodlelab.pipeline.stages import GRADCHECK_STEPS
 
     data, out = str(ctx.data_dir), str(ctx.out)
     sets = "".join(f" --set '{s}'" for s in ctx.settings)

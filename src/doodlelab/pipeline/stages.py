@@ -4,11 +4,12 @@ The final models are trained with the studies' picks (:mod:`doodlelab.pipeline.c
 a kind's final runs wait for the studies that decide them; nothing else waits:
 
 1. the classifier's studies (one job per setting, the longest first);
-2. once they have ended: the classifier's studies are written and decided, then its final runs
-   and the numpy-vs-torch drift (of the classifier's final settings);
+2. once they have ended: the classifier's studies are written and decided, then its final runs;
 3. the two-tower model's studies (they train around the configuration, not the picks);
 4. once stages 1 and 3 have ended: the two-tower studies are decided, then its final runs (with
-   the classifier's picks too) and the gradient check.
+   the classifier's picks too), the gradient check and the numpy-vs-torch drift (of the
+   classifier's final settings: it could start at stage 2, but as the last jobs the two short
+   ones fill the time one worker would wait for the other's longer final run).
 
 A free worker takes the first ready job of the earliest stage
 (:func:`doodlelab.pipeline.ledger.run_stages`), so the classifier's final runs start as soon as
@@ -147,12 +148,14 @@ def train_and_decide(ctx: Any) -> None:
     ctx.rows = study_rows(ctx.cfg, ctx.plan, ctx.checksums, ctx.out)
     ctx.ledger.manifest["studies"] = []
     studies = [f"{kind} studies" for kind in KINDS]
+
+    def last_jobs() -> list[Job]:
+        return [*_run_jobs(ctx, second), *_gradcheck_jobs(ctx), *_drift_jobs(ctx)]
+
     run_stages([
         Stage(studies[0], lambda: _logged(ctx, studies[0], _setting_jobs(ctx, first))),
-        Stage(f"{first} runs", _decided(ctx, first, lambda: [*_run_jobs(ctx, first), *_drift_jobs(ctx)]),
+        Stage(f"{first} runs", _decided(ctx, first, lambda: _run_jobs(ctx, first)),
               after=(studies[0],)),
         Stage(studies[1], lambda: _logged(ctx, studies[1], _setting_jobs(ctx, second))),
-        Stage(f"{second} runs",
-              _decided(ctx, second, lambda: [*_run_jobs(ctx, second), *_gradcheck_jobs(ctx)]),
-              after=tuple(studies)),
+        Stage(f"{second} runs", _decided(ctx, second, last_jobs), after=tuple(studies)),
     ], ctx.workers, ctx.ledger, ctx.progress)
