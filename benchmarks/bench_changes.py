@@ -9,8 +9,11 @@ and after a short pause, so load changes hit all alike and no variant inherits t
 spinning BLAS workers of a 2-thread one):
 
 - ``all changes``: the code as it is (1 BLAS thread for training batches);
-- ``- flat-take shifts``: the augmentation's whole-pixel shifts gather with three index
-  arrays again instead of one flat ``take`` (``data.augment.shift_images``);
+- ``- window-gather shifts``: the augmentation's whole-pixel shifts are one flat ``take`` of
+  784 offsets per image again (issue 20's first form) instead of one gather of 28x28 windows
+  (``data.augment.shift_images``);
+- ``- flat-take shifts``: the whole-pixel shifts gather with three index arrays, as before
+  issue 20;
 - ``- gradients set, not added``: every step zeroes the gradients and adds this batch's
   into them again (``Linear.assign_grads`` / ``backward_assign`` fall back to
   ``zero_grad`` + ``accumulate_grads`` / ``backward``);
@@ -72,6 +75,18 @@ def _indexed_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray
     return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(b, 784)
 
 
+def _flat_take_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+    b = x.shape[0]
+    reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
+    side = 28 + 2 * reach
+    padded = np.zeros((b, side, side), dtype=x.dtype)
+    padded[:, reach : reach + 28, reach : reach + 28] = x.reshape(b, 28, 28)
+    ramp = np.arange(28)
+    pixels = (ramp[:, None] * side + ramp[None, :]).reshape(-1)
+    starts = np.arange(b) * side * side + (reach - dr) * side + (reach - dc)
+    return padded.reshape(-1).take(starts[:, None] + pixels[None, :])
+
+
 _backward = modules.Sequential.backward
 
 
@@ -87,6 +102,7 @@ def undone(*names: str) -> Iterator[None]:
     patches = {
         "grad": [(modules.Sequential, "backward", _full_backward)],
         "shifts": [(augment, "shift_images", _indexed_shifts)],
+        "window": [(augment, "shift_images", _flat_take_shifts)],
         "assign": [(modules.Linear, "assign_grads", modules.Module.assign_grads),
                    (modules.Linear, "backward_assign", modules.Module.backward_assign)],
         "relu": [(modules.ReLU, "forward", _where_forward),
@@ -106,6 +122,7 @@ def undone(*names: str) -> Iterator[None]:
 
 VARIANTS = {
     "all changes": (),
+    "- window-gather shifts": ("window",),
     "- flat-take shifts": ("shifts",),
     "- gradients set, not added": ("assign",),
     "- skip images' grad": ("grad",),

@@ -1,6 +1,6 @@
-"""What the per-epoch clean scoring of the training split costs a study row (``score_train``).
+"""What the per-epoch clean scoring of the training split costs (``score_train``, the curve sample).
 
-    python benchmarks/bench_score_train.py [--data DIR] [--epochs 2] [--rounds 3] [--json FILE]
+    python benchmarks/bench_score_train.py [--data DIR] [--epochs 2] [--rounds 3] [--set K=V] [--json FILE]
 
 After every epoch the fit loop scores the whole training split in eval mode for the
 history's ``train_loss`` / ``train_accuracy`` (a forward pass over every training
@@ -11,6 +11,9 @@ split: 90 % train, 10 % validation), ``--epochs`` epochs a run, with and without
 training-split scoring, alternating, ``--rounds`` times, and reports the median
 wall and CPU seconds per epoch of each and the share of an epoch the scoring took. It
 also checks that both give the same validation numbers (the scoring draws nothing).
+Three ways are timed: ``whole`` (every training image scored, as before issue 20's curve
+sample), ``sample`` (what ``fit`` does: at most ``training.fit.TRAIN_CURVE_IMAGES``, the same
+as ``whole`` on a split that small) and ``not_scored`` (a study row).
 Run it with ``DOODLELAB_THREADS=1`` to time what a study row costs in a worker of
 ``doodlelab run`` (one BLAS thread each).
 """
@@ -27,7 +30,11 @@ from pathlib import Path
 from doodlelab.config import load_config
 from doodlelab.data.prepare import prepare
 from doodlelab.kinds import KINDS
+from doodlelab.training import fit as loop
 from doodlelab.training.fit import fit_new
+
+CURVE_IMAGES = loop.TRAIN_CURVE_IMAGES
+MODES = {"whole": (True, None), "sample": (True, CURVE_IMAGES), "not_scored": (False, CURVE_IMAGES)}
 
 
 def one_fit(cfg, kind: str, data, score_train: bool) -> tuple[list[float], float, list[float]]:
@@ -42,23 +49,28 @@ def one_fit(cfg, kind: str, data, score_train: bool) -> tuple[list[float], float
 
 
 def measure(cfg, kind: str, data, rounds: int) -> dict:
-    """Return the epoch seconds with and without the training-split scoring, alternating."""
-    seconds: dict[str, list[float]] = {"scored": [], "not_scored": []}
-    cpu: dict[str, list[float]] = {"scored": [], "not_scored": []}
+    """Return the epoch seconds of every way of scoring (:data:`MODES`), in a fresh order every round."""
+    seconds: dict[str, list[float]] = {name: [] for name in MODES}
+    cpu: dict[str, list[float]] = {name: [] for name in MODES}
     same = True
     for i in range(rounds):
         accs = {}
-        for name, flag in (("scored", True), ("not_scored", False))[:: 1 if i % 2 else -1]:
+        names = list(MODES)[i % len(MODES):] + list(MODES)[: i % len(MODES)]
+        for name in names:
+            flag, cap = MODES[name]
+            loop.TRAIN_CURVE_IMAGES = cap if cap is not None else 1 << 62
             time.sleep(0.25)
             epochs, cpu_epoch, accs[name] = one_fit(cfg, kind, data, flag)
             seconds[name] += epochs
             cpu[name].append(cpu_epoch)
-        same &= accs["scored"] == accs["not_scored"]
+        loop.TRAIN_CURVE_IMAGES = CURVE_IMAGES
+        same &= len({tuple(a) for a in accs.values()}) == 1
     med = {k: statistics.median(v) for k, v in seconds.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     return {"epoch_seconds": seconds, "cpu_seconds_per_epoch": cpu, "median": med, "median_cpu": med_cpu,
-            "same_validation": same, "scoring_share": 1 - med["not_scored"] / med["scored"],
-            "scoring_share_cpu": 1 - med_cpu["not_scored"] / med_cpu["scored"]}
+            "same_validation": same, "scoring_share": 1 - med["not_scored"] / med["whole"],
+            "scoring_share_cpu": 1 - med_cpu["not_scored"] / med_cpu["whole"],
+            "sample_saves_cpu": 1 - med_cpu["sample"] / med_cpu["whole"]}
 
 
 def main() -> None:
@@ -66,19 +78,24 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=os.environ.get("DOODLELAB_DATA"))
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--set", action="append", default=[], metavar="K=V",
+                   help="a setting, e.g. train.batch_size=64")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    cfg = load_config(None, [f"train.epochs={args.epochs}"])
+    cfg = load_config(None, [f"train.epochs={args.epochs}", *args.set])
     data = prepare(cfg, args.data, test=False, word_vectors=True)
     report = {"train_images": int(data.train_idx.size), "val_images": int(data.val_idx.size),
               "threads_env": os.environ.get("DOODLELAB_THREADS"),
-              "epochs": args.epochs, "rounds": args.rounds, "load_average_before": os.getloadavg()[0]}
+              "epochs": args.epochs, "rounds": args.rounds, "settings": args.set,
+              "curve_images": CURVE_IMAGES, "load_average_before": os.getloadavg()[0]}
     for kind in KINDS:
         r = report[kind] = measure(cfg, kind, data, args.rounds)
-        print(f"{kind}: {r['median']['scored']:.3f} s/epoch scoring the training split, "
-              f"{r['median']['not_scored']:.3f} s without: the scoring is {100 * r['scoring_share']:.0f}% "
-              f"of an epoch ({100 * r['scoring_share_cpu']:.0f}% in CPU seconds: "
-              f"{r['median_cpu']['scored']:.3f} vs {r['median_cpu']['not_scored']:.3f}); "
+        m = r["median_cpu"]
+        print(f"{kind}: CPU s/epoch scoring every training image {m['whole']:.3f}, a sample of at most "
+              f"{CURVE_IMAGES} {m['sample']:.3f}, none {m['not_scored']:.3f}: scoring them all is "
+              f"{100 * r['scoring_share_cpu']:.0f}% of an epoch, the sample saves "
+              f"{100 * r['sample_saves_cpu']:.0f}% (wall s/epoch {r['median']['whole']:.3f}, "
+              f"{r['median']['sample']:.3f}, {r['median']['not_scored']:.3f}); "
               f"same validation numbers: {r['same_validation']}")
     report["load_average_after"] = os.getloadavg()[0]
     if args.json:
