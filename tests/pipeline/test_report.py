@@ -302,6 +302,20 @@ def test_pdf_numbers_are_the_files_numbers(results, tmp_path):
     assert "0.877 (95%" in text.split("Contents")[0]  # the abstract reads the file, three digits
 
 
+def test_a_training_curve_scored_on_a_sample_says_so_beside_the_curve(results, tmp_path, monkeypatch):
+    from doodlelab.training import fit
+
+    out, _, _ = results
+    html = (out / "report" / "report.html").read_text()
+    assert "stratified sample" not in html  # the quick run's split is below the cap: every image scored
+    copy = _copy(out, tmp_path)
+    n_split = sum(json.loads((copy / "data" / "data.json").read_text())["counts"]["train"].values())
+    monkeypatch.setattr(fit, "TRAIN_CURVE_IMAGES", n_split - 1)
+    build_report(copy)
+    text = " ".join(re.sub(r"<[^>]+>", "", (copy / "report" / "report.html").read_text()).split())
+    assert f"a fixed stratified sample of {n_split - 1:,} of its {n_split:,} images" in text
+
+
 def test_html_has_mathml_and_embedded_images(results):
     out, _, _ = results
     html = (out / "report" / "report.html").read_text()
