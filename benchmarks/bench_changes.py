@@ -63,27 +63,30 @@ def _where_backward(self: modules.ReLU, dout: np.ndarray) -> np.ndarray:
     return np.where(self._mask, dout, 0).astype(dout.dtype, copy=False)
 
 
-def _indexed_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+def _padded(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Return (the batch zero-padded by its largest move, that move, the padded side)."""
     b = x.shape[0]
     reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
     side = 28 + 2 * reach
     padded = np.zeros((b, side, side), dtype=x.dtype)
     padded[:, reach : reach + 28, reach : reach + 28] = x.reshape(b, 28, 28)
+    return padded, reach, side
+
+
+def _indexed_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
+    padded, reach, _ = _padded(x, dr, dc)
     ramp = np.arange(28)
     rows = ramp[None, :] + (reach - dr)[:, None]
     cols = ramp[None, :] + (reach - dc)[:, None]
-    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(b, 784)
+    images = np.arange(len(x))[:, None, None]
+    return padded[images, rows[:, :, None], cols[:, None, :]].reshape(len(x), 784)
 
 
 def _flat_take_shifts(x: np.ndarray, dr: np.ndarray, dc: np.ndarray) -> np.ndarray:
-    b = x.shape[0]
-    reach = int(max(np.abs(dr).max(initial=0), np.abs(dc).max(initial=0)))
-    side = 28 + 2 * reach
-    padded = np.zeros((b, side, side), dtype=x.dtype)
-    padded[:, reach : reach + 28, reach : reach + 28] = x.reshape(b, 28, 28)
+    padded, reach, side = _padded(x, dr, dc)
     ramp = np.arange(28)
     pixels = (ramp[:, None] * side + ramp[None, :]).reshape(-1)
-    starts = np.arange(b) * side * side + (reach - dr) * side + (reach - dc)
+    starts = np.arange(len(x)) * side * side + (reach - dr) * side + (reach - dc)
     return padded.reshape(-1).take(starts[:, None] + pixels[None, :])
 
 

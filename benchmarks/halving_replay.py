@@ -10,11 +10,11 @@ and each setting job's seconds in ``pipeline.json``) and asks, for each stopping
 many core-seconds would that have saved, and would any stopped setting have been chosen, or
 tied with the best, at the end?
 
-The rule replayed is the one the issue names: at epoch ``k`` every setting is compared with
-the best one *at that epoch* by the paired 95% interval over the seeds
-(:func:`doodlelab.studies.decision.paired_difference`), and a setting whose whole interval
-lies below zero stops. A setting shared by several studies (the configuration's own) stops
-only if every study it belongs to stops it; a study whose settings differ in their number of
+The rule replayed is the one the issue names: at epoch ``k`` the study is decided as the main
+job decides it at the end (:func:`doodlelab.studies.decision.decide`: the paired 95% interval
+over the seeds against the best setting), and a setting it finds below the best stops. A
+setting shared by several studies (the configuration's own) stops only if every study it
+belongs to stops it; a study whose settings differ in their number of
 epochs (the epochs study) is never halved, as its settings' epoch ``k`` are not comparable.
 A stopped setting saves ``(E - k) / E`` of its job's seconds.
 """
@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from doodlelab.pipeline import layout
-from doodlelab.studies.decision import paired_difference
+from doodlelab.studies.decision import decide
 from doodlelab.studies.sweep import HISTORIES_CSV
 
 
@@ -70,21 +70,18 @@ def replay(root: Path, fraction: float) -> dict:
             continue
         (epochs,) = set(lengths.values())
         k = max(1, round(fraction * epochs))
-        at_k = {name: by_epoch[k] for name, by_epoch in accuracy.items()}
-        final = {name: by_epoch[epochs] for name, by_epoch in accuracy.items()}
-        best_k = max(at_k, key=lambda n: sum(at_k[n].values()))
-        best_end = max(final, key=lambda n: sum(final[n].values()))
-        for name in accuracy:
-            interval = paired_difference(at_k[name], at_k[best_k])
-            stop = interval.high is not None and interval.high < 0
-            votes[keys[name]].append(stop)
-            at_epoch[keys[name]] = (k, epochs)
+        at_k = decide([(name, by_epoch[k]) for name, by_epoch in accuracy.items()])
+        at_end = {v.name: v for v in decide([(name, by_epoch[epochs])
+                                              for name, by_epoch in accuracy.items()]).verdicts}
+        for verdict in at_k.verdicts:
+            stop = verdict.status == "below"
+            votes[keys[verdict.name]].append(stop)
+            at_epoch[keys[verdict.name]] = (k, epochs)
             if stop:
-                end = paired_difference(final[name], final[best_end])
-                stopped_by[keys[name]].append({
-                    "study": study["name"], "setting": name, "epoch": k, "of": epochs,
-                    "end_below_best": end.high is not None and end.high < 0,
-                    "end_mean_vs_best": end.mean})
+                end = at_end[verdict.name]
+                stopped_by[keys[verdict.name]].append({
+                    "study": study["name"], "setting": verdict.name, "epoch": k, "of": epochs,
+                    "end_below_best": end.status == "below", "end_mean_vs_best": end.versus_best.mean})
     stopped = [key for key, v in votes.items() if all(v)]
     saved = sum(seconds[key] * (1 - at_epoch[key][0] / at_epoch[key][1]) for key in stopped)
     rows = [s for key in stopped for s in stopped_by[key]]

@@ -11,7 +11,7 @@ folder exactly as it was.
 :func:`run_stages` runs the heavy jobs in worker processes (``spawn``), each with one
 BLAS and torch thread (``DOODLELAB_THREADS=1``): jobs come in :class:`Stage` s, a stage's jobs
 listed only once the stages it waits for have ended, and a free worker always takes the first
-ready job of the earliest stage (:func:`run_jobs`: one stage, its jobs in the order given).
+ready job of the earliest stage.
 """
 
 from __future__ import annotations
@@ -176,11 +176,6 @@ def run_stages(stages: Sequence[Stage], workers: int, ledger: Ledger, progress: 
         bar.close()
     if not schedule.done():  # a stage waits for one that cannot end: a bug in the list of stages
         raise RuntimeError(f"stages left waiting: {[s.name for s in schedule.waiting]}")
-
-
-def run_jobs(jobs: Sequence[Job], workers: int, ledger: Ledger, progress: bool | None = None) -> None:
-    """Run ``jobs`` on ``workers`` processes (in this one if 1), in the order given, recording each."""
-    run_stages([Stage("jobs", lambda: jobs)], workers, ledger, progress)
 
 
 class _Schedule:

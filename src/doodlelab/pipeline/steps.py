@@ -3,8 +3,8 @@
 :data:`STEPS` runs top to bottom over one :class:`Context` (the data read once, the
 settings, the :class:`~doodlelab.pipeline.ledger.Ledger` of ``pipeline.json``); the layout of
 what they write is :mod:`doodlelab.pipeline.layout`. The heavy work (the four runs, the
-gradient check, every study row) is a list of independent jobs run by
-:func:`doodlelab.pipeline.ledger.run_jobs` in ``--jobs`` worker processes (default one per
+gradient check, every study row) is jobs in stages (:mod:`doodlelab.pipeline.stages`) run by
+:func:`doodlelab.pipeline.ledger.run_stages` in ``--jobs`` worker processes (default one per
 usable CPU, each on one BLAS thread). A finished run or study row is reused on a
 re-run; a run or gradient check made with other settings stops the job unless
 ``--overwrite``. Study rows are keyed by a hash of their settings, so rows shared by
