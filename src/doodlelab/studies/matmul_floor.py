@@ -83,18 +83,31 @@ def matmul_backend(cfg: Config, x: np.ndarray, y: np.ndarray, seed: int) -> Call
     nothing else (no bias, activation, loss, dropout or optimizer).
     """
     sizes = layer_sizes(cfg)
+    return products_timer(sizes, cfg.train.batch_size, x[: y.shape[0]], seed,
+                          threads=matmul_threads(cfg.train.batch_size, sizes))
+
+
+def products_timer(sizes: list[int], batch_size: int, x: np.ndarray, seed: int, *, threads: int = 1,
+                   backward: bool = True) -> Callable[[], float]:
+    """Return a function that times the products of one pass over ``x`` through an MLP of ``sizes``.
+
+    ``backward``: a training epoch's products (:func:`epoch_products`); otherwise the forward
+    products only, as scoring a split does. Float32 weights of those shapes, ``batch_size`` rows
+    at a time, on ``threads`` BLAS threads.
+    """
     rng = np.random.default_rng([seed, 2])
     weights = [(rng.standard_normal((a, b), dtype=np.float32) / np.float32(np.sqrt(a)))
                for a, b in zip(sizes[:-1], sizes[1:])]
-    size = cfg.train.batch_size
 
     def epoch() -> float:
-        with blas_threads(matmul_threads(size, sizes)):
+        with blas_threads(threads):
             tick = time.perf_counter()
-            for start in range(0, y.shape[0], size):
-                acts = [x[start : start + size]]
+            for start in range(0, x.shape[0], batch_size):
+                acts = [x[start : start + batch_size]]
                 for w in weights:
                     acts.append(acts[-1] @ w)  # (b, out)
+                if not backward:
+                    continue
                 grad = acts[-1]
                 for depth in range(len(weights) - 1, -1, -1):
                     acts[depth].T @ grad  # weight gradient (in, out), discarded
