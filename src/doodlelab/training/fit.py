@@ -165,7 +165,9 @@ def schedule_from(cfg: Config) -> LRSchedule:
     )
 
 
-def _is_better(value: float, best: float, monitor: str, min_delta: float) -> bool:
+def improves(value: float, best: float, monitor: str, min_delta: float) -> bool:
+    """Return whether the monitored ``value`` beats ``best`` by more than ``min_delta``
+    (a lower ``val_loss``, a higher accuracy)."""
     if monitor == "val_loss":
         return value < best - min_delta
     return value > best + min_delta
@@ -266,7 +268,7 @@ class _EarlyStop:
     def should_stop(self, row: dict[str, float]) -> bool:
         """Record epoch ``row``; return whether patience has run out."""
         value = row[self.t.monitor]
-        if _is_better(value, self.best_value, self.t.monitor, self.t.min_delta):
+        if improves(value, self.best_value, self.t.monitor, self.t.min_delta):
             self.best_value, self.best_epoch, self.waited = value, int(row["epoch"]), 0
             if self.t.restore_best:
                 self.best_state = self.task.state_dict()
