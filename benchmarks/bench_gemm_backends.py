@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from doodlelab.config import Config
+from doodlelab.config import Config, build_config
 from doodlelab.files.atomic import write_json
 from doodlelab.studies.matmul_floor import epoch_products
 
@@ -42,7 +42,9 @@ def best_seconds(call, calls: int = 200, rounds: int = 5) -> float:
 
 def step_products(batch: int) -> list[tuple[int, int, int]]:
     """Return the products of one training step of the default classifier at ``batch`` rows."""
-    return epoch_products(Config(), batch)
+    raw = Config().to_dict()
+    raw["train"]["batch_size"] = batch
+    return epoch_products(build_config(raw), batch)
 
 
 def time_shapes(batch: int) -> dict:

@@ -1,6 +1,6 @@
 """The matrix-product floor of a finished main job: how fast could its evidence be trained at all?
 
-    python benchmarks/products_floor.py RESULTS [--json FILE] [--repeats 3]
+    python benchmarks/products_floor.py RESULTS [--json FILE] [--repeats 5]
 
 RESULTS is the folder a ``doodlelab run`` wrote. For every heavy step it trained (each study
 setting with its seeds, each of the four final runs) this reads the shapes it trained (layer
@@ -9,7 +9,9 @@ the matrix products of that work alone on this machine: per epoch the training p
 ``matmul_floor.epoch_products`` over the images the step trained on, then the forward products
 of scoring the validation split (and, in a final run, its training-curve sample); a final run
 adds the test split's forward products once per test-time view, a study row its validation
-split's (the test-time-shift accuracy of every row). Every product runs at one BLAS
+split's (the test-time-shift accuracy of every row). Scoring runs in the tasks' chunks of
+``SCORING_ROWS`` images. Each distinct shape is timed ``--repeats`` times after a warm-up
+and the *best* time is taken, as befits a floor. Every product runs at one BLAS
 thread (as each worker of the job's pool does), in float32 with weights of the step's shapes.
 
 What is left out makes the floor *lower* than any real run: biases, activations, losses, the
@@ -25,8 +27,6 @@ its measured seconds.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,16 @@ import numpy as np
 
 from doodlelab.files.atomic import write_json
 from doodlelab.geometry import N_PIXELS
+from doodlelab.pipeline import layout
 from doodlelab.studies.matmul_floor import products_timer
 from doodlelab.tasks.mlp import N_CLASSES
-from doodlelab.training.fit import SCORE_ROWS, TRAIN_CURVE_IMAGES
-from doodlelab.training.scoring import TTA_CHUNK_ROWS
+from doodlelab.training.fit import TRAIN_CURVE_IMAGES
+
+SCORING_ROWS = 2048  # the tasks' eval-mode chunk (``logits`` / ``embed``'s ``batch_size``)
+
+
+class NotAJob(Exception):
+    """RESULTS is not a finished ``doodlelab run`` this script can read."""
 
 
 def image_widths(model: str, config: dict[str, Any]) -> list[int]:
@@ -49,15 +55,15 @@ def image_widths(model: str, config: dict[str, Any]) -> list[int]:
 
 def steps_of(results: Path) -> list[dict[str, Any]]:
     """Return every heavy step of a finished job: its shapes, its work and its measured seconds."""
-    job = json.loads((results / "pipeline.json").read_text())
-    counts = json.loads((results / "data" / "data.json").read_text())["counts"]
+    job = read_job(results)
+    counts = read_json_file(layout.data_dir(results) / layout.DATA_JSON)["counts"]
     n_train, n_val, n_test = (sum(counts[split].values()) for split in ("train", "validation", "test"))
     study_images = job["study"]["train_images"]
     steps = []
     for name, step in job["steps"].items():
         if name.startswith("points/"):
             key, _, more = name.removeprefix("points/").partition("+")
-            point = json.loads((results / "sweep" / "points" / f"{key}.json").read_text())
+            point = read_json_file(layout.point_file(results, key))
             model, config = point["stamp"]["model"], point["stamp"]["config"]
             steps.append({"step": name, "what": "study setting", "model": model,
                           "widths": image_widths(model, config), "batch": config["train"]["batch_size"],
@@ -77,26 +83,45 @@ def steps_of(results: Path) -> list[dict[str, Any]]:
     return steps
 
 
-def median_time(timer: Any, repeats: int) -> float:
-    """Return the median of ``repeats`` calls of ``timer`` after one warm-up call."""
+def read_json_file(path: Path) -> Any:
+    """Return the parsed JSON file at ``path``; :class:`NotAJob` if it is missing or not JSON."""
+    found = layout.read_json(path)
+    if found is None:
+        raise NotAJob(f"{path} is missing or not JSON")
+    return found
+
+
+def read_job(results: Path) -> dict[str, Any]:
+    """Return the manifest of a *finished* job (it has its wall and CPU seconds); :class:`NotAJob` if not."""
+    job = read_json_file(results / layout.MANIFEST)
+    missing = [k for k in ("steps", "final", "study", "jobs", "wall_seconds", "cpu_seconds") if k not in job]
+    if missing:
+        raise NotAJob(f"{results / layout.MANIFEST} has no {', '.join(missing)} "
+                      "(not a finished `doodlelab run`)")
+    return job
+
+
+def best_time(timer: Any, repeats: int) -> float:
+    """Return the least of ``repeats`` calls of ``timer`` after one warm-up call."""
     timer()
-    return statistics.median(timer() for _ in range(repeats))
+    return min(timer() for _ in range(repeats))
 
 
 def floor_seconds(step: dict[str, Any], images: np.ndarray, repeats: int, cache: dict) -> float:
-    """Return the timed products of ``step`` per seed: epochs x (training + scoring), then the scoring
-    at the end (a study row's validation with its test-time shifts, a final run's test split)."""
+    """Return the timed products of ``step`` over all its seeds: per seed, epochs x (training +
+    scoring), then the scoring at the end (a study row's validation with its test-time shifts, a
+    final run's test split). ``cache`` keeps each distinct timing across steps."""
     widths, batch = step["widths"], step["batch"]
 
     def timed(rows: int, backward: bool, size: int) -> float:
         key = (tuple(widths), rows, backward, size)
         if key not in cache:
             timer = products_timer(widths, size, images[:rows], 0, backward=backward)
-            cache[key] = median_time(timer, repeats)
+            cache[key] = best_time(timer, repeats)
         return cache[key]
 
-    epoch = timed(step["train"], True, batch) + timed(step["scored"], False, SCORE_ROWS)
-    end = step["end_views"] * timed(step["end_rows"], False, TTA_CHUNK_ROWS)
+    epoch = timed(step["train"], True, batch) + timed(step["scored"], False, SCORING_ROWS)
+    end = step["end_views"] * timed(step["end_rows"], False, SCORING_ROWS)
     return step["seeds"] * (step["epochs"] * epoch + end)
 
 
@@ -119,14 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a folder `doodlelab run` finished")
     parser.add_argument("--json", type=Path, help="write every step's floor and the totals here")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per shape (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes per shape (the best is kept)")
     args = parser.parse_args(argv)
-    if not (args.results / "pipeline.json").is_file():
-        print(f"products_floor: {args.results} has no pipeline.json (not a finished `doodlelab run`)",
-              file=sys.stderr)
+    try:
+        if args.repeats < 1:
+            raise NotAJob(f"--repeats must be at least 1 (got {args.repeats})")
+        job = read_job(args.results)
+        steps = steps_of(args.results)
+    except (NotAJob, KeyError, TypeError, AttributeError) as e:
+        detail = e if isinstance(e, NotAJob) else f"{args.results} is not laid out as a finished job ({e!r})"
+        print(f"products_floor: {detail}", file=sys.stderr)
         return 2
-    job = json.loads((args.results / "pipeline.json").read_text())
-    steps = steps_of(args.results)
     largest = max(max(s["train"], s["scored"], s["end_rows"]) for s in steps)
     images = np.random.default_rng(0).random((largest, N_PIXELS), dtype=np.float32)
     cache: dict = {}

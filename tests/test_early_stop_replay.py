@@ -42,20 +42,50 @@ def test_the_replay_stops_where_fits_rule_would_and_keeps_the_best_epoch(monitor
     assert r["seconds"] == sum(SECONDS)
 
 
-def test_the_script_reads_every_final_run_and_a_folder_without_runs_is_one_line(tmp_path, capsys):
-    for run in ("classifier-numpy", "classifier-torch"):
-        (tmp_path / "runs" / run).mkdir(parents=True)
-        with (tmp_path / "runs" / run / "history.csv").open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, ["epoch", "val_accuracy", "val_loss", "seconds"])
-            writer.writeheader()
-            writer.writerows(_history())
+def _write_run(root: Path, run: str, history: list[dict], min_delta: float | None = None) -> None:
+    (root / "runs" / run).mkdir(parents=True)
+    with (root / "runs" / run / "history.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["epoch", "val_accuracy", "val_loss", "seconds"])
+        writer.writeheader()
+        writer.writerows(history)
+    if min_delta is not None:
+        (root / "runs" / run / "config.json").write_text(json.dumps({"train": {"min_delta": min_delta}}))
+
+
+def test_the_script_reads_every_final_run_with_its_own_min_delta(tmp_path):
+    _write_run(tmp_path, "classifier-numpy", _history())
+    _write_run(tmp_path, "classifier-torch", _history(), min_delta=0.05)  # 0.81 at 7 is no gain on 0.80
     (tmp_path / "pipeline.json").write_text(json.dumps({"final": {}}))
     out = tmp_path / "replay.json"
-    assert _script().main([str(tmp_path), "--patience", "3", "--json", str(out)]) == 0
+    assert _script().main([str(tmp_path), "--patience", "4", "--json", str(out)]) == 0
     replays = json.loads(out.read_text())["replays"]
     assert [(r["run"], r["monitor"]) for r in replays] == [
         ("classifier-numpy", "val_accuracy"), ("classifier-numpy", "val_loss"),
         ("classifier-torch", "val_accuracy"), ("classifier-torch", "val_loss")]
-    capsys.readouterr()
-    assert _script().main([str(tmp_path / "nowhere")]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    assert replays[0]["stops_at"] is None and replays[2]["stops_at"] == 7  # epochs 4-7 gain < 0.05
+
+
+def _history_file(root: Path) -> Path:
+    return root / "runs" / "classifier-numpy" / "history.csv"
+
+
+def _header_only(root: Path) -> None:
+    _history_file(root).write_text("epoch,val_accuracy,val_loss,seconds\n")
+
+
+@pytest.mark.parametrize(("spoil", "args"), [
+    (lambda root: None, ["--patience", "0"]),
+    (_header_only, []),
+    (lambda root: _history_file(root).write_text("epoch,val_accuracy\n1,x\n"), []),
+    (lambda root: (root / "pipeline.json").unlink(), ["--json", "out.json"]),
+    (lambda root: _history_file(root).unlink(), []),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, spoil, args):
+    _write_run(tmp_path, "classifier-numpy", _history())
+    (tmp_path / "pipeline.json").write_text(json.dumps({"final": {}}))
+    spoil(tmp_path)
+    args = [str(tmp_path / a) if a.endswith(".json") else a for a in args]
+    assert _script().main([str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("early_stop_replay: ") and "Traceback" not in err
+    assert not (tmp_path / "out.json").exists()

@@ -49,6 +49,32 @@ def test_epoch_products_are_the_counted_flops_in_training_order() -> None:
         48.0e9, rel=0.01)
 
 
+class _CountedProducts(np.ndarray):
+    """An array that records the operand shapes of every matrix product it takes part in."""
+
+    seen: list[tuple[int, int, int]] = []
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):  # type: ignore[no-untyped-def]
+        plain = [np.asarray(a) for a in inputs]
+        if ufunc is np.matmul:
+            (m, k), (_, p) = plain[0].shape, plain[1].shape
+            _CountedProducts.seen.append((m, k, p))
+        return getattr(ufunc, method)(*plain, **kwargs).view(_CountedProducts)
+
+
+@pytest.mark.parametrize("backward", [True, False])
+def test_the_products_timer_does_exactly_an_epochs_products(backward: bool) -> None:
+    cfg = build_config({"model": {"hidden": [6, 4]}, "train": {"batch_size": 8}})
+    x = np.zeros((20, 784), np.float32).view(_CountedProducts)
+    _CountedProducts.seen = []
+    timer = matmul_floor.products_timer(matmul_floor.layer_sizes(cfg), 8, x, 0, backward=backward)
+    assert timer() > 0
+    expected = matmul_floor.epoch_products(cfg, 20)
+    if not backward:  # scoring: each batch's forward products only
+        expected = [prod for b in (8, 8, 4) for prod in [(b, 784, 6), (b, 6, 4), (b, 4, 5)]]
+    assert _CountedProducts.seen == expected
+
+
 def test_run_bench_report_shape_on_real_timings() -> None:
     cfg = build_config({"model": {"hidden": [16, 8]}, "train": {"batch_size": 32}})
     report = bench.run_bench(cfg, samples=100, epochs=2, warmup=1, gemm_size=64)
