@@ -27,7 +27,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from doodlelab.files.atomic import write_json
 from doodlelab.pipeline import layout
+from doodlelab.pipeline.rows import parse_job_name
 from doodlelab.studies.decision import decide
 from doodlelab.studies.sweep import HISTORIES_CSV
 
@@ -49,7 +51,7 @@ def _setting_keys(manifest: dict, study: dict) -> dict[str, str]:
 
 
 def _job_seconds(manifest: dict) -> dict[str, float]:
-    return {name.split("/")[1].split("+")[0]: step["seconds"]
+    return {parse_job_name(name)[0]: step["seconds"]
             for name, step in manifest["steps"].items() if name.startswith("points/")}
 
 
@@ -106,7 +108,7 @@ def main() -> None:
             print(f"  {s['study']}: {s['setting']} at epoch {s['epoch']} of {s['of']}"
                   f"{'' if s['end_below_best'] else '  (NOT below at the end)'}")
     if args.json:
-        args.json.write_text(json.dumps({"results": str(args.results), "replays": out}, indent=1))
+        write_json(args.json, {"results": str(args.results), "replays": out})
 
 
 if __name__ == "__main__":

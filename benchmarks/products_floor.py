@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from doodlelab.data.augment import TTA_SHIFTS
 from doodlelab.files.atomic import write_json
 from doodlelab.geometry import N_PIXELS
 from doodlelab.pipeline import layout
+from doodlelab.pipeline.rows import parse_job_name
 from doodlelab.studies.matmul_floor import products_timer
 from doodlelab.tasks.mlp import N_CLASSES
 from doodlelab.training.fit import TRAIN_CURVE_IMAGES
@@ -53,28 +55,27 @@ def image_widths(model: str, config: dict[str, Any]) -> list[int]:
     return [N_PIXELS, *config["model"]["hidden"], out]
 
 
-def steps_of(results: Path) -> list[dict[str, Any]]:
-    """Return every heavy step of a finished job: its shapes, its work and its measured seconds."""
-    job = read_job(results)
+def steps_of(results: Path, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return every heavy step of the finished job ``job`` (its manifest) in ``results``: its shapes,
+    its work and its measured seconds."""
     counts = read_json_file(layout.data_dir(results) / layout.DATA_JSON)["counts"]
     n_train, n_val, n_test = (sum(counts[split].values()) for split in ("train", "validation", "test"))
     study_images = job["study"]["train_images"]
     steps = []
     for name, step in job["steps"].items():
         if name.startswith("points/"):
-            key, _, more = name.removeprefix("points/").partition("+")
+            key, seeds = parse_job_name(name)
             point = read_json_file(layout.point_file(results, key))
             model, config = point["stamp"]["model"], point["stamp"]["config"]
             steps.append({"step": name, "what": "study setting", "model": model,
                           "widths": image_widths(model, config), "batch": config["train"]["batch_size"],
-                          "epochs": config["train"]["epochs"], "seeds": 1 + int(more or 0),
+                          "epochs": config["train"]["epochs"], "seeds": seeds,
                           "train": min(study_images, n_train), "scored": n_val, "end_rows": n_val,
-                          "end_views": 5,
-                          "seconds": step["seconds"]})
+                          "end_views": len(TTA_SHIFTS), "seconds": step["seconds"]})
         elif name.startswith("runs/"):
             model = name.removeprefix("runs/").rsplit("-", 1)[0]
             config = job["final"][model]["config"]
-            views = 5 if config["eval"]["tta"] else 1
+            views = len(TTA_SHIFTS) if config["eval"]["tta"] else 1
             steps.append({"step": name, "what": "final run", "model": model,
                           "widths": image_widths(model, config), "batch": config["train"]["batch_size"],
                           "epochs": config["train"]["epochs"], "seeds": 1, "train": n_train,
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.repeats < 1:
             raise NotAJob(f"--repeats must be at least 1 (got {args.repeats})")
         job = read_job(args.results)
-        steps = steps_of(args.results)
+        steps = steps_of(args.results, job)
     except (NotAJob, KeyError, TypeError, AttributeError) as e:
         detail = e if isinstance(e, NotAJob) else f"{args.results} is not laid out as a finished job ({e!r})"
         print(f"products_floor: {detail}", file=sys.stderr)

@@ -52,7 +52,8 @@ def _results(root: Path) -> Path:
 
 
 def test_every_heavy_step_is_read_with_the_shapes_and_work_it_trained(tmp_path):
-    steps = {s["step"]: s for s in _script().steps_of(_results(tmp_path))}
+    module, root = _script(), _results(tmp_path)
+    steps = {s["step"]: s for s in module.steps_of(root, module.read_job(root))}
     assert set(steps) == {"points/aaaa+2", "points/bbbb", "runs/classifier-numpy", "runs/two_tower-torch",
                           "runs/two_tower-numpy"}
     point = steps["points/aaaa+2"]
@@ -69,7 +70,8 @@ def test_every_heavy_step_is_read_with_the_shapes_and_work_it_trained(tmp_path):
 def test_the_floor_is_the_timed_passes_times_the_work_and_the_totals_add_up(tmp_path, monkeypatch):
     module = _script()
     monkeypatch.setattr(module, "TRAIN_CURVE_IMAGES", 50)  # below the split: the curve is a sample
-    steps = module.steps_of(_results(tmp_path))
+    root = _results(tmp_path)
+    steps = module.steps_of(root, module.read_job(root))
     timed = []
 
     def fake_timer(widths, size, x, seed, backward=True):  # a pass costs rows x the widths after the input

@@ -53,7 +53,14 @@ class SettingJob:
 
     @property
     def name(self) -> str:
+        """Return the job's name in ``pipeline.json``: ``points/<first row's key>+<further seeds>``."""
         return f"points/{self.rows[0].key}" + (f"+{len(self.rows) - 1}" if len(self.rows) > 1 else "")
+
+
+def parse_job_name(name: str) -> tuple[str, int]:
+    """Return (the first row's key, the number of seeds) of a setting job's name (:attr:`SettingJob.name`)."""
+    key, _, more = name.removeprefix("points/").partition("+")
+    return key, 1 + int(more or 0)
 
 
 def _row_config(cfg: Any, study: Study, setting: Setting) -> dict[str, Any]:
