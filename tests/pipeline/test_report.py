@@ -340,6 +340,10 @@ def test_page_one_fields_come_from_settings_and_environment(results, tmp_path, m
     assert "Ada Lovelace" in first and "2025-700-123" in first
     assert "https://example.org/doodlelab.git" in first
     assert "missing" not in first
+    html = (copy / "report" / "report.html").read_text()  # Typst's HTML drops `align`d content
+    assert "<h1>Classifying Quick, Draw! doodles" in html
+    for shown in ("Ada Lovelace", "2025-700-123", 'href="https://example.org/doodlelab.git"'):
+        assert shown in html
     with pytest.raises(UserError, match="report.autor"):
         command(parser.parse_args(["report", str(copy), "--set", "report.autor=x"]))
 
