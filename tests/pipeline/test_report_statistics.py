@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from doodlelab.pipeline import layout
-from doodlelab.pipeline.report.statistics import CROSS_PAIRS, cross_pairs, tie_width
+from doodlelab.pipeline.report.statistics import CROSS_PAIRS, cross_pairs, shift_gain, tie_width
 from doodlelab.studies.sweep import SWEEP_CSV
 
 
-def _sweep(root: Path, study: str, rows: list[tuple[str, int, float]]) -> None:
+def _sweep(root: Path, study: str, rows: list[tuple], columns: tuple[str, ...] = ()) -> None:
     folder = layout.sweep_dir(root, study)
     folder.mkdir(parents=True)
     with (folder / SWEEP_CSV).open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["setting", "seed", "val_accuracy"])
+        writer.writerow(["setting", "seed", "val_accuracy", *columns])
         writer.writerows(rows)
 
 
@@ -46,3 +46,20 @@ def test_a_cross_pair_trained_with_other_seeds_is_left_out(tmp_path: Path) -> No
     _sweep(tmp_path, study_a, [(a, 0, 0.80), (a, 1, 0.84)])
     _sweep(tmp_path, study_b, [(b, 0, 0.82), (b, 2, 0.85)])
     assert cross_pairs(tmp_path) == []
+
+
+def test_the_shift_gain_is_the_paired_difference_of_shifted_and_plain_accuracy(tmp_path: Path) -> None:
+    _sweep(tmp_path, "width", [("512", 0, 0.80, 0.81), ("512", 1, 0.84, 0.86), ("512", 2, 0.83, 0.82),
+                               ("256", 0, 0.10, 0.90)], columns=("val_accuracy_tta",))
+    gain = shift_gain(tmp_path, "width", "512")
+    # differences +0.01, +0.02, -0.01: mean +0.00667, sd 0.01528, t(0.975, 2) = 4.303
+    assert gain["mean"] == pytest.approx(0.02 / 3)
+    assert gain["low"] == pytest.approx(0.02 / 3 - 4.303 * 0.015275 / 3 ** 0.5, rel=1e-3)
+    assert gain["n"] == 3 and gain["higher"] == 2 and (gain["study"], gain["setting"]) == ("width", "512")
+
+
+def test_no_shift_gain_without_the_setting_or_its_shifted_scores(tmp_path: Path) -> None:
+    _sweep(tmp_path, "width", [("512", 0, 0.80), ("512", 1, 0.84)])  # a sweep.csv without shifted scores
+    assert shift_gain(tmp_path, "width", "512") is None
+    assert shift_gain(tmp_path, "width", None) is None  # no starting setting recorded
+    assert shift_gain(tmp_path, "depth", "512") is None  # no such study

@@ -71,9 +71,10 @@ def required_files(root: Path) -> list[Path]:
 
 def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     """Return what the template is told: page-1 fields, the studies that exist, every picture's path, and
-    the statistics it cannot compute itself (:mod:`doodlelab.pipeline.report.statistics`) and how many
+    the statistics it cannot compute itself (:mod:`doodlelab.pipeline.report.statistics`: the tie width,
+    the cross-study pairs, what the test-time shifts add to the starting configuration) and how many
     training images a run's training curve is measured on (``training.fit.TRAIN_CURVE_IMAGES``)."""
-    from doodlelab.pipeline.report.statistics import cross_pairs, tie_width
+    from doodlelab.pipeline.report.statistics import SHIFT_GAIN_STUDY, cross_pairs, shift_gain, tie_width
     from doodlelab.pipeline.summaries import SUMMARY
     from doodlelab.training.fit import TRAIN_CURVE_IMAGES
 
@@ -83,10 +84,12 @@ def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     files = sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*")
                    if p.suffix in SHOWN_SUFFIXES and p.is_file()
                    and p.relative_to(root).parts[0] != REPORT_DIR)
+    starting = {s["name"]: s.get("default") for s in manifest.get("studies", [])}
     files += ["/" + name for name in (layout.DRIFT,) if (root / name).is_file()]
     return {"fields": {k: fields.get(k) for k in ("author", "student_number", "code_url")},
             "studies": studies, "files": files, "tie_width": tie_width(manifest.get("studies", [])),
-            "cross_pairs": cross_pairs(root), "train_curve_images": TRAIN_CURVE_IMAGES}
+            "cross_pairs": cross_pairs(root), "train_curve_images": TRAIN_CURVE_IMAGES,
+            "shift_gain": shift_gain(root, SHIFT_GAIN_STUDY, starting.get(SHIFT_GAIN_STUDY))}
 
 
 def _compile(typst: Any, source: Path, root: Path, fmt: str) -> bytes:

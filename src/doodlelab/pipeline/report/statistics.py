@@ -23,6 +23,10 @@ CROSS_PAIRS = ((("objective", "triplet, margin 0.5"), ("margin", "0.25")),
                (("objective", "triplet, margin 1"), ("margin", "0.5")))
 
 
+# The study whose starting setting the report's paragraph on the test-time shifts (I.1 (c)) reads.
+SHIFT_GAIN_STUDY = "width"
+
+
 def tie_width(studies: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Return ``{"seeds", "standard_errors"}``: how many standard errors a tie's 95% interval spans
     with the deciding studies' number of seeds (None unless they all have one count of two or more)."""
@@ -33,14 +37,29 @@ def tie_width(studies: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"seeds": n, "standard_errors": t_multiplier(n)}
 
 
-def _seed_accuracies(root: Path, study: str, setting: str) -> dict[int, float]:
-    """Return seed -> validation accuracy of one setting of a study ({} without its sweep.csv)."""
+def _seed_accuracies(root: Path, study: str, setting: str, column: str = "val_accuracy") -> dict[int, float]:
+    """Return seed -> ``column`` (validation accuracy) of one setting of a study ({} without its sweep.csv)."""
     path = layout.sweep_dir(root, study) / SWEEP_CSV
     if not path.is_file():
         return {}
     with path.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["setting"] == setting]
-    return {int(r["seed"]): float(r["val_accuracy"]) for r in rows}
+        rows = [r for r in csv.DictReader(fh) if r["setting"] == setting and r.get(column)]
+    return {int(r["seed"]): float(r[column]) for r in rows}
+
+
+def shift_gain(root: Path, study: str, setting: str | None) -> dict[str, Any] | None:
+    """Return what the test-time shifts add to one setting's validation accuracy, seed by seed: the
+    paired difference with shifts - without (mean, low, high, n) and ``higher``, the number of seeds
+    on which the shifts score higher; None without the setting's rows or their shifted scores."""
+    if setting is None:
+        return None
+    plain = _seed_accuracies(root, study, setting)
+    shifted = _seed_accuracies(root, study, setting, "val_accuracy_tta")
+    if not plain or set(plain) != set(shifted):
+        return None
+    diff = paired_difference(shifted, plain)
+    return {"study": study, "setting": setting, "mean": diff.mean, "low": diff.low, "high": diff.high,
+            "n": diff.n, "higher": sum(shifted[s] > plain[s] for s in plain)}
 
 
 def cross_pairs(root: Path) -> list[dict[str, Any]]:
