@@ -33,7 +33,7 @@ QUESTIONS = [f"I.1 ({c})" for c in "abcdef"] + [f"I.2 ({c})" for c in "abc"] + \
 # The studies of the main job and how many settings each has in a quick run, written out here: a
 # study that disappears or changes its size must change this list too. In a quick run a study whose
 # settings miss the quick configuration's own (hidden [32], batch 32, ...) gets it added.
-QUICK_STUDIES = {"width": 5, "activation": 3, "momentum": 3, "learning_rate": 3, "batch_size": 4,
+QUICK_STUDIES = {"width": 6, "activation": 3, "momentum": 3, "learning_rate": 3, "batch_size": 4,
                  "epochs": 2, "augmentation": 2, "dropout": 2, "weight_decay": 2, "schedule": 2,
                  "image_tower": 3, "word_tower": 3, "shared_space": 3, "word_vectors": 3,
                  "momentum_towers": 2, "margin": 4, "align": 2, "objective": 10, "learning_rate_towers": 2}

@@ -67,6 +67,7 @@ def _classifier_studies() -> list[Study]:
             _s("256", model__hidden=[256]),
             _s("512", model__hidden=[512]),
             _s("512-256", model__hidden=[512, 256]),
+            _s("512-256-128", model__hidden=[512, 256, 128]),
             _s("1024-512", model__hidden=[1024, 512]),
         ), "fewer parameters first"),
         Study("activation", c, "I.1.a", "activation of the hidden layers, each with the initialisation "
