@@ -84,3 +84,44 @@ def test_stages_must_wait_only_for_listed_stages_with_distinct_names(tmp_path):
         run_stages([Stage("a", lambda: [], after=("z",))], 1, _ledger(tmp_path), progress=False)
     with pytest.raises(ValueError, match="distinct names"):
         run_stages([Stage("a", lambda: []), Stage("a", lambda: [])], 1, _ledger(tmp_path), progress=False)
+
+
+def _main_job(tmp_path: Path):
+    """The main job's context as far as its stages need it: the default plan and its rows."""
+    from types import SimpleNamespace
+
+    from doodlelab.config import Config
+    from doodlelab.pipeline.plan import plan_for
+    from doodlelab.pipeline.rows import study_rows
+
+    cfg = Config()
+    plan = plan_for(cfg)
+    rows = study_rows(cfg, plan, {"train_images.npy": "0" * 64}, tmp_path)
+    return SimpleNamespace(cfg=cfg, plan=plan, rows=rows)
+
+
+def test_the_final_runs_wait_for_the_deciding_rows_and_the_rows_only_a_check_needs_come_last(tmp_path):
+    from doodlelab.kinds import KINDS, TWO_TOWER
+    from doodlelab.pipeline.stages import job_stages, study_rows_of
+
+    ctx = _main_job(tmp_path)
+    checks = {s.name for s in ctx.plan.studies if not s.decides}
+    assert checks and {s.kind for s in ctx.plan.studies if not s.decides} == {TWO_TOWER}
+    for kind in KINDS:
+        deciding, only_checks = study_rows_of(ctx, kind, True), study_rows_of(ctx, kind, False)
+        mine = [r for r in ctx.rows if r.kind == kind]
+        assert sorted(map(id, deciding + only_checks)) == sorted(map(id, mine))  # a partition
+        assert {r.study for r in only_checks} <= checks
+        assert not {r.key for r in only_checks} & {r.key for r in deciding}  # a shared row decides
+    # The image tower check's configured setting is a row of the deciding studies too; its other is not.
+    tower = {r.setting.name: r for r in ctx.rows if r.study == "image_tower" and r.seed == 0}
+    assert tower["512-256"] in study_rows_of(ctx, TWO_TOWER, True)
+    assert tower["256"] in study_rows_of(ctx, TWO_TOWER, False)
+
+    stages = {s.name: s for s in job_stages(ctx)}
+    names = list(stages)
+    assert stages["two_tower runs"].after == ("classifier studies", "two_tower studies")
+    assert stages["classifier runs"].after == ("classifier studies",)
+    assert names.index("two_tower checks") > names.index("two_tower runs")  # preferred least
+    assert set(stages["checks written"].after) == {"classifier studies", "two_tower studies",
+                                                   "classifier checks", "two_tower checks"}

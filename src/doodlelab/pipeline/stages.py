@@ -1,15 +1,19 @@
-"""The heavy work of ``doodlelab run`` as four stages of jobs, all fed to one pool of workers.
+"""The heavy work of ``doodlelab run`` as stages of jobs, all fed to one pool of workers.
 
 The final models are trained with the studies' picks (:mod:`doodlelab.pipeline.choices`), so
 a kind's final runs wait for the studies that decide them; nothing else waits:
 
-1. the classifier's studies (one job per setting, the longest first);
-2. once they have ended: the classifier's studies are written and decided, then its final runs;
-3. the two-tower model's studies (they train around the configuration, not the picks);
+1. the classifier's deciding studies (one job per setting, the longest first);
+2. once they have ended: those studies are written and decided, then the classifier's final runs;
+3. the two-tower model's deciding studies (they train around the configuration, not the picks);
 4. once stages 1 and 3 have ended: the two-tower studies are decided, then its final runs (with
    the classifier's picks too), the gradient check and the numpy-vs-torch drift (of the
    classifier's final settings: it could start at stage 2, but as the last jobs the two short
-   ones fill the time one worker would wait for the other's longer final run).
+   ones fill the time one worker would wait for the other's longer final run);
+5. the rows that only a check needs (a study with ``decides=False``, e.g. the word-vector
+   controls), which no final run waits for: listed last, so a free worker takes them only when
+   no earlier stage has a ready job (while the other worker ends a stage's last row, or beside
+   a final run), and the checks' folders are written once they and the deciding rows have ended.
 
 A free worker takes the first ready job of the earliest stage
 (:func:`doodlelab.pipeline.ledger.run_stages`), so the classifier's final runs start as soon as
@@ -81,10 +85,19 @@ def _trained(row: StudyRow) -> bool:
     return isinstance(done, dict) and done.get("stamp") == json.loads(json.dumps(row.stamp))
 
 
-def _setting_jobs(ctx: Any, kind: Kind) -> list[Job]:
-    """Return one job per setting of ``kind``'s studies with seeds not yet trained (shared rows once)."""
+def study_rows_of(ctx: Any, kind: Kind, deciding: bool) -> list[StudyRow]:
+    """Return ``kind``'s rows that its deciding studies need (``deciding``), or the rows that only
+    its checks (studies with ``decides=False``) need: a row both need is a deciding one."""
+    decides = {s.name for s in ctx.plan.studies if s.decides}
+    mine = [r for r in ctx.rows if r.kind == kind]
+    needed = {r.key for r in mine if r.study in decides}
+    return [r for r in mine if (r.key in needed) == deciding]
+
+
+def _setting_jobs(ctx: Any, rows: list[StudyRow]) -> list[Job]:
+    """Return one job per setting of ``rows`` with seeds not yet trained (shared rows once)."""
     out = []
-    for job in setting_jobs([r for r in ctx.rows if r.kind == kind]):
+    for job in setting_jobs(rows):
         todo = [r for r in job.rows if not _trained(r)]
         if not todo:
             continue
@@ -96,16 +109,13 @@ def _setting_jobs(ctx: Any, kind: Kind) -> list[Job]:
     return out
 
 
-
-
-def _studies(ctx: Any, kind: Kind) -> None:
-    """Write the folder of every study of ``kind`` and record its pick in ``ctx.chosen``."""
+def _studies(ctx: Any, kind: Kind, deciding: bool) -> None:
+    """Write the folder of every deciding study of ``kind`` (or of every check of it) and record each
+    study's pick in ``ctx.chosen``."""
     from doodlelab.pipeline.summaries import DECISION, FILES, write_study
 
-    entries = ctx.ledger.manifest.setdefault("studies", [])
-    for study in (s for s in ctx.plan.studies if s.kind == kind):
+    for study in (s for s in ctx.plan.studies if s.kind == kind and s.decides == deciding):
         entry = study_entry(ctx.cfg, study)
-        entries.append(entry)
         mine = [r for r in ctx.rows if r.study == study.name]
         folder = layout.sweep_dir(ctx.out, study.name)
 
@@ -129,9 +139,10 @@ def _finalise(ctx: Any, kind: Kind) -> None:
 
 
 def _decided(ctx: Any, kind: Kind, jobs: Callable[[], list[Job]]) -> Callable[[], list[Job]]:
-    """Return a stage's ``make``: decide ``kind``'s studies, set its final settings, list ``jobs()``."""
+    """Return a stage's ``make``: decide ``kind``'s deciding studies, set its final settings, then
+    list ``jobs()``."""
     def make() -> list[Job]:
-        _studies(ctx, kind)
+        _studies(ctx, kind, deciding=True)
         _finalise(ctx, kind)
         return _logged(ctx, f"{kind} runs", jobs())
     return make
@@ -142,20 +153,40 @@ def _logged(ctx: Any, what: str, todo: list[Job]) -> list[Job]:
     return todo
 
 
-def train_and_decide(ctx: Any) -> None:
-    """Run the four stages (see the module docstring)."""
+def _rows_stage(ctx: Any, name: str, kind: Kind, deciding: bool) -> Stage:
+    """Return the stage of ``kind``'s deciding rows (or of its check-only rows), named ``name``."""
+    return Stage(name, lambda: _logged(ctx, name, _setting_jobs(ctx, study_rows_of(ctx, kind, deciding))))
+
+
+def _checks_written(ctx: Any) -> list[Job]:
+    """Write every check's folder (a stage's ``make`` that lists no jobs)."""
+    for kind in KINDS:
+        _studies(ctx, kind, deciding=False)
+    return []
+
+
+def job_stages(ctx: Any) -> list[Stage]:
+    """Return the stages of the module docstring, in the order a free worker prefers them."""
     first, second = KINDS
-    ctx.rows = study_rows(ctx.cfg, ctx.plan, ctx.checksums, ctx.out)
-    ctx.ledger.manifest["studies"] = []
     studies = [f"{kind} studies" for kind in KINDS]
+    checks = [f"{kind} checks" for kind in KINDS]
 
     def last_jobs() -> list[Job]:
         return [*_run_jobs(ctx, second), *_gradcheck_jobs(ctx), *_drift_jobs(ctx)]
 
-    run_stages([
-        Stage(studies[0], lambda: _logged(ctx, studies[0], _setting_jobs(ctx, first))),
-        Stage(f"{first} runs", _decided(ctx, first, lambda: _run_jobs(ctx, first)),
-              after=(studies[0],)),
-        Stage(studies[1], lambda: _logged(ctx, studies[1], _setting_jobs(ctx, second))),
+    return [
+        _rows_stage(ctx, studies[0], first, deciding=True),
+        Stage(f"{first} runs", _decided(ctx, first, lambda: _run_jobs(ctx, first)), after=(studies[0],)),
+        _rows_stage(ctx, studies[1], second, deciding=True),
         Stage(f"{second} runs", _decided(ctx, second, last_jobs), after=tuple(studies)),
-    ], ctx.workers, ctx.ledger, ctx.progress)
+        *(_rows_stage(ctx, name, kind, deciding=False) for name, kind in zip(checks, KINDS)),
+        Stage("checks written", lambda: _checks_written(ctx), after=(*studies, *checks)),
+    ]
+
+
+def train_and_decide(ctx: Any) -> None:
+    """Run the stages of the module docstring."""
+    ctx.rows = study_rows(ctx.cfg, ctx.plan, ctx.checksums, ctx.out)
+    # Every study's entry in the plan's order, whichever stage writes its folder.
+    ctx.ledger.manifest["studies"] = [study_entry(ctx.cfg, study) for study in ctx.plan.studies]
+    run_stages(job_stages(ctx), ctx.workers, ctx.ledger, ctx.progress)
