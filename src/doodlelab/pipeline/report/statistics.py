@@ -38,7 +38,8 @@ def tie_width(studies: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _seed_accuracies(root: Path, study: str, setting: str, column: str = "val_accuracy") -> dict[int, float]:
-    """Return seed -> ``column`` (validation accuracy) of one setting of a study ({} without its sweep.csv)."""
+    """Return seed -> ``column`` (the validation accuracy) of one setting of a study ({} without its
+    sweep.csv)."""
     path = layout.sweep_dir(root, study) / SWEEP_CSV
     if not path.is_file():
         return {}
