@@ -79,12 +79,12 @@ def gather(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
     from doodlelab.training.fit import TRAIN_CURVE_IMAGES
 
     manifest = layout.read_json(root / layout.MANIFEST) or {}
+    starting = {s["name"]: s.get("default") for s in manifest.get("studies", [])}  # each study's setting
     studies = [s["name"] for s in manifest.get("studies", [])
                if (layout.sweep_dir(root, s["name"]) / SUMMARY).is_file()]
     files = sorted("/" + p.relative_to(root).as_posix() for p in root.rglob("*")
                    if p.suffix in SHOWN_SUFFIXES and p.is_file()
                    and p.relative_to(root).parts[0] != REPORT_DIR)
-    starting = {s["name"]: s.get("default") for s in manifest.get("studies", [])}
     files += ["/" + name for name in (layout.DRIFT,) if (root / name).is_file()]
     return {"fields": {k: fields.get(k) for k in ("author", "student_number", "code_url")},
             "studies": studies, "files": files, "tie_width": tie_width(manifest.get("studies", [])),
