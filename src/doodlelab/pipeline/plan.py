@@ -60,8 +60,11 @@ def _s(name: str, candidate: bool = True, **values: Any) -> Setting:
     return Setting(name, {k.replace("__", "."): v for k, v in values.items()}, candidate)
 
 
-def _classifier_studies() -> list[Study]:
+def _classifier_studies(cfg: Any) -> list[Study]:
     c = CLASSIFIER
+    mu = 0.9  # the momentum the study tries (the assignment's suggestion)
+    # plain SGD at the rate that matches momentum's step once its velocity has built up: lr / (1 - mu)
+    matched = round(cfg.optim.lr / (1 - mu), 6)
     return [
         Study("width", c, "I.1.a", "depth and width of the hidden layers", (
             _s("256", model__hidden=[256]),
@@ -78,11 +81,16 @@ def _classifier_studies() -> list[Study]:
               ), "the cheaper function first (ReLU is a comparison, the sigmoid an exponential)"),
         Study("momentum", c, "I.1.b", "momentum, classical and Nesterov", (
             _s("none", optim__momentum=0.0, optim__nesterov=False),
-            _s("0.9", optim__momentum=0.9, optim__nesterov=False),
-            _s("0.9, Nesterov", optim__momentum=0.9, optim__nesterov=True),
-        ), "no momentum first, then classical, then Nesterov, which adds a term"),
+            _s(f"none, rate {matched:g}", False,
+               optim__momentum=0.0, optim__nesterov=False, optim__lr=matched),
+            _s(f"{mu:g}", optim__momentum=mu, optim__nesterov=False),
+            _s(f"{mu:g}, Nesterov", optim__momentum=mu, optim__nesterov=True),
+        ), "no momentum first, then classical, then Nesterov, which adds a term; plain SGD at the rate that "
+           "matches momentum's step is shown for comparison and never chosen",
+              applies=("optim.momentum", "optim.nesterov")),
         Study("learning_rate", c, "I.1.e", "learning rate", (
             _s("0.02", optim__lr=0.02), _s("0.05", optim__lr=0.05), _s("0.1", optim__lr=0.1),
+            _s("0.2", optim__lr=0.2),
         ), "the smaller step first"),
         Study("batch_size", c, "I.1.e", "mini-batch size", (
             _s("256", train__batch_size=256), _s("128", train__batch_size=128),
@@ -221,7 +229,7 @@ def _plain(v: Any) -> Any:
 def plan_for(cfg: Any, quick: bool = False) -> Plan:
     """Return the studies the main job runs around ``cfg`` (every study shrunk when ``quick``); a study
     whose settings miss the configuration's own gets it added (see :func:`_with_configured`)."""
-    studies = [*_classifier_studies(), *_two_tower_studies(cfg)]
+    studies = [*_classifier_studies(cfg), *_two_tower_studies(cfg)]
     if quick:
         studies = [_quick(s) for s in studies]
     names = [s.name for s in studies]
