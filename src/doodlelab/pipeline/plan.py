@@ -85,9 +85,8 @@ def _classifier_studies(cfg: Any) -> list[Study]:
                optim__momentum=0.0, optim__nesterov=False, optim__lr=matched),
             _s(f"{mu:g}", optim__momentum=mu, optim__nesterov=False),
             _s(f"{mu:g}, Nesterov", optim__momentum=mu, optim__nesterov=True),
-        ), "no momentum first, then classical, then Nesterov, which adds a term; plain SGD at the rate that "
-           "matches momentum's step is shown for comparison and never chosen",
-              applies=("optim.momentum", "optim.nesterov")),
+        ), "no momentum first, then classical, then Nesterov, which adds a term; plain SGD at momentum's "
+           "step is shown only"),
         Study("learning_rate", c, "I.1.e", "learning rate", (
             _s("0.02", optim__lr=0.02), _s("0.05", optim__lr=0.05), _s("0.1", optim__lr=0.1),
             _s("0.2", optim__lr=0.2),
