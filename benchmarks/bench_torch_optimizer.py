@@ -1,15 +1,17 @@
-"""What torch's multi-tensor SGD step buys the torch twin over torch's per-parameter loop.
+"""What torch's multi-tensor SGD step would buy the torch twin over its per-parameter loop (tried, reverted).
 
     python benchmarks/bench_torch_optimizer.py [--samples 10000] [--rounds 11] [--json FILE]
 
-The torch twin builds ``torch.optim.SGD(..., foreach=True)``: each operation of the update is
-one call over every parameter (torch's default on a GPU) instead of a loop over the parameters
-(torch's default on the CPU). This script times the fit loop's real training epoch
-(``fit.train_epoch`` over ``fit.epoch_batches``, as ``doodlelab bench`` does) of each torch
-model with ``foreach`` on and off, A/B with alternating order, in CPU seconds of this process,
-for the default configuration and for the grown folder's picks (batches of 64, Nesterov
-momentum, learning rate 0.1). Both start from the same seed and see the same batches, so it
-also says whether they train bit for bit alike.
+The torch twin builds ``torch.optim.SGD(..., foreach=False)``, a loop over the parameters
+(torch's default on the CPU); ``foreach=True`` (its default on a GPU) makes each operation of
+the update one call over every parameter, but its Nesterov update adds the momentum term into
+``.grad`` in place, which the gradient check reads after a step, so the twin does not use it.
+This script times the fit loop's real training epoch (``fit.train_epoch`` over
+``fit.epoch_batches``, as ``doodlelab bench`` does) of each torch model with ``foreach`` on and
+off, A/B with alternating order, in CPU seconds of this process, for the default configuration
+and for the grown folder's picks (batches of 64, Nesterov momentum, learning rate 0.1). Both
+start from the same seed and see the same batches, so it also says whether they train bit for
+bit alike.
 """
 
 from __future__ import annotations

@@ -100,12 +100,12 @@ class TorchTask:
     def _setup_optimizer(self) -> None:
         """Make ``optimizer``: ``torch.optim.SGD`` over ``model`` with ``cfg.optim``'s settings.
 
-        ``foreach=True`` (torch's default on a GPU, not on the CPU): each operation of the update is
-        one call over every parameter instead of one per parameter. The same bits; 3-6 % of a torch
-        epoch at batches of 64 with Nesterov momentum, nothing at the default batches of 128
-        (``benchmarks/bench_torch_optimizer.py``).
+        ``foreach=False`` on every device (torch's default on the CPU; on a GPU it would be True):
+        the multi-tensor Nesterov update adds the momentum term into ``.grad`` in place, so the
+        gradients read after a step would no longer be the step's gradients, which the gradient
+        check reads there. ``benchmarks/bench_torch_optimizer.py`` measures what it would buy.
         """
-        self.optimizer = torch.optim.SGD(self.model.parameters(), foreach=True,
+        self.optimizer = torch.optim.SGD(self.model.parameters(), foreach=False,
                                          **self.cfg.optim.sgd_kwargs())
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
