@@ -6,12 +6,11 @@ The torch twin builds ``torch.optim.SGD(..., foreach=False)``, a loop over the p
 (torch's default on the CPU); ``foreach=True`` (its default on a GPU) makes each operation of
 the update one call over every parameter, but its Nesterov update adds the momentum term into
 ``.grad`` in place, which the gradient check reads after a step, so the twin does not use it.
-This script times the fit loop's real training epoch (``fit.train_epoch`` over
-``fit.epoch_batches``, as ``doodlelab bench`` does) of each torch model with ``foreach`` on and
-off, A/B with alternating order, in CPU seconds of this process, for the default configuration
-and for the grown folder's picks (batches of 64, Nesterov momentum, learning rate 0.1). Both
-start from the same seed and see the same batches, so it also says whether they train bit for
-bit alike.
+This script times the fit loop's real training epoch (``bench.fit_epoch``, as ``doodlelab
+bench`` does) of each torch model with ``foreach`` on and off, A/B with alternating order, in
+CPU seconds of this process, for the default configuration and for the grown folder's picks
+(batches of 64, Nesterov momentum, learning rate 0.1). Both start from the same seed and see the
+same batches, so it also says whether they train bit for bit alike.
 """
 
 from __future__ import annotations
@@ -27,9 +26,8 @@ import torch
 
 from doodlelab.config import load_config
 from doodlelab.kinds import CLASSIFIER, TWO_TOWER
-from doodlelab.studies.bench import synthetic_data
+from doodlelab.studies.bench import fit_epoch, synthetic_data
 from doodlelab.tasks.streams import Streams
-from doodlelab.training.fit import epoch_batches, schedule_from, train_epoch
 from doodlelab.training.registry import make_task
 
 GROWN_PICKS = ["train.batch_size=64", "optim.lr=0.1", "optim.nesterov=true"]
@@ -55,8 +53,7 @@ def ab(kind: str, overrides: list[str], samples: int, rounds: int) -> dict:
     for epoch in range(rounds + 1):  # the first is the warm-up
         for key in (("foreach", "loop") if epoch % 2 else ("loop", "foreach")):
             before = time.process_time()
-            batches = epoch_batches(x, y, cfg, epoch, streams[key].shuffle, streams[key].augment)
-            train_epoch(tasks[key], batches, schedule_from(cfg), epoch)
+            fit_epoch(tasks[key], x, y, cfg, streams[key], epoch)
             if epoch:
                 seconds[key].append((time.process_time() - before) * 20_000 / samples)
     same = all(torch.equal(a, b) for a, b in zip(tasks["foreach"].model.parameters(),
